@@ -154,7 +154,7 @@ def validate_data_dir(
 
     for name in ("feats.scp", "utt2num_frames", "text_number"):
         if (d / name).is_file():
-            m = _load(d / name)
+            m = _load(d / name, allow_empty=(name == "text_number"))
             _same_keys(d / "utt2spk", utt2spk, d / name, m)
             if name == "feats.scp":
                 for n, (utt, ref) in enumerate(m.items(), 1):

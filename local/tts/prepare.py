@@ -1,0 +1,173 @@
+"""The built-in ``tts`` corpus: synthetic read speech, deterministic from a seed.
+
+Sentences come from ``fortunes`` (see ``sentences.py``), speakers are TTS voices (see
+``voices.py``). Train, dev and test have disjoint speakers and disjoint sentences. Audio is
+16 kHz mono 16-bit wav under ``<out_dir>/wav/<speaker>/``; generation is parallel and resumable
+(an utterance whose wav exists is not synthesised again).
+"""
+
+from __future__ import annotations
+
+import random
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from local.tts.sentences import FORTUNES_DIR, sentence_pool
+from local.tts.voices import Speaker, check_engines, make_speakers, synthesise
+from pipeline.data.datadir import write_data_dir
+from pipeline.errors import DataError
+from pipeline.lang.lexicon import read_cmudict, read_festival_cmudict, write_lexicon
+
+SPLITS = ("train", "dev", "test")
+SECONDS_PER_WORD = 0.38  # espeak-ng at 160 wpm, plus pauses; used only to size the corpus
+SECONDS_PER_UTT = 0.45  # padding and leading/trailing silence
+
+
+def split_speakers(speakers: List[Speaker], seed: int) -> Dict[str, List[Speaker]]:
+    """Disjoint speaker sets: dev 2 espeak + 1 flite, test 2 espeak + 1 flite + 1 festival."""
+    rng = random.Random(seed + 1)
+    by_engine: Dict[str, List[Speaker]] = {}
+    for s in speakers:
+        by_engine.setdefault(s.engine, []).append(s)
+    for group in by_engine.values():
+        rng.shuffle(group)
+    esp, fli, fes = by_engine["espeak-ng"], by_engine["flite"], by_engine["festival"]
+    dev = esp[:2] + fli[:1]
+    test = esp[2:4] + fli[1:2] + fes[:1]
+    train = esp[4:] + fli[2:] + fes[1:]
+    return {"train": sorted(train, key=lambda s: s.id), "dev": sorted(dev, key=lambda s: s.id),
+            "test": sorted(test, key=lambda s: s.id)}
+
+
+def plan_utterances(
+    pool: List[str], speakers: Dict[str, List[Speaker]], hours: float, seed: int,
+    shares: Tuple[float, float, float] = (0.8, 0.1, 0.1),
+) -> Dict[str, List[Tuple[str, Speaker, str]]]:
+    """Choose (utt id, speaker, sentence) per split to reach ``hours`` of estimated audio.
+
+    Sentences are partitioned between splits (no sentence in two splits); within a split they
+    are used in a seeded order, cycling only when a split needs more than its partition holds.
+    Speakers take turns, so every speaker gets utterances.
+    """
+    rng = random.Random(seed)
+    order = list(pool)
+    rng.shuffle(order)
+    n_dev = n_test = max(1, len(order) // 10)
+    parts = {"test": order[:n_test], "dev": order[n_test:n_test + n_dev],
+             "train": order[n_test + n_dev:]}
+    plan: Dict[str, List[Tuple[str, Speaker, str]]] = {}
+    index = 0
+    for split, share in zip(SPLITS, shares):
+        target = hours * 3600.0 * share
+        spks, sents = speakers[split], parts[split]
+        items, total, k = [], 0.0, 0
+        while total < target or k < len(spks):
+            spk, sent = spks[k % len(spks)], sents[k % len(sents)]
+            index += 1
+            items.append((f"{spk.id}-{index:06d}", spk, sent))
+            total += SECONDS_PER_UTT + SECONDS_PER_WORD * len(sent.split())
+            k += 1
+        plan[split] = items
+    return plan
+
+
+def _synth_one(args) -> Tuple[str, float, Optional[str]]:
+    utt, spk, sent, path, rate, seed, snr = args
+    try:
+        return utt, synthesise(spk, sent, Path(path), rate, seed, snr), None
+    except (RuntimeError, OSError, DataError) as e:
+        return utt, 0.0, str(e)
+
+
+def prepare(
+    corpus_root: Optional[Path],
+    out_dir: Path,
+    *,
+    hours: float = 0.05,
+    seed: int = 1,
+    nj: int = 1,
+    noise_snr_db: float = 0.0,
+    sample_rate: int = 16000,
+    lexicon: Optional[Path] = None,
+    keep_stress: bool = False,
+    skip_bad: bool = False,
+    progress: bool = True,
+    fortunes_dir: Path = FORTUNES_DIR,
+) -> dict:
+    """Build the corpus: wavs, ``train``/``dev``/``test`` data dirs and ``local/dict/lexicon.txt``.
+
+    Args:
+        corpus_root: unused (the corpus is generated); accepted for the common contract.
+        out_dir: ``data/tts``.
+        hours: total audio to generate (estimated; the real total is returned).
+        seed: everything (sentences, speakers, split, noise) follows from it.
+        nj: parallel synthesis processes.
+        noise_snr_db: add white noise at this SNR (0 = only a −70 dBFS noise floor).
+        sample_rate: output rate in Hz.
+        lexicon: a CMUdict text file instead of Festival's CMU dictionary.
+        keep_stress: keep vowel stress in phones.
+        skip_bad: leave out utterances whose synthesis fails (listed) instead of failing.
+        progress: show a progress bar.
+
+    Returns:
+        ``{"sets": {split: utts}, "hours": {split: h}, "speakers": {split: [ids]}, ...}``
+    """
+    from tqdm import tqdm
+
+    if hours <= 0:
+        raise DataError(f"--hours must be positive, got {hours}")
+    missing = check_engines()
+    if missing:
+        raise DataError("TTS programs missing from PATH: " + ", ".join(missing)
+                        + " (run 'make install', which apt-installs espeak-ng, flite and festival)")
+    lex = read_cmudict(lexicon, keep_stress) if lexicon else read_festival_cmudict(keep_stress=keep_stress)
+    pool = sentence_pool(lex, root=fortunes_dir)
+    if len(pool) < 30:
+        raise DataError(f"only {len(pool)} usable sentences in {fortunes_dir}")
+    speakers = split_speakers(make_speakers(seed), seed)
+    plan = plan_utterances(pool, speakers, hours, seed)
+
+    wav_root = (Path(out_dir) / "wav").resolve()
+    jobs = []
+    for split, items in plan.items():
+        for n, (utt, spk, sent) in enumerate(items):
+            path = wav_root / spk.id / f"{utt}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.is_file():
+                jobs.append((utt, spk, sent, str(path), sample_rate, seed * 1000003 + n, noise_snr_db))
+    durations: Dict[str, float] = {}
+    failed: Dict[str, str] = {}
+    if jobs:
+        with get_context("fork").Pool(max(1, nj)) as pool_:
+            for utt, dur, err in tqdm(pool_.imap_unordered(_synth_one, jobs, chunksize=4),
+                                      total=len(jobs), desc="tts synthesis", unit="utt",
+                                      disable=not progress, leave=False):
+                if err:
+                    failed[utt] = err
+                durations[utt] = dur
+    if failed and not skip_bad:
+        utt = sorted(failed)[0]
+        raise DataError(f"synthesis failed: {failed[utt]} ({len(failed)} failures in all; "
+                        "--skip-bad leaves them out)", utt=utt)
+
+    info = {"sets": {}, "speakers": {}, "utterances_synthesised": len(jobs), "failed": sorted(failed)}
+    used_words = set()
+    for split, items in plan.items():
+        kept = [(u, s, t) for u, s, t in items if u not in failed]
+        write_data_dir(
+            Path(out_dir) / split,
+            wav_scp={u: str(wav_root / s.id / f"{u}.wav") for u, s, _ in kept},
+            text={u: t for u, _, t in kept},
+            utt2spk={u: s.id for u, s, _ in kept},
+        )
+        info["sets"][split] = len(kept)
+        info["speakers"][split] = sorted({s.id for _, s, _ in kept})
+        used_words.update(w for _, _, t in kept for w in t.split())
+    write_lexicon(Path(out_dir) / "local" / "dict" / "lexicon.txt",
+                  {w: lex[w][:1] for w in used_words})
+    if failed:
+        (Path(out_dir) / "bad_utts.txt").write_text(
+            "".join(f"{u} {failed[u]}\n" for u in sorted(failed)))
+    info["sample_rate"] = sample_rate
+    return info

@@ -1,0 +1,232 @@
+"""The ``prep`` stage: corpus → validated Kaldi data dirs, features, lexicon, units and labels.
+
+Sub-stages, each with a done marker in ``<data_dir>/.done/`` so a rerun resumes:
+
+1. ``corpus``   corpus-specific prep (``local/<corpus>/prepare.py``) → ``train``, ``dev``, ``test``
+2. ``lang``     ``lang/{lexicon.txt, units.txt, words.txt}``
+3. ``perturb``  3-way speed perturbation of ``train`` → ``train_sp``
+4. ``feats_<set>``  fbank + CMVN + Δ+ΔΔ (120-dim) for ``train_sp``, ``dev``, ``test``
+5. ``labels_<set>`` ``text_number`` (OOV / too-short policy of :mod:`pipeline.data.labels`)
+6. ``validate``  every data dir against the Kaldi contract, with features
+7. ``den``      phone LM, den graph and path weights (when the CTC-CRF modules are present)
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Union
+
+import yaml
+
+from pipeline.data.datadir import read_map
+from pipeline.data.features import make_features
+from pipeline.data.labels import make_labels
+from pipeline.data.perturb import speed_perturb_data_dir
+from pipeline.data.validate import validate_data_dir
+from pipeline.errors import DataError, StnasError
+from pipeline.lang.lexicon import (read_lexicon, read_symbol_table, units_from_lexicon,
+                                   write_lexicon, write_units, write_words)
+from pipeline.stage import StageDir, atomic_write_text
+
+log = logging.getLogger(__name__)
+PathLike = Union[str, Path]
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+# corpus name → module with prepare(corpus_root, out_dir, **options) (DESIGN §1: local/)
+CORPORA = {
+    "tts": "local.tts.prepare",
+    "wsj": "local.wsj.prepare",
+    "swbd": "local.swbd.prepare",
+    "kaldi": "local.kaldi.prepare",
+}
+DEFAULT_FBANK_CONF = {"swbd": "fbank_8k.conf"}
+DEFAULT_KEEP_STRESS = {"wsj": True, "swbd": True}
+EVAL_SETS = ("dev", "test")
+
+
+@dataclass
+class PrepConfig:
+    """Resolved options of ``stnas prep`` (frozen into ``<data_dir>/config.yaml``)."""
+
+    corpus: str
+    data_dir: str
+    corpus_root: Optional[str] = None
+    hours: float = 0.05
+    seed: int = 1
+    nj: int = 1
+    speed_perturb: bool = True
+    fbank_conf: Optional[str] = None
+    keep_stress: Optional[bool] = None
+    lexicon: Optional[str] = None
+    subsampling: int = 3
+    noise_snr_db: float = 0.0
+    skip_bad: bool = False
+
+    def resolve(self) -> "PrepConfig":
+        """Fill corpus-dependent defaults and make paths absolute."""
+        if self.corpus not in CORPORA:
+            raise StnasError(f"unknown corpus '{self.corpus}' (choose from {', '.join(CORPORA)})")
+        if self.fbank_conf is None:
+            self.fbank_conf = str(CONF_DIR / DEFAULT_FBANK_CONF.get(self.corpus, "fbank.conf"))
+        if self.keep_stress is None:
+            self.keep_stress = DEFAULT_KEEP_STRESS.get(self.corpus, False)
+        self.data_dir = str(Path(self.data_dir).resolve())
+        for name in ("corpus_root", "lexicon", "fbank_conf"):
+            v = getattr(self, name)
+            if v is not None:
+                setattr(self, name, str(Path(v).resolve()))
+        return self
+
+    # options that change no output: a rerun with other values may resume
+    RUNTIME_ONLY = ("nj",)
+
+
+def train_set_name(cfg: PrepConfig) -> str:
+    """The training set dir name: ``train_sp`` with speed perturbation, else ``train``."""
+    return "train_sp" if cfg.speed_perturb else "train"
+
+
+def _check_same_config(stage: StageDir, cfg: PrepConfig) -> None:
+    path = stage.root / "config.yaml"
+    if stage.force or not path.is_file():
+        return
+    old = yaml.safe_load(path.read_text()) or {}
+    new = asdict(cfg)
+    diffs = [f"{k}: {old.get(k)!r} → {new[k]!r}" for k in new
+             if k not in PrepConfig.RUNTIME_ONLY and old.get(k) != new[k]]
+    if diffs:
+        raise StnasError(f"{stage.root} was prepared with other options ({'; '.join(diffs)}); "
+                         "use --force to redo it or choose another --data-dir")
+
+
+def _substage(stage: StageDir, name: str, fn: Callable[[], Optional[dict]], done: List[str]) -> None:
+    if stage.is_done(name):
+        log.info("prep: %s already done, skipping", name)
+        return
+    log.info("prep: %s ...", name)
+    info = fn() or {}
+    stage.mark_done(name, info)
+    done.append(name)
+
+
+def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dict[str, object]:
+    """Run (or resume) the prep stage.
+
+    Args:
+        cfg: options; resolved in place.
+        force: redo every sub-stage.
+        progress: show progress bars.
+
+    Returns:
+        summary: per-set utterance counts, hours, feature dim, units, OOV/dropped counts, and
+        the sub-stages run now.
+
+    Raises:
+        DataError: bad input (names file/line/utterance); the failing sub-stage is not marked
+            done, so a rerun after fixing resumes there.
+    """
+    cfg.resolve()
+    d = Path(cfg.data_dir)
+    stage = StageDir(d, force=force)
+    _check_same_config(stage, cfg)
+    atomic_write_text(d / "config.yaml", yaml.safe_dump(asdict(cfg), sort_keys=True))
+    ran: List[str] = []
+    train = train_set_name(cfg)
+    sets = [train, *EVAL_SETS]
+
+    def corpus() -> dict:
+        module = importlib.import_module(CORPORA[cfg.corpus])
+        root = Path(cfg.corpus_root) if cfg.corpus_root else None
+        if cfg.corpus != "tts" and root is None:
+            raise DataError(f"--corpus {cfg.corpus} needs --corpus-root (the LDC/corpus directory)")
+        info = module.prepare(
+            root, d, hours=cfg.hours, seed=cfg.seed, nj=cfg.nj, noise_snr_db=cfg.noise_snr_db,
+            lexicon=Path(cfg.lexicon) if cfg.lexicon else None, keep_stress=cfg.keep_stress,
+            skip_bad=cfg.skip_bad, progress=progress,
+        )
+        for s in ("train", *EVAL_SETS):
+            validate_data_dir(d / s)
+        return json.loads(json.dumps(info, default=str))
+
+    def lang() -> dict:
+        lex = read_lexicon(d / "local" / "dict" / "lexicon.txt")
+        phones = units_from_lexicon(lex)
+        write_lexicon(d / "lang" / "lexicon.txt", lex)
+        write_units(d / "lang" / "units.txt", phones)
+        write_words(d / "lang" / "words.txt", lex.keys())
+        return {"units": len(phones) + 1, "words": len(lex)}
+
+    def perturb() -> dict:
+        speed_perturb_data_dir(d / "train", d / "train_sp")
+        return {"utts": len(read_map(d / "train_sp" / "utt2spk"))}
+
+    def feats(s: str) -> Callable[[], dict]:
+        def run() -> dict:
+            r = make_features(d / s, d / "fbank", cfg.fbank_conf, nj=cfg.nj,
+                              skip_bad=cfg.skip_bad, progress=progress)
+            frames = sum(r.num_frames.values())
+            return {"utts": len(r.num_frames), "frames": frames, "bad": len(r.bad),
+                    "hours": round(frames / 360000.0, 4)}
+        return run
+
+    def labels(s: str) -> Callable[[], dict]:
+        def run() -> dict:
+            lex = read_lexicon(d / "lang" / "lexicon.txt")
+            units = read_symbol_table(d / "lang" / "units.txt")
+            rep = make_labels(d / s, lex, units, training=(s == train), subsampling=cfg.subsampling)
+            return rep.summary()
+        return run
+
+    def validate() -> dict:
+        return {s: validate_data_dir(d / s, need_feats=True) for s in sets}
+
+    _substage(stage, "corpus", corpus, ran)
+    _substage(stage, "lang", lang, ran)
+    if cfg.speed_perturb:
+        _substage(stage, "perturb", perturb, ran)
+    for s in sets:
+        _substage(stage, f"feats_{s}", feats(s), ran)
+    for s in sets:
+        _substage(stage, f"labels_{s}", labels(s), ran)
+    _substage(stage, "validate", validate, ran)
+    den = _den_substage(d, train, cfg)
+    if den is not None:
+        _substage(stage, "den", den, ran)
+
+    summary = _summary(stage, sets, ran)
+    stage.write_stage_json(f"stnas prep --corpus {cfg.corpus}", seed=cfg.seed,
+                           inputs=[cfg.fbank_conf] + ([cfg.lexicon] if cfg.lexicon else []),
+                           extra={"summary": summary})
+    stage.mark_done("stage")
+    return summary
+
+
+def _den_substage(d: Path, train: str, cfg: PrepConfig) -> Optional[Callable[[], dict]]:
+    """The den-graph sub-stage, or None when the CTC-CRF graph modules are not available."""
+    try:
+        den_graph = importlib.import_module("pipeline.lang.den_graph")
+    except ImportError:
+        return None
+
+    def run() -> dict:
+        return den_graph.prepare_den(d, train, list(EVAL_SETS))
+    return run if hasattr(den_graph, "prepare_den") else None
+
+
+def _summary(stage: StageDir, sets: List[str], ran: List[str]) -> Dict[str, object]:
+    def info(name: str) -> dict:
+        p = stage.root / ".done" / name
+        return json.loads(p.read_text()) if p.is_file() else {}
+
+    out: Dict[str, object] = {"data_dir": str(stage.root), "ran": ran,
+                              "units": info("lang").get("units"), "sets": {}}
+    for s in sets:
+        f, lab = info(f"feats_{s}"), info(f"labels_{s}")
+        out["sets"][s] = {"utts": f.get("utts", 0) - lab.get("dropped", 0),
+                          "hours": f.get("hours"), "bad": f.get("bad", 0),
+                          "oov_words": lab.get("oov_words"), "dropped": lab.get("dropped")}
+    return out

@@ -1,0 +1,28 @@
+"""``stnas``: the click root group. Stage commands import heavy libraries lazily so that
+``stnas --help`` answers instantly."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from steps_py.prep import prep
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="stnas")
+def cli(verbose: int) -> None:
+    """stnas: Straight-Through NAS for TDNN acoustic models, CTC-CRF training, WFST decoding.
+
+    Stages run in order, each reading what the earlier ones wrote:
+    prep → warmup → search → retrain → decode → score.
+    """
+    level = logging.WARNING - 10 * min(verbose + 1, 2)
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+cli.add_command(prep)

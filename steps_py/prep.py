@@ -1,0 +1,63 @@
+"""``stnas prep``: build data dirs, features, lexicon/units and labels for a corpus."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import click
+
+from steps_py.common import user_errors
+
+
+@click.command()
+@click.option("--corpus", type=click.Choice(["tts", "wsj", "swbd", "kaldi"]), default="tts",
+              show_default=True, help="tts: built-in synthetic corpus; wsj/swbd: LDC corpora; "
+              "kaldi: your own Kaldi data dirs.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Output directory [default: data/<corpus>].")
+@click.option("--corpus-root", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Corpus location (LDC root for wsj/swbd, dir of train/dev/test for kaldi).")
+@click.option("--hours", type=float, default=0.05, show_default=True,
+              help="tts only: hours of audio to synthesise.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--nj", type=int, default=1, show_default=True, help="Parallel jobs.")
+@click.option("--speed-perturb/--no-speed-perturb", default=True, show_default=True,
+              help="3-way speed perturbation of the training set (train_sp).")
+@click.option("--fbank-conf", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Kaldi fbank config [default: conf/fbank.conf; conf/fbank_8k.conf for swbd].")
+@click.option("--lexicon", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CMUdict-format dictionary [default: Festival's CMU dictionary].")
+@click.option("--keep-stress/--no-stress", default=None,
+              help="Keep vowel stress in units [default: yes for wsj/swbd, no for tts].")
+@click.option("--noise-snr", type=float, default=0.0, show_default=True,
+              help="tts only: white noise at this SNR in dB (0: only a faint noise floor).")
+@click.option("--skip-bad", is_flag=True, help="Skip unreadable utterances, listing them in "
+              "bad_utts.txt, instead of stopping.")
+@click.option("--force", is_flag=True, help="Redo every sub-stage.")
+def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours: float,
+         seed: int, nj: int, speed_perturb: bool, fbank_conf: Optional[str],
+         lexicon: Optional[str], keep_stress: Optional[bool], noise_snr: float, skip_bad: bool,
+         force: bool) -> None:
+    """Prepare CORPUS: data dirs, 120-dim features, lexicon/units, labels (resumable).
+
+    \b
+    Example:
+      stnas prep --corpus tts --data-dir data/tts --hours 0.05 --nj 2
+      stnas prep --corpus wsj --corpus-root /export/LDC --nj 8
+    """
+    with user_errors():
+        from pipeline.data.prepare import PrepConfig, run_prep
+
+        cfg = PrepConfig(corpus=corpus, data_dir=data_dir or f"data/{corpus}",
+                         corpus_root=corpus_root, hours=hours, seed=seed, nj=nj,
+                         speed_perturb=speed_perturb, fbank_conf=fbank_conf,
+                         keep_stress=keep_stress, lexicon=lexicon, noise_snr_db=noise_snr,
+                         skip_bad=skip_bad)
+        summary = run_prep(cfg, force=force)
+    click.echo(f"prep done: {summary['data_dir']} ({summary['units']} units)"
+               + ("" if summary["ran"] else " — already complete, nothing to do"))
+    for name, s in summary["sets"].items():
+        click.echo(f"  {name:10s} {s['utts']:6d} utts  {s['hours'] or 0:7.3f} h"
+                   + (f"  dropped {s['dropped']}" if s.get("dropped") else "")
+                   + (f"  bad {s['bad']}" if s.get("bad") else "")
+                   + (f"  OOV words {s['oov_words']}" if s.get("oov_words") else ""))
