@@ -103,7 +103,7 @@ def synthesise(spk: Speaker, text: str, out_path: Path, rate: int, seed: int,
         if proc.returncode != 0 or not Path(raw).is_file():
             raise RuntimeError(f"{spk.engine} failed for speaker {spk.id}: "
                                f"{proc.stderr.decode(errors='replace').strip()[-300:]}")
-        conv = subprocess.run(["sox", raw, "-t", "wav", "-r", str(rate), "-c", "1", "-b", "16", "-",
+        conv = subprocess.run(["sox", "-R", raw, "-t", "wav", "-r", str(rate), "-c", "1", "-b", "16", "-",
                                "pad", "0.1", "0.1"], capture_output=True)
         if conv.returncode != 0:
             raise RuntimeError(f"sox failed on {spk.engine} output: {conv.stderr.decode()[-300:]}")

@@ -26,8 +26,8 @@ def sox_speed_entry(entry: str, factor: float) -> str:
     """The wav.scp entry that plays ``entry`` at ``factor`` × speed (a sox pipe)."""
     entry = entry.strip()
     if entry.endswith("|"):
-        return f"{entry} sox -t wav - -t wav - speed {_fmt(factor)} |"
-    return f"sox -t wav {shlex.quote(entry)} -t wav - speed {_fmt(factor)} |"
+        return f"{entry} sox -R -t wav - -t wav - speed {_fmt(factor)} |"
+    return f"sox -R -t wav {shlex.quote(entry)} -t wav - speed {_fmt(factor)} |"
 
 
 def speed_perturb_copy(src: PathLike, dst: PathLike, factor: float) -> Path:

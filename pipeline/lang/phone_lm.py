@@ -1,0 +1,322 @@
+"""Phone n-gram LM for the CTC-CRF denominator graph, estimated on training transcripts.
+
+The LM is trained on unit-id sequences (phones ``1..K-1``, never the blank 0) with sentence
+boundaries ``<s>`` / ``</s>``. Like Kaldi's ``chain-est-phone-lm`` (conceptually): every
+history seen in training up to length ``order - 2`` is an LM state (for the default order 4:
+all trigram states, i.e. histories of length <= 2), and at most ``max_extra_states`` of the
+longest histories (length ``order - 1``) are kept, those that gain the most training-data
+log-likelihood over backing off. Unlike Kaldi's, the LM is smoothed, so that every phone
+sequence keeps a non-zero probability.
+
+Smoothing is interpolated Witten-Bell (Chen & Goodman 1998, Eq. 15)::
+
+    P(w | h) = (c(h, w) + n(h) * P(w | h')) / (c(h) + n(h))
+    P(w | ()) = (c(w) + n(()) / V) / (c(()) + n(()))
+
+with ``c(h, w)`` the count of ``w`` after ``h``, ``c(h) = sum_w c(h, w)``, ``n(h)`` the number of
+distinct ``w`` seen after ``h``, ``h'`` = ``h`` without its oldest token, ``V = K`` tokens
+(phones ``1..K-1`` and ``</s>``). Written as a backoff model this is exact:
+``P(w|h) = bow(h) * P(w|h')`` for unseen ``(h, w)`` with ``bow(h) = n(h) / (c(h) + n(h))``, so the
+ARPA file (:func:`write_arpa`) and the FST (:func:`lm_to_fst`) hold the same model.
+
+The FST is built directly (not by ``arpa2fst``, whose epsilon backoff arcs make the sum over
+paths differ from the LM probability): one state per LM state, an explicit arc for every phone,
+and final weight ``-ln P(</s> | h)``. Labels: phone ``p`` is FST label ``p + 1``, the output
+labels of the den-form token FST (:mod:`pipeline.lang.token_fst`); costs are ``-ln P``.
+Internally ``<s>`` is the id ``BOS = -1`` and ``</s>`` is ``EOS = -2``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import kaldifst
+import numpy as np
+
+from pipeline.errors import DataError
+from pipeline.stage import atomic_write_text
+
+BOS = -1
+EOS = -2
+History = Tuple[int, ...]
+PathLike = Union[str, Path]
+_LN10 = math.log(10.0)
+
+
+@dataclass
+class PhoneLm:
+    """A backoff phone n-gram model (natural-log probabilities).
+
+    Attributes:
+        order: n of the n-gram (histories have at most ``order - 1`` tokens).
+        num_units: K, units including blank; the LM predicts phones ``1..K-1`` and ``EOS``.
+        prob: history -> {token: ln P(token | history)} for the n-grams listed explicitly;
+            the empty history lists every phone and ``EOS``.
+        backoff: LM state (history) -> ln bow(history). The keys are the states of the LM.
+    """
+
+    order: int
+    num_units: int
+    prob: Dict[History, Dict[int, float]]
+    backoff: Dict[History, float]
+    _dist_cache: Dict[History, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def vocab(self) -> List[int]:
+        """Predicted tokens in distribution order: phones ``1..K-1`` then ``EOS``."""
+        return list(range(1, self.num_units)) + [EOS]
+
+    def states(self) -> List[History]:
+        """LM states, start state ``(BOS,)`` first (when present), then sorted by length, ids."""
+        start = self.start_state()
+        rest = sorted((h for h in self.backoff if h != start), key=lambda h: (len(h), h))
+        return [start] + rest
+
+    def start_state(self) -> History:
+        """The state holding the sentence-start context."""
+        return self.next_state((), BOS)
+
+    def next_state(self, history: History, token: int) -> History:
+        """The LM state after ``token``: the longest kept suffix of ``history + (token,)``."""
+        h = (tuple(history) + (token,))[-(self.order - 1):] if self.order > 1 else ()
+        while h and h not in self.backoff:
+            h = h[1:]
+        return h
+
+    def logprob(self, history: History, token: int) -> float:
+        """ln P(token | history) by the backoff recursion (history truncated to order-1)."""
+        h = tuple(history)[-(self.order - 1):] if self.order > 1 else ()
+        acc = 0.0
+        while True:
+            listed = self.prob.get(h)
+            if listed is not None and token in listed:
+                return acc + listed[token]
+            if not h:
+                raise ValueError(f"token {token} is not in the LM vocabulary")
+            acc += self.backoff.get(h, 0.0)
+            h = h[1:]
+
+    def log_distribution(self, history: History) -> np.ndarray:
+        """ln P(w | history) for every w of :attr:`vocab`, shape (K,)."""
+        h = tuple(history)
+        cached = self._dist_cache.get(h)
+        if cached is not None:
+            return cached
+        if h:
+            dist = self.log_distribution(h[1:]) + self.backoff.get(h, 0.0)
+        else:
+            dist = np.full(self.num_units, -np.inf)
+        for w, lp in self.prob.get(h, {}).items():
+            dist[self._index(w)] = lp
+        self._dist_cache[h] = dist
+        return dist
+
+    def _index(self, token: int) -> int:
+        return self.num_units - 1 if token == EOS else token - 1
+
+
+def _check_seq(seq: Sequence[int], num_units: int) -> None:
+    for u in seq:
+        if not isinstance(u, (int, np.integer)) or not 1 <= u < num_units:
+            raise ValueError(f"phone id {u!r} outside 1..{num_units - 1}")
+
+
+def _count(seqs: Iterable[Sequence[int]], num_units: int, order: int) -> Dict[History, Counter]:
+    """c(h, w) for every history of length 0..order-1 seen in ``<s> seq </s>``."""
+    counts: Dict[History, Counter] = defaultdict(Counter)
+    for seq in seqs:
+        _check_seq(seq, num_units)
+        padded = [BOS] + list(seq) + [EOS]
+        for i in range(1, len(padded)):
+            w = padded[i]
+            for k in range(0, min(order - 1, i) + 1):
+                counts[tuple(padded[i - k:i])][w] += 1
+    return counts
+
+
+def estimate_phone_lm(seqs: Iterable[Sequence[int]], num_units: int, order: int = 4,
+                      max_extra_states: Optional[int] = 1000) -> PhoneLm:
+    """Estimate an interpolated Witten-Bell phone n-gram (see the module docstring).
+
+    Args:
+        seqs: training transcripts, each a list of phone ids in ``1..K-1``.
+        num_units: K, units including blank.
+        order: n-gram order (>= 1).
+        max_extra_states: how many histories of the top length ``order - 1`` to keep,
+            chosen by training log-likelihood gain; None keeps all.
+
+    Returns:
+        the LM; its states are all seen histories shorter than ``order - 1`` plus the kept
+        top-length ones.
+    """
+    if order < 1:
+        raise ValueError(f"LM order must be >= 1, got {order}")
+    if num_units < 2:
+        raise ValueError(f"need at least one phone besides blank, got num_units={num_units}")
+    counts = _count(seqs, num_units, order)
+    vocab = list(range(1, num_units)) + [EOS]
+    lm = PhoneLm(order, num_units, {}, {})
+
+    # Unigram: interpolate with the uniform distribution over V = K tokens.
+    uni = counts.get((), Counter())
+    c0, n0 = sum(uni.values()), len(uni)
+    lm.prob[()] = {w: math.log((uni[w] + n0 / num_units) / (c0 + n0)) if c0 else
+                   -math.log(num_units) for w in vocab}
+    lm.backoff[()] = 0.0
+
+    def witten_bell(h: History) -> Tuple[Dict[int, float], float]:
+        c = counts[h]
+        total, distinct = sum(c.values()), len(c)
+        lower = lm.log_distribution(h[1:])
+        probs = {w: math.log((n + distinct * math.exp(lower[lm._index(w)])) / (total + distinct))
+                 for w, n in c.items()}
+        return probs, math.log(distinct / (total + distinct))
+
+    top = order - 1
+    for length in range(1, top + 1):
+        hists = sorted(h for h in counts if len(h) == length)
+        estimated = {h: witten_bell(h) for h in hists}
+        if length == top and max_extra_states is not None and len(hists) > max_extra_states:
+            # Likelihood gain of keeping h over backing off to h' (>= 0: P(.|h) interpolates
+            # towards the ML estimate, which maximises the training likelihood).
+            def gain(h: History) -> float:
+                lower = lm.log_distribution(h[1:])
+                return sum(n * (estimated[h][0][w] - lower[lm._index(w)])
+                           for w, n in counts[h].items())
+            hists = sorted(hists, key=lambda h: (-gain(h), h))[:max_extra_states]
+        for h in hists:
+            lm.prob[h], lm.backoff[h] = estimated[h]
+    return lm
+
+
+def sequence_logprob(lm: PhoneLm, seq: Sequence[int]) -> float:
+    """ln P(seq </s> | <s>): the LM log-probability of a label sequence incl. end of sentence.
+
+    This is the per-utterance path weight ``log p_LM(l)`` of CTC-CRF (the ``weight`` file).
+    """
+    _check_seq(seq, lm.num_units)
+    total, state = 0.0, lm.start_state()
+    for w in list(seq) + [EOS]:
+        total += lm.logprob(state, w)
+        if w != EOS:
+            state = lm.next_state(state, w)
+    return total
+
+
+def perplexity(lm: PhoneLm, seqs: Iterable[Sequence[int]]) -> float:
+    """Per-token perplexity ``exp(-sum ln P / N)``, N counting phones and one ``</s>`` each."""
+    total, tokens = 0.0, 0
+    for seq in seqs:
+        total += sequence_logprob(lm, seq)
+        tokens += len(seq) + 1
+    if tokens == 0:
+        raise ValueError("perplexity of an empty set of sequences")
+    return math.exp(-total / tokens)
+
+
+def lm_to_fst(lm: PhoneLm) -> kaldifst.StdVectorFst:
+    """The LM as an epsilon-free deterministic acceptor (exact, see the module docstring).
+
+    Returns:
+        FST with one state per LM state (start = ``(BOS,)``), from each state an arc
+        ``p+1 : p+1 / -ln P(p | h)`` to :meth:`PhoneLm.next_state` for every phone ``p``,
+        final cost ``-ln P(</s> | h)``; arcs sorted by input label.
+    """
+    states = lm.states()
+    index = {h: i for i, h in enumerate(states)}
+    fst = kaldifst.StdVectorFst()
+    for _ in states:
+        fst.add_state()
+    fst.start = 0
+    for i, h in enumerate(states):
+        dist = lm.log_distribution(h)
+        for p in range(1, lm.num_units):
+            dst = index[lm.next_state(h, p)]
+            fst.add_arc(i, kaldifst.StdArc(p + 1, p + 1, float(-dist[p - 1]), dst))
+        fst.set_final(i, float(-dist[-1]))
+    return fst
+
+
+def _arpa_word(token: int, names: Optional[Mapping[int, str]]) -> str:
+    if token == BOS:
+        return "<s>"
+    if token == EOS:
+        return "</s>"
+    return names[token] if names else str(token)
+
+
+def write_arpa(lm: PhoneLm, path: PathLike, unit_names: Optional[Mapping[int, str]] = None) -> None:
+    """Write the LM as an ARPA file (log10), atomically.
+
+    Args:
+        lm: the model.
+        path: output file, e.g. ``data/<c>/den/phone_lm.arpa``.
+        unit_names: unit id -> symbol (from ``units.txt``); phone ids are written when None.
+    """
+    by_order: Dict[int, List[Tuple[History, float, Optional[float]]]] = defaultdict(list)
+    by_order[1].append(((BOS,), -99.0 * _LN10, lm.backoff.get((BOS,))))
+    for h, listed in lm.prob.items():
+        for w, lp in listed.items():
+            ngram = h + (w,)
+            by_order[len(ngram)].append((ngram, lp, lm.backoff.get(ngram)))
+    lines = ["", "\\data\\"]
+    orders = sorted(by_order)
+    lines += [f"ngram {n}={len(by_order[n])}" for n in orders]
+    for n in orders:
+        lines += ["", f"\\{n}-grams:"]
+        for ngram, lp, bow in sorted(by_order[n], key=lambda e: e[0]):
+            words = " ".join(_arpa_word(t, unit_names) for t in ngram)
+            line = f"{lp / _LN10:.8f}\t{words}"
+            if bow is not None:
+                line += f"\t{bow / _LN10:.8f}"
+            lines.append(line)
+    lines += ["", "\\end\\", ""]
+    atomic_write_text(path, "\n".join(lines))
+
+
+def read_arpa(path: PathLike, num_units: int,
+              symbol_ids: Optional[Mapping[str, int]] = None) -> PhoneLm:
+    """Read an ARPA phone LM (as written by :func:`write_arpa`) back into a :class:`PhoneLm`.
+
+    Args:
+        path: the ARPA file.
+        num_units: K, units including blank.
+        symbol_ids: symbol -> unit id (``units.txt``); words are phone ids when None.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("ARPA file not found", path)
+    lm = PhoneLm(1, num_units, {}, {})
+    order = 0
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if line.startswith("\\") and line.endswith("-grams:"):
+                order = int(line[1:].split("-")[0])
+                lm.order = max(lm.order, order)
+                continue
+            if not line or line.startswith("\\") or order == 0:
+                continue
+            parts = line.split()
+            if len(parts) not in (order + 1, order + 2):
+                raise DataError(f"expected {order} words in a {order}-gram line", path, n)
+            try:
+                ids = tuple(BOS if w == "<s>" else EOS if w == "</s>" else
+                            (symbol_ids[w] if symbol_ids else int(w)) for w in parts[1:order + 1])
+                lp, bow = float(parts[0]) * _LN10, (float(parts[-1]) * _LN10
+                                                    if len(parts) == order + 2 else None)
+            except (KeyError, ValueError) as e:
+                raise DataError(f"bad ARPA entry ({e})", path, n) from None
+            if ids != (BOS,):
+                lm.prob.setdefault(ids[:-1], {})[ids[-1]] = lp
+            if bow is not None:
+                lm.backoff[ids] = bow
+    lm.backoff.setdefault((), 0.0)
+    missing = [w for w in lm.vocab if w not in lm.prob.get((), {})]
+    if missing:
+        raise DataError(f"unigrams missing for tokens {missing[:5]}", path)
+    return lm

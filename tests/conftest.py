@@ -1,0 +1,70 @@
+"""Shared fixtures: a tiny prepared ``tts`` corpus (built once per session) and helpers."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.data.audio import write_wav
+
+HAS_TTS = all(shutil.which(b) for b in ("espeak-ng", "flite", "text2wave", "sox"))
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_gpu = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def tts_data(tmp_path_factory) -> Path:
+    """``stnas prep --corpus tts --hours 0.05`` run once; tests must not modify it."""
+    from pipeline.data.prepare import PrepConfig, run_prep
+
+    if not HAS_TTS:
+        pytest.fail("TTS programs missing: run 'make install'")
+    d = tmp_path_factory.mktemp("tts") / "data"
+    run_prep(PrepConfig(corpus="tts", data_dir=str(d), hours=0.05, nj=2), progress=False)
+    return d
+
+
+def tone(seconds: float, rate: int = 16000, freq: float = 440.0, seed: int = 0) -> np.ndarray:
+    """A sine tone with a little noise, in int16 range, (N,) float."""
+    t = np.arange(int(seconds * rate)) / rate
+    rng = np.random.default_rng(seed)
+    return 8000 * np.sin(2 * np.pi * freq * t) + rng.normal(0, 50, t.shape)
+
+
+def make_kaldi_corpus(root: Path, n_spk: int = 2, n_utt: int = 3, rate: int = 16000) -> Path:
+    """A small ``--corpus kaldi`` tree: train/dev/test data dirs of tone wavs with real words."""
+    words = ["HELLO WORLD", "GOOD MORNING TO YOU", "THE CAT SAT ON THE MAT", "A TEST OF TIME"]
+    k = 0
+    for s in ("train", "dev", "test"):
+        d = root / s
+        d.mkdir(parents=True)
+        wav, text, u2s = [], [], []
+        for i in range(n_spk):
+            spk = f"{s}spk{i}"
+            for j in range(n_utt):
+                utt = f"{spk}-{j:03d}"
+                p = root / "wav" / f"{utt}.wav"
+                p.parent.mkdir(exist_ok=True)
+                write_wav(str(p), rate, tone(1.5 + 0.1 * j, rate, 200 + 50 * k, seed=k))
+                k += 1
+                wav.append(f"{utt} {p}\n")
+                text.append(f"{utt} {words[(i + j) % len(words)]}\n")
+                u2s.append(f"{utt} {spk}\n")
+        (d / "wav.scp").write_text("".join(sorted(wav)))
+        (d / "text").write_text("".join(sorted(text)))
+        (d / "utt2spk").write_text("".join(sorted(u2s)))
+        spk2utt = {}
+        for line in sorted(u2s):
+            u, sp = line.split()
+            spk2utt.setdefault(sp, []).append(u)
+        (d / "spk2utt").write_text("".join(f"{sp} {' '.join(us)}\n" for sp, us in sorted(spk2utt.items())))
+    return root
