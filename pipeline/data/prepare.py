@@ -81,8 +81,8 @@ class PrepConfig:
                 setattr(self, name, str(Path(v).resolve()))
         return self
 
-    # options that change no output: a rerun with other values may resume
-    RUNTIME_ONLY = ("nj",)
+    # options that change no output (or only where it is): a rerun with other values resumes
+    RUNTIME_ONLY = ("nj", "data_dir")
 
 
 def train_set_name(cfg: PrepConfig) -> str:

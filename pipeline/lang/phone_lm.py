@@ -56,7 +56,8 @@ class PhoneLm:
         num_units: K, units including blank; the LM predicts phones ``1..K-1`` and ``EOS``.
         prob: history -> {token: ln P(token | history)} for the n-grams listed explicitly;
             the empty history lists every phone and ``EOS``.
-        backoff: LM state (history) -> ln bow(history). The keys are the states of the LM.
+        backoff: history -> ln bow(history) (0 when absent). The LM states are the
+            histories with a backoff weight or listed n-grams.
     """
 
     order: int
@@ -73,7 +74,8 @@ class PhoneLm:
     def states(self) -> List[History]:
         """LM states, start state ``(BOS,)`` first (when present), then sorted by length, ids."""
         start = self.start_state()
-        rest = sorted((h for h in self.backoff if h != start), key=lambda h: (len(h), h))
+        hists = set(self.backoff) | set(self.prob) | {()}
+        rest = sorted((h for h in hists if h != start), key=lambda h: (len(h), h))
         return [start] + rest
 
     def start_state(self) -> History:
@@ -83,7 +85,7 @@ class PhoneLm:
     def next_state(self, history: History, token: int) -> History:
         """The LM state after ``token``: the longest kept suffix of ``history + (token,)``."""
         h = (tuple(history) + (token,))[-(self.order - 1):] if self.order > 1 else ()
-        while h and h not in self.backoff:
+        while h and h not in self.backoff and h not in self.prob:
             h = h[1:]
         return h
 

@@ -1,0 +1,3 @@
+from steps_py.cli import cli
+
+cli(prog_name="stnas")

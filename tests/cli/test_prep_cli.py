@@ -1,0 +1,172 @@
+"""``stnas prep`` through click's CliRunner: the acceptance checks of the prep stage."""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import kaldiio
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipeline.data.audio import write_wav
+from pipeline.data.datadir import read_map
+from pipeline.data.validate import validate_data_dir
+from steps_py.cli import cli
+from tests.conftest import make_kaldi_corpus, tone
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["prep", *map(str, args)], catch_exceptions=False)
+
+
+def test_help_is_fast():
+    t = time.time()
+    out = subprocess.run([sys.executable, "-m", "steps_py", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "prep" in out.stdout
+    assert time.time() - t < 3.0  # heavy imports stay inside commands
+    mods = subprocess.run([sys.executable, "-c", "import steps_py.cli, sys; "
+                           "print(' '.join(m for m in ('torch', 'numpy', 'kaldiio') if m in sys.modules))"],
+                          capture_output=True, text=True)
+    assert mods.stdout.strip() == ""
+
+
+def test_tts_prep_acceptance(tts_data):
+    d = tts_data
+    for s in ("train_sp", "dev", "test"):
+        counts = validate_data_dir(d / s, need_feats=True)
+        assert counts["utts"] > 0
+        feats = kaldiio.load_scp(str(d / s / "feats.scp"))
+        frames = read_map(d / s / "utt2num_frames")
+        labels = read_map(d / s / "text_number", allow_empty_value=True)
+        for utt in list(feats)[:5]:
+            m = feats[utt]
+            assert m.shape == (int(frames[utt]), 120) and np.isfinite(m).all()
+            assert all(1 <= int(x) < 41 for x in labels[utt].split())
+    units = (d / "lang" / "units.txt").read_text().splitlines()
+    assert units[0] == "<blk> 0" and len(units) == 41
+    # speakers are disjoint across sets; train_sp holds the 3 speeds of every train utterance
+    spk = {s: set(read_map(d / s / "spk2utt")) for s in ("train", "dev", "test")}
+    assert not (spk["train"] & spk["dev"]) and not (spk["train"] & spk["test"])
+    assert len(spk["train"] | spk["dev"] | spk["test"]) >= 12
+    train = set(read_map(d / "train" / "utt2spk"))
+    sp = set(read_map(d / "train_sp" / "utt2spk"))
+    assert sp == train | {f"sp0.9-{u}" for u in train} | {f"sp1.1-{u}" for u in train}
+    info = json.loads((d / "stage.json").read_text())
+    assert info["seed"] == 1 and "git_sha" in info and info["summary"]["units"] == 41
+
+
+def test_per_speaker_cmvn_stats(tts_data):
+    d = tts_data / "dev"
+    cmvn = kaldiio.load_scp(str(d / "cmvn.scp"))
+    feats = kaldiio.load_scp(str(d / "feats.scp"))
+    frames = read_map(d / "utt2num_frames")
+    for spk, utts in read_map(d / "spk2utt").items():
+        utts = utts.split()
+        stats = cmvn[spk]
+        assert stats.shape == (2, 41) and stats[0, 40] == sum(int(frames[u]) for u in utts)
+        normed = np.concatenate([feats[u][:, :40] for u in utts]).astype(np.float64)
+        np.testing.assert_allclose(normed.mean(0), 0, atol=1e-4)
+        np.testing.assert_allclose(normed.std(0), 1, atol=1e-3)
+
+
+def test_rerun_resumes_and_refuses_changed_options(tts_data, tmp_path):
+    d = tmp_path / "copy"
+    shutil.copytree(tts_data, d)
+    r = run("--corpus", "tts", "--data-dir", d, "--hours", 0.05, "--nj", 2)
+    assert r.exit_code == 0 and "nothing to do" in r.output
+    r = run("--corpus", "tts", "--data-dir", d, "--hours", 0.1)
+    assert r.exit_code == 1 and "hours: 0.05 → 0.1" in r.output and "--force" in r.output
+    # an unfinished sub-stage is redone, the rest kept
+    (d / ".done" / "labels_dev").unlink()
+    mtime = (d / "train_sp" / "text_number").stat().st_mtime
+    r = run("--corpus", "tts", "--data-dir", d, "--hours", 0.05)
+    assert r.exit_code == 0 and "nothing to do" not in r.output
+    assert (d / ".done" / "labels_dev").exists()
+    assert (d / "train_sp" / "text_number").stat().st_mtime == mtime
+
+
+def _kaldi_case(tmp_path, mutate):
+    root = make_kaldi_corpus(tmp_path / "corpus")
+    mutate(root)
+    out = tmp_path / "data"
+    return root, out, run("--corpus", "kaldi", "--corpus-root", root, "--data-dir", out,
+                          "--no-speed-perturb")
+
+
+def _corrupt(root):
+    (root / "wav" / "trainspk0-001.wav").write_bytes(b"RIFF\x00\x00not really a wav file")
+
+
+def _resample(root):
+    write_wav(str(root / "wav" / "devspk1-002.wav"), 8000, tone(1.0, 8000))
+
+
+def _swap_lines(name):
+    def f(root):
+        p = root / "train" / name
+        lines = p.read_text().splitlines(keepends=True)
+        p.write_text("".join([lines[1], lines[0]] + lines[2:]))
+    return f
+
+
+def _dup(root):
+    p = root / "test" / "text"
+    lines = p.read_text().splitlines(keepends=True)
+    p.write_text("".join(lines[:1] + lines))
+
+
+def _speaker(root):
+    p = root / "dev" / "utt2spk"
+    p.write_text(p.read_text().replace("devspk0-001 devspk0", "devspk0-001 devspk1"))
+
+
+def _missing(root):
+    (root / "wav" / "testspk1-000.wav").unlink()
+
+
+def _empty_text(root):
+    p = root / "train" / "text"
+    p.write_text(p.read_text().replace("trainspk1-000 GOOD MORNING TO YOU", "trainspk1-000"))
+
+
+@pytest.mark.parametrize("mutate,pattern", [
+    (_corrupt, r"trainspk0-001.*corrupt"),
+    (_resample, r"devspk1-002.*8000 Hz"),
+    (_swap_lines("wav.scp"), r"train/wav.scp:2.*not sorted"),
+    (_dup, r"test/text:2.*duplicate id 'testspk0-000'"),
+    (_speaker, r"dev/utt2spk:2.*does not start with its speaker id"),
+    (_missing, r"testspk1-000.wav does not exist"),
+    (_empty_text, r"train/text:4.*empty transcript"),
+])
+def test_bad_input_fails_clearly_and_marks_nothing_done(tmp_path, mutate, pattern):
+    root, out, r = _kaldi_case(tmp_path, mutate)
+    assert r.exit_code == 1
+    assert "Error:" in r.output
+    import re
+    assert re.search(pattern, r.output), r.output
+    assert not (out / ".done" / "stage").exists()
+    assert not (out / ".done" / "validate").exists()
+
+
+def test_skip_bad_lists_and_continues(tmp_path):
+    root = make_kaldi_corpus(tmp_path / "corpus")
+    _corrupt(root)
+    out = tmp_path / "data"
+    r = run("--corpus", "kaldi", "--corpus-root", root, "--data-dir", out, "--no-speed-perturb",
+            "--skip-bad")
+    assert r.exit_code == 0, r.output
+    bad = (out / "train" / "bad_utts.txt").read_text()
+    assert bad.startswith("trainspk0-001 ") and "corrupt" in bad
+    assert "trainspk0-001" not in read_map(out / "train" / "utt2spk")
+    validate_data_dir(out / "train", need_feats=True)
+    assert (out / ".done" / "stage").exists()
+
+
+def test_unknown_corpus_path(tmp_path):
+    r = run("--corpus", "kaldi", "--corpus-root", tmp_path, "--data-dir", tmp_path / "o")
+    assert r.exit_code == 1 and "expected a Kaldi data dir 'train/'" in r.output
+    r = run("--corpus", "wsj", "--corpus-root", tmp_path / "nowhere")
+    assert r.exit_code == 2 and "does not exist" in r.output
