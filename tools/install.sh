@@ -2,21 +2,24 @@
 # Installs what stnas needs, and nothing that is already there.
 # Used by `make install` and by the Dockerfile, so both environments are built the same way.
 #
-# Usage: tools/install.sh [--venv DIR] [--no-apt] [--torch-index URL]
-#   --venv DIR         virtualenv to create/update (default: .venv)
-#   --no-apt           do not apt-get the Debian packages (they must already be present)
-#   --torch-spec SPEC  pip requirement for torch (default: torch==2.13.0)
+# Usage: tools/install.sh [--venv DIR] [--no-apt] [--torch-spec SPEC] [--torch-index URL]
+#   --venv DIR          virtualenv to create/update (default: .venv)
+#   --no-apt            do not apt-get the Debian packages (they must already be present)
+#   --torch-spec SPEC   pip requirement for torch (default: torch==2.13.0)
+#   --torch-index URL   extra pip index for torch wheels (e.g. a CPU-only or CUDA wheel index)
 set -euo pipefail
 
 venv=.venv
 do_apt=true
 torch_spec="torch==2.13.0"
+torch_index="${TORCH_INDEX_URL:-}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --venv) venv=$2; shift 2 ;;
     --no-apt) do_apt=false; shift ;;
     --torch-spec) torch_spec=$2; shift 2 ;;
-    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+    --torch-index) torch_index=$2; shift 2 ;;
+    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
     *) echo "$0: unknown option $1" >&2; exit 1 ;;
   esac
 done
@@ -47,7 +50,11 @@ py="$venv/bin/python"
 # torch first and pinned, so no dependency pulls a different build.
 if ! "$py" -c "import torch" >/dev/null 2>&1; then
   "$py" -m pip install -q --upgrade pip
-  "$py" -m pip install -q "$torch_spec"
+  if [ -n "$torch_index" ]; then
+    "$py" -m pip install -q --extra-index-url "$torch_index" "$torch_spec"
+  else
+    "$py" -m pip install -q "$torch_spec"
+  fi
 fi
 
 # The package itself (editable) with its dev extras; skipped when already importable and up to date.

@@ -20,7 +20,7 @@ from pipeline.errors import DataError
 from pipeline.lang.lexicon import read_cmudict, read_festival_cmudict, write_lexicon
 
 SPLITS = ("train", "dev", "test")
-SECONDS_PER_WORD = 0.38  # espeak-ng at 160 wpm, plus pauses; used only to size the corpus
+SECONDS_PER_WORD = 0.32  # measured mean over the voices; used only to size the corpus
 SECONDS_PER_UTT = 0.45  # padding and leading/trailing silence
 
 

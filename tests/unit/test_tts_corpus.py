@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from local.tts.prepare import plan_utterances, split_speakers
+from local.tts.prepare import SECONDS_PER_UTT, SECONDS_PER_WORD, plan_utterances, split_speakers
 from local.tts.sentences import normalise, sentence_pool
 from local.tts.voices import make_speakers, synthesise
 from pipeline.data.audio import read_audio
@@ -43,7 +43,7 @@ def test_speakers_and_splits_are_disjoint_and_deterministic(pool):
     for k, items in plan.items():
         assert {s.id for _, s, _ in items} == ids[k]  # every speaker used
         assert all(u.startswith(s.id + "-") for u, s, _ in items)
-    est = sum(0.45 + 0.38 * len(t.split()) for v in plan.values() for _, _, t in v)
+    est = sum(SECONDS_PER_UTT + SECONDS_PER_WORD * len(t.split()) for v in plan.values() for _, _, t in v)
     assert 0.2 * 3600 <= est <= 0.2 * 3600 + 60
 
 
