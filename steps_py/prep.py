@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import click
 
@@ -31,13 +31,16 @@ from steps_py.common import user_errors
               help="Keep vowel stress in units [default: yes for wsj/swbd, no for tts].")
 @click.option("--noise-snr", type=float, default=0.0, show_default=True,
               help="tts only: white noise at this SNR in dB (0: only a faint noise floor).")
+@click.option("--corpus-opt", "corpus_opt", multiple=True, metavar="KEY=VALUE",
+              help="Corpus-specific option passed to local/<corpus>/prepare.py "
+              "(e.g. dev_utts=4000 for swbd, test_set=eval92_5k for wsj). Repeatable.")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable utterances, listing them in "
               "bad_utts.txt, instead of stopping.")
 @click.option("--force", is_flag=True, help="Redo every sub-stage.")
 def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours: float,
          seed: int, nj: int, speed_perturb: bool, fbank_conf: Optional[str],
-         lexicon: Optional[str], keep_stress: Optional[bool], noise_snr: float, skip_bad: bool,
-         force: bool) -> None:
+         lexicon: Optional[str], keep_stress: Optional[bool], noise_snr: float,
+         corpus_opt: Tuple[str, ...], skip_bad: bool, force: bool) -> None:
     """Prepare CORPUS: data dirs, 120-dim features, lexicon/units, labels (resumable).
 
     \b
@@ -45,6 +48,12 @@ def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours
       stnas prep --corpus tts --data-dir data/tts --hours 0.05 --nj 2
       stnas prep --corpus wsj --corpus-root /export/LDC --nj 8
     """
+    opts = {}
+    for item in corpus_opt:
+        if "=" not in item:
+            raise click.BadParameter(f"expected KEY=VALUE, got '{item}'", param_hint="--corpus-opt")
+        k, v = item.split("=", 1)
+        opts[k] = v
     with user_errors():
         from pipeline.data.prepare import PrepConfig, run_prep
 
@@ -52,7 +61,7 @@ def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours
                          corpus_root=corpus_root, hours=hours, seed=seed, nj=nj,
                          speed_perturb=speed_perturb, fbank_conf=fbank_conf,
                          keep_stress=keep_stress, lexicon=lexicon, noise_snr_db=noise_snr,
-                         skip_bad=skip_bad)
+                         skip_bad=skip_bad, corpus_opts=opts)
         summary = run_prep(cfg, force=force)
     click.echo(f"prep done: {summary['data_dir']} ({summary['units']} units)"
                + ("" if summary["ran"] else " — already complete, nothing to do"))

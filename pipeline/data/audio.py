@@ -3,7 +3,9 @@
 An entry is a file path (RIFF wav or NIST SPHERE) or a Kaldi pipe ``cmd ... |`` whose
 standard output is a wav. ``sph2pipe -f wav [-p] [-c N] FILE |`` entries (what Kaldi recipes
 write for LDC corpora) are read in-process when FILE is uncompressed SPHERE, and run through
-the real ``sph2pipe`` only for shorten-compressed files.
+the real ``sph2pipe`` only for shorten-compressed files; when such a call starts a longer pipe
+(``sph2pipe ... FILE | sox ... |``, as speed perturbation writes), the rest of the pipe reads the
+audio from its standard input.
 """
 
 from __future__ import annotations
@@ -157,7 +159,10 @@ def read_audio(entry: str, utt: str = "") -> Tuple[int, np.ndarray]:
     try:
         if entry.endswith("|"):
             cmd = entry[:-1].strip()
-            sph = _parse_sph2pipe(cmd)
+            # "sph2pipe ... FILE [| more commands]": read FILE here unless it needs real sph2pipe
+            head, _, rest = cmd.partition("|")
+            sph = _parse_sph2pipe(head)
+            stdin = None
             if sph is not None:
                 path, channel = sph
                 if not Path(path).is_file():
@@ -166,8 +171,11 @@ def read_audio(entry: str, utt: str = "") -> Tuple[int, np.ndarray]:
                     magic = f.read(1024)
                 shortened = b"shorten" in magic.split(b"end_head")[0]
                 if not shortened or shutil.which("sph2pipe") is None:
-                    return read_sphere(path, channel)
-            proc = subprocess.run(cmd, shell=True, capture_output=True)
+                    rate, samples = read_sphere(path, channel)
+                    if not rest.strip():
+                        return rate, samples
+                    stdin, cmd = wav_bytes(rate, samples), rest.strip()
+            proc = subprocess.run(cmd, shell=True, capture_output=True, input=stdin)
             if proc.returncode != 0:
                 msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
                 raise DataError(f"command failed ({msg[-1] if msg else proc.returncode}): {cmd}")
@@ -185,11 +193,19 @@ def read_audio(entry: str, utt: str = "") -> Tuple[int, np.ndarray]:
         raise
 
 
-def write_wav(path: str, rate: int, samples: np.ndarray) -> None:
-    """Write int16-range samples (N,) as 16-bit mono RIFF wav."""
+def wav_bytes(rate: int, samples: np.ndarray) -> bytes:
+    """int16-range samples (N,) as the bytes of a 16-bit mono RIFF wav."""
+    buf = io.BytesIO()
     pcm = np.clip(np.round(samples), -32768, 32767).astype("<i2")
-    with wave.open(path, "wb") as w:
+    with wave.open(buf, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+def write_wav(path: str, rate: int, samples: np.ndarray) -> None:
+    """Write int16-range samples (N,) as 16-bit mono RIFF wav."""
+    with open(path, "wb") as f:
+        f.write(wav_bytes(rate, samples))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
 
@@ -65,6 +65,7 @@ class PrepConfig:
     subsampling: int = 3
     noise_snr_db: float = 0.0
     skip_bad: bool = False
+    corpus_opts: Dict[str, str] = field(default_factory=dict)
 
     def resolve(self) -> "PrepConfig":
         """Fill corpus-dependent defaults and make paths absolute."""
@@ -143,11 +144,17 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
         root = Path(cfg.corpus_root) if cfg.corpus_root else None
         if cfg.corpus != "tts" and root is None:
             raise DataError(f"--corpus {cfg.corpus} needs --corpus-root (the LDC/corpus directory)")
-        info = module.prepare(
-            root, d, hours=cfg.hours, seed=cfg.seed, nj=cfg.nj, noise_snr_db=cfg.noise_snr_db,
-            lexicon=Path(cfg.lexicon) if cfg.lexicon else None, keep_stress=cfg.keep_stress,
-            skip_bad=cfg.skip_bad, progress=progress,
-        )
+        extra = _typed(cfg.corpus_opts)
+        try:
+            info = module.prepare(
+                root, d, hours=cfg.hours, seed=cfg.seed, nj=cfg.nj, noise_snr_db=cfg.noise_snr_db,
+                lexicon=Path(cfg.lexicon) if cfg.lexicon else None, keep_stress=cfg.keep_stress,
+                skip_bad=cfg.skip_bad, progress=progress, **extra,
+            )
+        except TypeError as e:
+            if extra and "unexpected keyword" in str(e):
+                raise StnasError(f"--corpus-opt not understood by --corpus {cfg.corpus}: {e}") from None
+            raise
         for s in ("train", *EVAL_SETS):
             validate_data_dir(d / s)
         return json.loads(json.dumps(info, default=str))
@@ -178,6 +185,9 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
             lex = read_lexicon(d / "lang" / "lexicon.txt")
             units = read_symbol_table(d / "lang" / "units.txt")
             rep = make_labels(d / s, lex, units, training=(s == train), subsampling=cfg.subsampling)
+            if rep.dropped and len(rep.dropped) == rep.utts:
+                raise DataError(f"all {rep.utts} utterances of {s} were dropped (too short for "
+                                "their labels or unmappable OOVs); see dropped_utts.txt", d / s)
             return rep.summary()
         return run
 
@@ -203,6 +213,24 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
                            extra={"summary": summary})
     stage.mark_done("stage")
     return summary
+
+
+def _typed(opts: Dict[str, str]) -> Dict[str, object]:
+    """``--corpus-opt`` values as int/float/bool where they look like one."""
+    out: Dict[str, object] = {}
+    for k, v in opts.items():
+        if v.lower() in ("true", "false"):
+            out[k] = v.lower() == "true"
+            continue
+        for conv in (int, float):
+            try:
+                out[k] = conv(v)
+                break
+            except ValueError:
+                continue
+        else:
+            out[k] = v
+    return out
 
 
 def _den_substage(d: Path, train: str, cfg: PrepConfig) -> Optional[Callable[[], dict]]:

@@ -171,6 +171,9 @@ def write_set(data_dir: Path, wav_scp: Mapping[str, str], text: Mapping[str, str
 # Verbalized-punctuation words whose dictionary spelling is the plain word.
 _PUNCT_WORDS = {"-DASH": "DASH", "-HYPHEN": "HYPHEN"}
 _EDGE_PUNCT = "\"',.;:!?(){}&%/"
+# Final phones that take -S / -IH Z in a possessive (otherwise -Z).
+_VOICELESS = {"P", "T", "K", "F", "TH"}
+_SIBILANTS = {"S", "Z", "SH", "ZH", "CH", "JH"}
 
 
 def load_dictionary(lexicon: Optional[Path], keep_stress: bool) -> Lexicon:
@@ -184,13 +187,23 @@ def _is_fragment(word: str) -> bool:
     return len(word) > 1 and (word.startswith("-") or word.endswith("-"))
 
 
+def _possessive(pron: List[str]) -> List[str]:
+    """``X`` → ``X's`` by the regular English rule (``-IH Z`` / ``-S`` / ``-Z``)."""
+    last = re.sub(r"\d$", "", pron[-1])
+    if last in _SIBILANTS:
+        stressed = any(p[-1].isdigit() for p in pron)
+        return pron + ["IH0" if stressed else "IH", "Z"]
+    return pron + ["S" if last in _VOICELESS else "Z"]
+
+
 def lookup(word: str, dictionary: Lexicon) -> Optional[List[List[str]]]:
     """Pronunciations of a transcript word, trying spellings the dictionary may use instead.
 
     In order: the word itself; a verbalized-punctuation word as its plain word (``-DASH``);
     without apostrophes (Festival's dictionary spells ``DON'T`` as ``DONT``); without edge
-    punctuation (``,COMMA``, ``I.``); a hyphen/underscore compound whose parts are all known
-    (first pronunciation of each part). Partial words (``TH-``, ``-CAUSE``) are never guessed.
+    punctuation (``,COMMA``, ``I.``); a possessive ``X'S`` of a known ``X`` (Festival's
+    dictionary has none) by the regular rule; a hyphen/underscore compound whose parts are all
+    known (first pronunciation of each part). Partial words (``TH-``, ``-CAUSE``) are never guessed.
     """
     if word in dictionary:
         return dictionary[word]
@@ -202,6 +215,8 @@ def lookup(word: str, dictionary: Lexicon) -> Optional[List[List[str]]]:
     for cand in (word.replace("'", ""), bare, bare.replace("'", "")):
         if cand and cand in dictionary:
             return dictionary[cand]
+    if bare.endswith("'S") and bare[:-2] in dictionary:
+        return [_possessive(pron) for pron in dictionary[bare[:-2]]]
     parts = [p for p in re.split(r"[-_]", bare.replace("'", "")) if p]
     if len(parts) > 1 and all(p in dictionary for p in parts):
         return [[ph for p in parts for ph in dictionary[p][0]]]
