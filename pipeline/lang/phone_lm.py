@@ -64,7 +64,8 @@ class PhoneLm:
     num_units: int
     prob: Dict[History, Dict[int, float]]
     backoff: Dict[History, float]
-    _dist_cache: Dict[History, np.ndarray] = field(default_factory=dict, repr=False)
+    _dist_cache: Dict[History, np.ndarray] = field(default_factory=dict, repr=False,
+                                                   compare=False)
 
     @property
     def vocab(self) -> List[int]:
