@@ -8,7 +8,8 @@ Sub-stages, each with a done marker in ``<data_dir>/.done/`` so a rerun resumes:
 4. ``feats_<set>``  fbank + CMVN + Δ+ΔΔ (120-dim) for ``train_sp``, ``dev``, ``test``
 5. ``labels_<set>`` ``text_number`` (OOV / too-short policy of :mod:`pipeline.data.labels`)
 6. ``validate``  every data dir against the Kaldi contract, with features
-7. ``den``      phone LM, den graph and path weights (when the CTC-CRF modules are present)
+7. ``den``      phone 4-gram LM on the (unperturbed) training labels, den graph = T ∘ LM
+                (``den/{phone_lm.arpa,den.fst,den_info.json}``) and path weights ``<set>/weight``
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class PrepConfig:
     lexicon: Optional[str] = None
     subsampling: int = 3
     noise_snr_db: float = 0.0
+    lm_order: int = 4
+    lm_max_extra_states: int = 1000
     skip_bad: bool = False
     corpus_opts: Dict[str, str] = field(default_factory=dict)
 
@@ -191,9 +194,19 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
             return rep.summary()
         return run
 
+    def den() -> dict:
+        from pipeline.lang.den_graph import build_den_graph
+
+        return build_den_graph(
+            d / "lang" / "units.txt", d / train / "text_number", d / "den",
+            order=cfg.lm_order, max_extra_states=cfg.lm_max_extra_states,
+            dev_text_number=d / "dev" / "text_number",
+            weights={d / s / "text_number": d / s / "weight" for s in sets},
+            exclude_prefixes=("sp0.9-", "sp1.1-"),
+        )
+
     def validate() -> dict:
         return {s: validate_data_dir(d / s, need_feats=True) for s in sets}
-
     _substage(stage, "corpus", corpus, ran)
     _substage(stage, "lang", lang, ran)
     if cfg.speed_perturb:
@@ -203,9 +216,7 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
     for s in sets:
         _substage(stage, f"labels_{s}", labels(s), ran)
     _substage(stage, "validate", validate, ran)
-    den = _den_substage(d, train, cfg)
-    if den is not None:
-        _substage(stage, "den", den, ran)
+    _substage(stage, "den", den, ran)
 
     summary = _summary(stage, sets, ran)
     stage.write_stage_json(f"stnas prep --corpus {cfg.corpus}", seed=cfg.seed,
@@ -231,18 +242,6 @@ def _typed(opts: Dict[str, str]) -> Dict[str, object]:
         else:
             out[k] = v
     return out
-
-
-def _den_substage(d: Path, train: str, cfg: PrepConfig) -> Optional[Callable[[], dict]]:
-    """The den-graph sub-stage, or None when the CTC-CRF graph modules are not available."""
-    try:
-        den_graph = importlib.import_module("pipeline.lang.den_graph")
-    except ImportError:
-        return None
-
-    def run() -> dict:
-        return den_graph.prepare_den(d, train, list(EVAL_SETS))
-    return run if hasattr(den_graph, "prepare_den") else None
 
 
 def _summary(stage: StageDir, sets: List[str], ran: List[str]) -> Dict[str, object]:

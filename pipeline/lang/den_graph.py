@@ -196,7 +196,10 @@ def write_path_weights(lm: PhoneLm, text_number: PathLike, out_path: PathLike) -
 
 
 def build_den_graph(units_txt: PathLike, train_text_number: PathLike, out_dir: PathLike,
-                    order: int = 4, max_extra_states: int = 1000) -> Dict[str, object]:
+                    order: int = 4, max_extra_states: int = 1000,
+                    dev_text_number: Optional[PathLike] = None,
+                    weights: Optional[Dict[PathLike, PathLike]] = None,
+                    exclude_prefixes: Tuple[str, ...] = ()) -> Dict[str, object]:
     """Estimate the phone LM and build the den graph; write ``phone_lm.arpa`` and ``den.fst``.
 
     Args:
@@ -205,6 +208,10 @@ def build_den_graph(units_txt: PathLike, train_text_number: PathLike, out_dir: P
         out_dir: e.g. ``data/<c>/den``; also receives ``den_info.json``.
         order: phone LM order.
         max_extra_states: top-order LM states kept (see estimate_phone_lm).
+        dev_text_number: held-out transcripts whose perplexity is reported.
+        weights: ``text_number`` → ``weight`` file to write path weights for (any set).
+        exclude_prefixes: training utterances whose id starts with one of these are not used
+            for the LM (speed-perturbed copies ``sp0.9-``, ``sp1.1-`` repeat their original).
 
     Returns:
         info: unit count, LM states per history length, training perplexity, den states/arcs.
@@ -214,7 +221,7 @@ def build_den_graph(units_txt: PathLike, train_text_number: PathLike, out_dir: P
     utts = read_text_number(train_text_number, num_units)
     if not utts:
         raise DataError("no training transcripts", train_text_number)
-    seqs = [ids for _, ids in utts]
+    seqs = [ids for utt, ids in utts if not utt.startswith(exclude_prefixes)]
     lm = estimate_phone_lm(seqs, num_units, order, max_extra_states)
     states = lm.states()
     by_len = {str(n): sum(len(h) == n for h in states) for n in range(order)}
@@ -229,8 +236,13 @@ def build_den_graph(units_txt: PathLike, train_text_number: PathLike, out_dir: P
         "lm_states_by_history_length": by_len, "train_perplexity": perplexity(lm, seqs),
         "den_states": den.num_states, "den_arcs": num_arcs, "train_utterances": len(seqs),
     }
-    log.info("phone LM: order %d, %d states %s, train perplexity %.2f", order, len(states),
-             by_len, info["train_perplexity"])
+    if dev_text_number is not None:
+        dev = [ids for _, ids in read_text_number(dev_text_number, num_units) if ids]
+        info["dev_perplexity"] = perplexity(lm, dev) if dev else None
+    for text_number, weight in (weights or {}).items():
+        write_path_weights(lm, text_number, weight)
+    log.info("phone LM: order %d, %d states %s, train perplexity %.2f, dev perplexity %s", order,
+             len(states), by_len, info["train_perplexity"], info.get("dev_perplexity"))
     log.info("den graph: %d states, %d arcs", den.num_states, num_arcs)
     atomic_write_text(out_dir / "den_info.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info

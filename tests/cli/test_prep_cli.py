@@ -54,6 +54,14 @@ def test_tts_prep_acceptance(tts_data):
     train = set(read_map(d / "train" / "utt2spk"))
     sp = set(read_map(d / "train_sp" / "utt2spk"))
     assert sp == train | {f"sp0.9-{u}" for u in train} | {f"sp1.1-{u}" for u in train}
+    # den graph and path weights (CTC-CRF): LM on the unperturbed copies only
+    den = json.loads((d / "den" / "den_info.json").read_text())
+    assert den["train_utterances"] == len(read_map(d / "train_sp" / "text_number")) // 3
+    assert den["lm_states_by_history_length"]["3"] <= 1000 and den["den_states"] > 0
+    assert np.isfinite(den["dev_perplexity"]) and (d / "den" / "den.fst").is_file()
+    for s in ("train_sp", "dev", "test"):
+        w = read_map(d / s / "weight")
+        assert set(w) == set(read_map(d / s / "utt2spk")) and all(float(v) < 0 for v in w.values())
     info = json.loads((d / "stage.json").read_text())
     assert info["seed"] == 1 and "git_sha" in info and info["summary"]["units"] == 41
 
