@@ -1,0 +1,116 @@
+"""CTC-CRF cost against a training step.
+
+Side by side in one run, median of repeats, B = 32 utterances of T = 300 frames after
+sub-sampling (900 input frames): den forward+backward, the whole CTC-CRF loss (den + CTC
+numerator), torch ``ctc_loss``, and a forward+backward of the 640-wide retrain network
+(all-kernel-5 TDNN of the WSJ space). Two den graphs: the ``tts`` one (phone 4-gram on the
+phones of the tts sentence pool, 41 units) and one of WSJ size (72 units, 4-gram on synthetic
+phone sentences: 5000 random "words" drawn Zipf-like). Run: ``.venv/bin/python bench/ctc_crf.py``.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import median_time, write_table  # noqa: E402
+
+B, T_OUT, LABELS, REPEATS = 32, 300, 60, 3
+
+
+def tts_sequences():
+    from local.tts.sentences import sentence_pool
+    from pipeline.lang.lexicon import read_festival_cmudict, units_from_lexicon
+
+    lex = read_festival_cmudict()
+    pool = sentence_pool(lex)
+    phones = units_from_lexicon({w: lex[w][:1] for s in pool for w in s.split()})
+    ids = {p: i for i, p in enumerate(phones, 1)}
+    return len(phones) + 1, [[ids[p] for w in s.split() for p in lex[w][0]] for s in pool]
+
+
+def wsj_size_sequences(num_units: int = 72, n_words: int = 5000, n_sents: int = 20000):
+    rng = random.Random(0)
+    words = [[rng.randrange(1, num_units) for _ in range(rng.randint(2, 8))] for _ in range(n_words)]
+    weights = [1.0 / (r + 1) for r in range(n_words)]
+    seqs = []
+    for _ in range(n_sents):
+        seqs.append([p for w in rng.choices(words, weights, k=rng.randint(5, 20)) for p in w])
+    return num_units, seqs
+
+
+def model(num_units: int):
+    import torch
+    from torch import nn
+
+    from pipeline.nas.ops import SUBSAMPLING_OP, make_op
+
+    ops = ["tdnn_k5_d1", "tdnn_k5_d2", "tdnn_k5_d1", SUBSAMPLING_OP, "tdnn_k5_d2", "tdnn_k5_d1", "tdnn_k5_d2"]
+    layers, dim = [], 120
+    for op in ops:
+        layers.append(make_op(op, dim, 640))
+        dim = 640
+    net = nn.Sequential(*layers, nn.Linear(640, num_units))
+    return net, sum(p.numel() for p in net.parameters())
+
+
+def main() -> None:
+    import torch
+
+    from pipeline.lang.den_graph import compose_den_fst, den_graph_from_fst
+    from pipeline.lang.phone_lm import estimate_phone_lm, lm_to_fst
+    from pipeline.loss.ctc_crf import CtcCrfLoss
+
+    torch.manual_seed(0)
+    rows, notes = [], []
+    for name, (K, seqs) in (("tts", tts_sequences()), ("WSJ size", wsj_size_sequences())):
+        lm = estimate_phone_lm(seqs, K, order=4, max_extra_states=1000)
+        graph = den_graph_from_fst(compose_den_fst(K, lm_to_fst(lm)), K)
+        loss_fn = CtcCrfLoss(graph, lamb=0.01)
+        net, params = model(K)
+        x = torch.randn(B, 3 * T_OUT, 120)
+        lengths = torch.full((B,), T_OUT, dtype=torch.long)
+        labels = torch.randint(1, K, (B, LABELS))
+        label_lengths = torch.full((B,), LABELS, dtype=torch.long)
+        logits = torch.randn(B, T_OUT, K)
+
+        def den():
+            lp = logits.clone().requires_grad_(True)
+            loss_fn.den_logz(lp.log_softmax(-1), lengths).sum().backward()
+
+        def ctc_crf():
+            lp = logits.clone().requires_grad_(True)
+            loss_fn(lp.log_softmax(-1), lengths, labels, label_lengths).loss.backward()
+
+        def ctc():
+            lp = logits.clone().requires_grad_(True)
+            torch.nn.functional.ctc_loss(lp.log_softmax(-1).transpose(0, 1), labels, lengths,
+                                         label_lengths, zero_infinity=True).backward()
+
+        def step():
+            net.zero_grad()
+            net(x).log_softmax(-1).sum().backward()
+
+        t = {f.__name__: median_time(f, REPEATS) for f in (den, ctc_crf, ctc, step)}
+        share = t["ctc_crf"] / (t["step"] + t["ctc_crf"])
+        rows.append((name, K, graph.num_states, graph.num_arcs, f"{t['den'] * 1e3:.0f}",
+                     f"{t['ctc_crf'] * 1e3:.0f}", f"{t['ctc'] * 1e3:.0f}", f"{t['step'] * 1e3:.0f}",
+                     f"{100 * share:.1f} %"))
+        notes.append(f"{name}: network {params / 1e6:.2f} M parameters; LM {len(lm.states())} states")
+    write_table(
+        "ctc_crf", "CTC-CRF loss vs a retrain step (CPU)",
+        ["den graph", "K", "den states", "den arcs", "den fwd+bwd ms", "CTC-CRF fwd+bwd ms",
+         "torch ctc_loss fwd+bwd ms", "network fwd+bwd ms", "CTC-CRF share of step"],
+        rows,
+        [f"B = {B}, T = {T_OUT} frames after 3x sub-sampling, {LABELS} labels, float32, median of {REPEATS}."
+         ] + notes + [
+         "CTC-CRF share = CTC-CRF / (network + CTC-CRF). Target on CPU: ≤ 15 %.",
+         "No GPU was lent to this run; the GPU table is still to be measured."],
+    )
+
+
+if __name__ == "__main__":
+    main()
