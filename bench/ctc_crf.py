@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import median_time, write_table  # noqa: E402
 
-B, T_OUT, LABELS, REPEATS = 32, 300, 60, 3
+B, T_OUT, LABELS, REPEATS = 32, 300, 60, 5
 
 
 def tts_sequences():
