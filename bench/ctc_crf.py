@@ -43,7 +43,6 @@ def wsj_size_sequences(num_units: int = 72, n_words: int = 5000, n_sents: int = 
 
 
 def model(num_units: int):
-    import torch
     from torch import nn
 
     from pipeline.nas.ops import SUBSAMPLING_OP, make_op

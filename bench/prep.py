@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,7 +24,6 @@ REPEATS = 5
 
 def main() -> None:
     import kaldiio
-    import numpy as np
 
     from local.tts.prepare import prepare
     from pipeline.data.audio import read_audio

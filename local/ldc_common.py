@@ -270,3 +270,20 @@ def oov_note(oov: Sequence[str], show: int = 10) -> str:
     head = " ".join(oov[:show]) + (" ..." if len(oov) > show else "")
     return (f"{len(oov)} transcript word types have no pronunciation (left as they are; the "
             f"labels step maps them to {UNK}): {head}")
+
+
+def fragment(before: str, after: str, trail: str = "") -> str:
+    """A partial word with its missing side marked by ``-``: ``TH-``, ``-CAUSE``, ``A-B``.
+
+    Args:
+        before: the spoken part before the unspoken one (may be empty).
+        after: the spoken part after it (may be empty).
+        trail: text kept after ``after`` (SWBD's trailing markup).
+    """
+    if before and after:
+        return f"{before}-{after}{trail}"
+    if before:
+        return f"{before}-"
+    if after:
+        return f"-{after}"
+    return ""

@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from typing import Dict, Iterable, List
 
-from local.ldc_common import BASE_SPECIALS
+from local.ldc_common import BASE_SPECIALS, fragment
 
 NOISE_WORDS = {"[noise]": "[NOISE]", "[laughter]": "[LAUGHTER]",
                "[vocalized-noise]": "[VOCALIZED-NOISE]"}
@@ -58,14 +58,7 @@ def _partial(w: str) -> str:
     m = _PARTIAL.fullmatch(w)
     if m is None:  # malformed nesting: keep what precedes the first bracket
         return w.split("[", 1)[0].rstrip("-") + "-"
-    before, after, trail = m.groups()
-    if before and after:
-        return f"{before}-{after}{trail}"
-    if before:
-        return f"{before}-"
-    if after:
-        return f"-{after}"
-    return ""
+    return fragment(*m.groups())
 
 
 def normalize_ms98_word(token: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Container, Iterator, List, Sequence, Union
+from typing import Container, Iterator, List, Union
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 _SPLIT = re.compile(r"(?<=[.!?;:])\s+")
@@ -72,7 +72,3 @@ def sentence_pool(
                 pool.add(" ".join(words))
     return sorted(pool)
 
-
-def words_of(sentences: Sequence[str]) -> List[str]:
-    """Distinct words of some sentences, sorted."""
-    return sorted({w for s in sentences for w in s.split()})

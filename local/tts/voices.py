@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import numpy as np
 
@@ -120,7 +120,3 @@ def synthesise(spk: Speaker, text: str, out_path: Path, rate: int, seed: int,
     tmp_path.replace(out_path)
     return len(x) / rate
 
-
-def speaker_table(speakers: List[Speaker]) -> Dict[str, Speaker]:
-    """Speakers by id."""
-    return {s.id: s for s in speakers}

@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from typing import List
 
-from local.ldc_common import NOISE
+from local.ldc_common import NOISE, fragment
 
 _DROP = [
     re.compile(r"\[<[\w-]+\]"),      # [<door_slam]
@@ -70,14 +70,7 @@ def _partial(w: str) -> str:
     m = _PARTIAL.fullmatch(w)
     if not m:
         return w
-    before, after = m.group(1), m.group(3)
-    if before and after:
-        return f"{before}-{after}"
-    if before:
-        return f"{before}-"
-    if after:
-        return f"-{after}"
-    return ""
+    return fragment(m.group(1) or "", m.group(3) or "")
 
 
 def normalize_word(token: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Dict, Sequence, Union
+from typing import Sequence, Union
 
 from pipeline.data.datadir import combine_data_dirs, read_kv, read_map, write_data_dir, write_map
 from pipeline.errors import DataError
