@@ -128,17 +128,36 @@ def _check_seq(seq: Sequence[int], num_units: int) -> None:
             raise ValueError(f"phone id {u!r} outside 1..{num_units - 1}")
 
 
-def _count(seqs: Iterable[Sequence[int]], num_units: int, order: int) -> Dict[History, Counter]:
-    """c(h, w) for every history of length 0..order-1 seen in ``<s> seq </s>``."""
+def count_ngrams(seqs: Iterable[Sequence[int]], order: int) -> Dict[History, Counter]:
+    """c(h, w) for every history h of length 0..order-1 seen in ``<s> seq </s>``.
+
+    Shared by the phone LM and the word LM (:mod:`pipeline.lang.word_lm`), which both use
+    non-negative integer token ids with ``BOS`` / ``EOS`` as sentence boundaries.
+
+    Args:
+        seqs: token-id sequences (without boundaries).
+        order: n of the n-gram.
+
+    Returns:
+        history -> Counter of the tokens that follow it (``EOS`` included, ``BOS`` never).
+    """
     counts: Dict[History, Counter] = defaultdict(Counter)
     for seq in seqs:
-        _check_seq(seq, num_units)
         padded = [BOS] + list(seq) + [EOS]
         for i in range(1, len(padded)):
             w = padded[i]
             for k in range(0, min(order - 1, i) + 1):
                 counts[tuple(padded[i - k:i])][w] += 1
     return counts
+
+
+def _count(seqs: Iterable[Sequence[int]], num_units: int, order: int) -> Dict[History, Counter]:
+    """:func:`count_ngrams` over phone sequences, each checked to hold phone ids only."""
+    def checked() -> Iterable[Sequence[int]]:
+        for seq in seqs:
+            _check_seq(seq, num_units)
+            yield seq
+    return count_ngrams(checked(), order)
 
 
 def estimate_phone_lm(seqs: Iterable[Sequence[int]], num_units: int, order: int = 4,

@@ -1,0 +1,308 @@
+"""WFST decoding of network log-probabilities against TLG (Kaldi's decoders via ``kaldi_decoder``).
+
+A decodable is a (T, K) float32 matrix of log-probabilities, column 0 = blank;
+``kaldi_decoder.DecodableCtc`` scores TLG input label ``k + 1`` with column ``k`` (the token
+ids of :mod:`pipeline.lang.token_fst`). Costs follow Kaldi: an arc's graph cost is ``-ln`` of
+its LM / lexicon weight, a frame's acoustic cost is ``-log-prob``.
+
+The LM weight sweep works as Kaldi's scoring does (``lattice-scale --inv-acoustic-scale=LMWT |
+lattice-best-path``): each utterance is decoded once into a raw state-level lattice
+(``LatticeSimpleDecoder``, the lattice decoder this ``kaldi_decoder`` exposes -- it has no
+``LatticeFasterDecoder``), the acoustic costs are brought back to scale 1, and for every LM
+weight ``w`` the best path minimises ``graph cost + acoustic cost / w``. ``LatticeSimpleDecoder``
+prunes by beam and lattice beam but has no ``max_active`` limit; :meth:`Decoder.best_path`
+(``FasterDecoder``, with ``max_active``) decodes one LM weight directly by scaling the
+log-probs by ``1 / w`` (the same objective, scaled), and ``method="redecode"`` sweeps that way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import kaldi_decoder
+import kaldifst
+import numpy as np
+
+from pipeline.errors import DataError
+from pipeline.lang.lexicon import read_symbol_table
+
+PathLike = Union[str, Path]
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DecoderConfig:
+    """Search settings (Kaldi's names and defaults of ``latgen-faster`` in CTC recipes).
+
+    Attributes:
+        beam: search beam (cost units, at ``acoustic_scale``).
+        lattice_beam: how far from the best path lattice paths are kept.
+        max_active: most active tokens per frame (``FasterDecoder`` only).
+        min_active: fewest active tokens per frame (``FasterDecoder`` only).
+        acoustic_scale: log-prob scale during the lattice search; the lattice's acoustic
+            costs are divided by it afterwards, as ``latgen-faster`` does.
+    """
+
+    beam: float = 17.0
+    lattice_beam: float = 8.0
+    max_active: int = 7000
+    min_active: int = 200
+    acoustic_scale: float = 1.0
+
+
+@dataclass
+class Hypothesis:
+    """One decoding result.
+
+    Attributes:
+        word_ids: output word ids (``words.txt``), epsilons removed.
+        words: the same as strings.
+        graph_cost: summed graph cost (``-ln`` LM/lexicon weight) of the path.
+        acoustic_cost: summed ``-log-prob`` of the path's frames (unscaled).
+        reached_final: False when no final state was reached (the best partial path is kept).
+    """
+
+    word_ids: List[int]
+    words: List[str]
+    graph_cost: float
+    acoustic_cost: float
+    reached_final: bool = True
+
+
+@dataclass
+class RtfMeter:
+    """Real-time factor: decoding seconds / audio seconds.
+
+    Attributes:
+        frame_shift_s: audio seconds per log-prob frame (10 ms x the network's subsampling).
+    """
+
+    frame_shift_s: float = 0.03
+    seconds: float = 0.0
+    frames: int = 0
+    utterances: int = 0
+
+    def add(self, num_frames: int, seconds: float) -> None:
+        """Account one utterance of ``num_frames`` frames decoded in ``seconds``."""
+        self.frames += int(num_frames)
+        self.seconds += float(seconds)
+        self.utterances += 1
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio decoded so far."""
+        return self.frames * self.frame_shift_s
+
+    @property
+    def rtf(self) -> float:
+        """Decoding time over audio time (< 1: faster than real time); nan before any audio."""
+        return self.seconds / self.audio_seconds if self.frames else float("nan")
+
+    def summary(self) -> Dict[str, float]:
+        """JSON-friendly numbers for logs and ``stage.json``."""
+        return {"rtf": round(self.rtf, 5), "decode_seconds": round(self.seconds, 3),
+                "audio_seconds": round(self.audio_seconds, 3), "utterances": self.utterances}
+
+
+def _check_logprobs(logprobs: np.ndarray, num_units: Optional[int]) -> np.ndarray:
+    x = np.ascontiguousarray(logprobs, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise DataError(f"log-probs must be a non-empty (T, K) matrix, got shape {x.shape}")
+    if num_units is not None and x.shape[1] != num_units:
+        raise DataError(f"log-probs have {x.shape[1]} columns but the graph has "
+                        f"{num_units} units (blank + phones)")
+    if not np.isfinite(x).all():
+        raise DataError("log-probs hold NaN or +-inf")
+    return x
+
+
+def _lattice_copy(lat: kaldifst.Lattice) -> kaldifst.Lattice:
+    return type(lat)(lat)
+
+
+def lattice_best_path(lattice: kaldifst.Lattice, lm_weight: float
+                      ) -> Tuple[List[int], float, float]:
+    """Best path of a lattice (acoustic costs at scale 1) under LM weight ``lm_weight``.
+
+    Minimises ``graph cost + acoustic cost / lm_weight``, like Kaldi's ``lattice-scale
+    --inv-acoustic-scale=LMWT`` followed by ``lattice-best-path``.
+
+    Returns:
+        (word ids, graph cost, acoustic cost) of that path, costs unscaled; ``([], inf,
+        inf)`` for an empty lattice.
+    """
+    if lm_weight <= 0:
+        raise ValueError(f"LM weight must be > 0, got {lm_weight}")
+    if lattice.num_states == 0:
+        return [], float("inf"), float("inf")
+    lat = _lattice_copy(lattice)
+    kaldifst.scale_lattice(kaldifst.lattice_scale(lmwt=1.0, acwt=1.0 / lm_weight), lat)
+    ok, _, olabels, weight = kaldifst.get_linear_symbol_sequence(kaldifst.shortest_path(lat))
+    if not ok:
+        raise RuntimeError("shortest path of a lattice is not linear")
+    return list(olabels), float(weight.value1), float(weight.value2) * lm_weight
+
+
+class Decoder:
+    """Decodes log-prob matrices against one TLG.
+
+    Args:
+        graph: TLG (``kaldifst.StdVectorFst``).
+        words: word id -> word (``words.txt`` of the graph).
+        config: search settings.
+        num_units: K; when given, log-prob matrices must have K columns.
+    """
+
+    def __init__(self, graph: kaldifst.StdVectorFst, words: Mapping[int, str],
+                 config: Optional[DecoderConfig] = None, num_units: Optional[int] = None) -> None:
+        self.graph = graph
+        self.words = dict(words)
+        self.config = config or DecoderConfig()
+        self.num_units = num_units
+
+    @classmethod
+    def from_lang_test(cls, lang_test: PathLike,
+                       config: Optional[DecoderConfig] = None) -> "Decoder":
+        """Load ``TLG.fst``, ``words.txt`` and K (``graph_info.json``) of a ``lang_test_<lm>``."""
+        lang_test = Path(lang_test)
+        tlg_path = lang_test / "TLG.fst"
+        if not tlg_path.is_file():
+            raise DataError("decoding graph not found (build it with build_lang_test)", tlg_path)
+        graph = kaldifst.StdVectorFst.read(str(tlg_path))
+        if graph is None:
+            raise DataError("unreadable FST", tlg_path)
+        words = {i: w for w, i in read_symbol_table(lang_test / "words.txt").items()}
+        info_path = lang_test / "graph_info.json"
+        num_units = (json.loads(info_path.read_text(encoding="utf-8")).get("num_units")
+                     if info_path.is_file() else None)
+        return cls(graph, words, config, num_units)
+
+    def _hypothesis(self, word_ids: Sequence[int], graph_cost: float, acoustic_cost: float,
+                    reached_final: bool) -> Hypothesis:
+        return Hypothesis(list(word_ids), [self.words.get(i, f"<id{i}>") for i in word_ids],
+                          graph_cost, acoustic_cost, reached_final)
+
+    def best_path(self, logprobs: np.ndarray, lm_weight: float = 1.0) -> Hypothesis:
+        """1-best with ``FasterDecoder`` (honours ``max_active``) at one LM weight.
+
+        Args:
+            logprobs: (T, K) float32 log-probabilities, column 0 = blank.
+            lm_weight: > 0; the log-probs are scaled by ``1 / lm_weight``.
+        """
+        if lm_weight <= 0:
+            raise ValueError(f"LM weight must be > 0, got {lm_weight}")
+        x = _check_logprobs(logprobs, self.num_units)
+        c = self.config
+        opts = kaldi_decoder.FasterDecoderOptions(beam=c.beam, max_active=c.max_active,
+                                                  min_active=c.min_active)
+        dec = kaldi_decoder.FasterDecoder(self.graph, opts)
+        dec.decode(kaldi_decoder.DecodableCtc(x / lm_weight))
+        reached = dec.reached_final()
+        ok, lat = dec.get_best_path()
+        if not ok:
+            log.warning("no surviving path (graph and log-probs incompatible?)")
+            return self._hypothesis([], float("inf"), float("inf"), False)
+        _, _, olabels, weight = kaldifst.get_linear_symbol_sequence(lat)
+        return self._hypothesis(olabels, float(weight.value1),
+                                float(weight.value2) * lm_weight, reached)
+
+    def lattice(self, logprobs: np.ndarray) -> Tuple[kaldifst.Lattice, bool]:
+        """Raw state-level lattice (word outputs), acoustic costs at scale 1.
+
+        Args:
+            logprobs: (T, K) float32 log-probabilities, column 0 = blank.
+
+        Returns:
+            the lattice and whether a final state was reached.
+        """
+        x = _check_logprobs(logprobs, self.num_units)
+        c = self.config
+        cfg = kaldi_decoder.LatticeSimpleDecoderConfig(beam=c.beam, lattice_beam=c.lattice_beam)
+        dec = kaldi_decoder.LatticeSimpleDecoder(self.graph, cfg)
+        dec.decode(kaldi_decoder.DecodableCtc(x * c.acoustic_scale))
+        reached = dec.final_relative_cost() != float("inf")
+        ok, lat = dec.get_raw_lattice()  # without a final state: every token counts as final
+        if not ok:
+            log.warning("empty lattice (graph and log-probs incompatible?)")
+        elif c.acoustic_scale != 1.0:
+            kaldifst.scale_lattice(kaldifst.lattice_scale(lmwt=1.0, acwt=1.0 / c.acoustic_scale),
+                                   lat)
+        return lat, reached
+
+    def sweep(self, logprobs: np.ndarray, lm_weights: Sequence[float],
+              method: str = "lattice") -> Dict[float, Hypothesis]:
+        """Best path for each LM weight.
+
+        Args:
+            logprobs: (T, K) float32 log-probabilities, column 0 = blank.
+            lm_weights: the weights to try (> 0).
+            method: ``"lattice"`` (decode once, rescore the lattice per weight) or
+                ``"redecode"`` (one :meth:`best_path` search per weight).
+
+        Returns:
+            LM weight -> hypothesis.
+        """
+        if method == "redecode":
+            return {w: self.best_path(logprobs, w) for w in lm_weights}
+        if method != "lattice":
+            raise ValueError(f"unknown sweep method {method!r} (lattice, redecode)")
+        lat, reached = self.lattice(logprobs)
+        out = {}
+        for w in lm_weights:
+            ids, graph_cost, ac_cost = lattice_best_path(lat, w)
+            out[w] = self._hypothesis(ids, graph_cost, ac_cost, reached)
+        return out
+
+
+@dataclass
+class SweepResult:
+    """Hypotheses of a whole set for every LM weight, with speed.
+
+    Attributes:
+        hyps: LM weight -> utterance id -> words.
+        rtf: decoding speed.
+        not_final: utterances whose search reached no final state.
+    """
+
+    hyps: Dict[float, Dict[str, List[str]]]
+    rtf: RtfMeter
+    not_final: List[str] = field(default_factory=list)
+
+
+def decode_set(decoder: Decoder, utts: Iterable[Tuple[str, np.ndarray]],
+               lm_weights: Sequence[float], method: str = "lattice",
+               frame_shift_s: float = 0.03) -> SweepResult:
+    """Decode every utterance once and read its best path for each LM weight.
+
+    Args:
+        decoder: the decoder (graph + settings).
+        utts: ``(utt id, (T, K) float32 log-probs)`` pairs, e.g. from ``kaldiio``.
+        lm_weights: the LM weights of the sweep.
+        method: see :meth:`Decoder.sweep`.
+        frame_shift_s: audio seconds per log-prob frame, for the real-time factor.
+
+    Returns:
+        hypotheses per LM weight and utterance, the real-time factor of the whole set.
+    """
+    result = SweepResult({w: {} for w in lm_weights}, RtfMeter(frame_shift_s))
+    for utt, logprobs in utts:
+        t0 = time.perf_counter()
+        try:
+            hyps = decoder.sweep(logprobs, lm_weights, method)
+        except DataError as e:
+            raise DataError(str(e), utt=utt) from None
+        result.rtf.add(len(logprobs), time.perf_counter() - t0)
+        for w, h in hyps.items():
+            result.hyps[w][utt] = h.words
+        if not all(h.reached_final for h in hyps.values()):
+            result.not_final.append(utt)
+    if result.not_final:
+        log.warning("%d utterances reached no final state (partial paths kept), e.g. %s",
+                    len(result.not_final), result.not_final[0])
+    log.info("decoded %d utterances, RTF %.4f", result.rtf.utterances, result.rtf.rtf)
+    return result

@@ -1,0 +1,140 @@
+"""WFST decoding against a tiny TLG: spelled word sequences decode, the LM weight sweep matters."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pipeline.decode.decoder import (Decoder, DecoderConfig, RtfMeter, decode_set,
+                                     lattice_best_path)
+from pipeline.errors import DataError
+from pipeline.lang.graphs import build_lang_test
+from pipeline.lang.lexicon import write_lexicon, write_units, write_words
+from pipeline.lang.word_lm import estimate_word_lm, write_arpa
+
+LEXICON = {"ZED": [["C", "D"]], "EX": [["A"]], "WHY": [["B"]]}
+PHONES = ["A", "B", "C", "D"]
+UNIT = {"<blk>": 0, "A": 1, "B": 2, "C": 3, "D": 4}
+K = len(UNIT)
+# The LM strongly prefers EX after ZED.
+SENTENCES = [["ZED", "EX"]] * 50 + [["WHY"]] * 3 + [["ZED"]] * 3 + [["EX", "WHY"]] * 3
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("decoder")
+    write_lexicon(root / "lang" / "lexicon.txt", LEXICON)
+    write_units(root / "lang" / "units.txt", PHONES)
+    write_words(root / "lang" / "words.txt", LEXICON)
+    lm = estimate_word_lm(SENTENCES, order=3)
+    write_arpa(lm, root / "lm.arpa")
+    build_lang_test(root / "lang", root / "lm.arpa", root / "lang_test")
+    return Decoder.from_lang_test(root / "lang_test"), lm
+
+
+def frame(probs):
+    """One log-prob row: the given unit probabilities, the rest shared evenly."""
+    row = np.full(K, (1.0 - sum(probs.values())) / (K - len(probs)))
+    for unit, p in probs.items():
+        row[UNIT[unit]] = p
+    return np.log(row)
+
+
+def spell(words):
+    """Peaky frames for a word sequence: each phone twice, a blank after each word."""
+    rows = []
+    for w in words:
+        for p in LEXICON[w][0]:
+            rows += [frame({p: 0.99}), frame({p: 0.99})]
+        rows.append(frame({"<blk>": 0.99}))
+    return np.stack(rows).astype(np.float32)
+
+
+@pytest.mark.parametrize("words", [["ZED", "EX"], ["WHY", "WHY", "ZED"], ["EX", "EX", "EX"],
+                                   ["WHY", "ZED", "EX", "WHY"], []])
+def test_spelled_word_sequences_decode_to_themselves(setup, words):
+    decoder, _ = setup
+    logprobs = spell(words) if words else np.stack([frame({"<blk>": 0.9})] * 3)
+    logprobs = logprobs.astype(np.float32)
+    best = decoder.best_path(logprobs)
+    assert best.words == words and best.reached_final
+    swept = decoder.sweep(logprobs, [0.25, 0.5, 1.0])  # larger: the LM may drop words
+    assert all(h.words == words for h in swept.values())
+    # the acoustic cost is that of the peaky path: -sum of each frame's best log-prob
+    assert best.acoustic_cost == pytest.approx(-logprobs.max(axis=1).sum(), abs=1e-3)
+    assert swept[1.0].acoustic_cost == pytest.approx(best.acoustic_cost, abs=1e-3)
+    assert swept[1.0].graph_cost == pytest.approx(best.graph_cost, abs=1e-3)
+
+
+def ambiguous():
+    """ZED then one frame that sounds more like WHY (B 0.8) than EX (A 0.1)."""
+    rows = [frame({"C": 0.9}), frame({"D": 0.9}), frame({"<blk>": 0.9}),
+            frame({"B": 0.8, "A": 0.1}), frame({"<blk>": 0.9})]
+    return np.stack(rows).astype(np.float32)
+
+
+def test_lm_weight_sweep_lets_the_lm_win(setup):
+    decoder, lm = setup
+    logprobs = ambiguous()
+    acoustic_gap = math.log(0.8 / 0.1)
+    lm_gap = (lm.logprob(["<s>", "ZED"], "EX") + lm.logprob(["ZED", "EX"], "</s>")
+              - lm.logprob(["<s>", "ZED"], "WHY") - lm.logprob(["ZED", "WHY"], "</s>"))
+    assert lm_gap > acoustic_gap  # so the sweep below crosses over
+    weights = [0.1, 0.5, 1.0, 2.0, 5.0]
+    swept = decoder.sweep(logprobs, weights)
+    crossover = acoustic_gap / lm_gap  # EX wins when w * lm_gap > acoustic_gap
+    for w in weights:
+        expected = ["ZED", "EX"] if w > crossover else ["ZED", "WHY"]
+        assert swept[w].words == expected, (w, crossover)
+    assert swept[0.1].words != swept[5.0].words
+    # one search per weight (FasterDecoder on scaled log-probs) agrees with the lattice
+    redecoded = decoder.sweep(logprobs, weights, method="redecode")
+    assert {w: h.words for w, h in redecoded.items()} == {w: h.words for w, h in swept.items()}
+
+
+def test_lattice_best_path_costs_are_unscaled(setup):
+    decoder, _ = setup
+    lat, reached = decoder.lattice(ambiguous())
+    assert reached
+    ids_lo, graph_lo, ac_lo = lattice_best_path(lat, 0.1)
+    ids_hi, graph_hi, ac_hi = lattice_best_path(lat, 5.0)
+    assert ids_lo != ids_hi
+    assert ac_lo < ac_hi and graph_lo > graph_hi  # acoustics win at 0.1, the LM at 5
+    with pytest.raises(ValueError):
+        lattice_best_path(lat, 0.0)
+
+
+def test_decode_set_and_rtf(setup):
+    decoder, _ = setup
+    utts = [("u1", spell(["ZED", "EX"])), ("u2", ambiguous())]
+    result = decode_set(decoder, utts, [0.1, 1.0], frame_shift_s=0.03)
+    assert result.hyps[1.0] == {"u1": ["ZED", "EX"], "u2": ["ZED", "EX"]}
+    assert result.hyps[0.1]["u2"] == ["ZED", "WHY"]
+    frames = sum(len(x) for _, x in utts)
+    assert result.rtf.utterances == 2 and result.rtf.audio_seconds == pytest.approx(frames * 0.03)
+    assert result.rtf.rtf > 0 and not result.not_final
+    meter = RtfMeter(frame_shift_s=0.01)
+    meter.add(100, 0.5)
+    assert meter.rtf == pytest.approx(0.5)
+
+
+def test_bad_log_probs_are_rejected(setup):
+    decoder, _ = setup
+    with pytest.raises(DataError, match="columns"):
+        decoder.best_path(np.zeros((4, K + 1), np.float32))
+    with pytest.raises(DataError, match="utterance u9"):
+        decode_set(decoder, [("u9", np.full((3, K), np.nan, np.float32))], [1.0])
+    assert DecoderConfig().beam == 17.0 and DecoderConfig().max_active == 7000
+
+
+def test_no_final_state_keeps_the_partial_path(setup):
+    decoder, _ = setup
+    # only C is possible: ZED (C D) never ends, and the lattice beam prunes every other path
+    logprobs = np.full((3, K), -1000.0, np.float32)
+    logprobs[:, UNIT["C"]] = 0.0
+    swept = decoder.sweep(logprobs, [1.0])
+    assert swept[1.0].words == ["ZED"] and not swept[1.0].reached_final
+    result = decode_set(decoder, [("u1", spell(["EX"])), ("u2", logprobs)], [1.0])
+    assert result.not_final == ["u2"]
