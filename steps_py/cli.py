@@ -9,6 +9,7 @@ import sys
 import click
 
 from steps_py.prep import prep
+from steps_py.training import retrain, search, warmup
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -25,4 +26,5 @@ def cli(verbose: int) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
-cli.add_command(prep)
+for command in (prep, warmup, search, retrain):
+    cli.add_command(command)

@@ -107,6 +107,13 @@ class Strategy:
         """How the supernet runs in the next arch step (strategies with an arch step)."""
         raise NotImplementedError
 
+    def eval_choice(self, generator: torch.Generator) -> Choice:
+        """How the supernet is evaluated on held-out data: a path sampled from p (paper §3.2:
+        the expected performance of the current supernet), drawn from ``generator`` so that
+        evaluation never moves the training sampler."""
+        drawn = torch.tensor(self.arch.sample(generator))
+        return Path(tuple(int(i) for i in broadcast_from_rank0(drawn)))
+
     def arch_step(self, loss_of: LossOf) -> float:
         """One α update on a held-out batch with the weights frozen; returns the loss."""
         if not self.has_arch_step or self.optimizer is None:
@@ -178,6 +185,9 @@ class Darts(Strategy):
     def arch_choice(self) -> Choice:
         return Mixture(self.arch.probs())
 
+    def eval_choice(self, generator: torch.Generator) -> Choice:
+        return Mixture([p.detach() for p in self.arch.probs()])
+
 
 def gumbel_softmax(logits: Tensor, tau: float, generator: torch.Generator) -> Tensor:
     """Soft one-hot ``softmax((α + g) / τ)`` with Gumbel noise g drawn from ``generator``."""
@@ -204,6 +214,9 @@ class Snas(Strategy):
     def arch_choice(self) -> Choice:
         return Mixture([gumbel_softmax(a, self.tau, self.generator) for a in self.arch.alphas])
 
+    def eval_choice(self, generator: torch.Generator) -> Choice:
+        return Mixture([gumbel_softmax(a.detach(), self.tau, generator) for a in self.arch.alphas])
+
 
 class RandomSearch(Strategy):
     """Random search: uniform weight steps, then :func:`random_search` picks the best of k."""
@@ -216,6 +229,10 @@ class RandomSearch(Strategy):
 
     def weight_choice(self) -> Choice:
         return Path(self.draw_path(uniform=True))
+
+    def eval_choice(self, generator: torch.Generator) -> Choice:
+        drawn = torch.tensor(self.arch.sample(generator, uniform=True))
+        return Path(tuple(int(i) for i in broadcast_from_rank0(drawn)))
 
     def candidates(self) -> List[Tuple[int, ...]]:
         """k distinct uniformly drawn architectures (fewer if the space is smaller)."""
@@ -256,6 +273,9 @@ class FixedArch(Strategy):
         self.indices = tuple(supernet.space.index_of(fixed.ops))
 
     def weight_choice(self) -> Choice:
+        return Path(self.indices)
+
+    def eval_choice(self, generator: torch.Generator) -> Choice:
         return Path(self.indices)
 
     def derive(self) -> Tuple[int, ...]:
