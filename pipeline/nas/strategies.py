@@ -123,6 +123,9 @@ class Strategy:
             loss = loss_of(self.arch_choice())
             loss.backward()
         self._average_alpha_grads()
+        if not all(a.grad is None or bool(torch.isfinite(a.grad).all()) for a in self.arch.alphas):
+            self.optimizer.zero_grad(set_to_none=True)  # a NaN batch must not poison α
+            return math.nan
         self.optimizer.step()
         return float(loss.detach())
 

@@ -76,8 +76,11 @@ STAGE_DEFAULTS: Dict[str, Dict[str, Any]] = {
 def _coerce(name: str, text: str, current: Any) -> Any:
     """Parse a command-line override with YAML rules (numbers, bools, null, lists)."""
     value = yaml.safe_load(text)
-    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+    if isinstance(current, float) and not isinstance(current, bool):
+        try:  # YAML reads 2e-3 (no dot) as a string
+            return float(value)
+        except (TypeError, ValueError):
+            raise StnasError(f"{name} must be a number, got '{text}'") from None
     return value
 
 
@@ -112,6 +115,9 @@ def load_config(stage: str, path: Optional[Union[str, Path]] = None,
             raise StnasError(f"unknown config key '{key}' in override '{item}'")
         values[key] = _coerce(key, text, values.get(key, getattr(defaults, key)))
     values.update({k: v for k, v in explicit.items() if v is not None})
+    for key, value in values.items():  # YAML files read 2e-3 (no dot) as a string too
+        if isinstance(getattr(defaults, key), float) and isinstance(value, str):
+            values[key] = _coerce(key, value, getattr(defaults, key))
     cfg = TrainConfig(stage=stage, **values)
     if stage == "retrain" and not cfg.arch:
         cfg.arch = str(Path(cfg.exp_dir) / "search" / "arch.json")

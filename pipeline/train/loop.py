@@ -239,6 +239,15 @@ class Trainer:
                         "far)", self.step, ",".join(batch.utts[:3]), self.bad_batches)
             return None
         loss.backward()
+        # A NaN/inf anywhere in the batch (e.g. in one utterance's features) reaches the
+        # weight gradients even where its loss term was masked: check them, not just the loss.
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.bad_batches += 1
+            log.warning("non-finite gradient at step %d (utterances %s...): batch skipped (%d "
+                        "so far)", self.step, ",".join(batch.utts[:3]), self.bad_batches)
+            return None
         self.optimizer.step()
         sums = all_sum(torch.stack([total.float(), count.float()]).to(self.device))
         return float(sums[0] / sums[1].clamp(min=1))
@@ -259,7 +268,12 @@ class Trainer:
             return self._batch_loss(self.model, batch, choice, global_utts)[0]
 
         loss = self.strategy.arch_step(loss_of)
-        return loss if math.isfinite(loss) else None
+        if math.isfinite(loss):
+            return loss
+        self.bad_batches += 1
+        log.warning("non-finite arch-step loss or gradient on held-out batch %d: α not updated "
+                    "(%d bad batches so far)", pos, self.bad_batches)
+        return None
 
     # -- evaluation -----------------------------------------------------------------------
     @torch.no_grad()

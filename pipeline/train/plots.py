@@ -78,8 +78,8 @@ def plot_alphas(alphas_jsonl: PathLike, candidates: Sequence[Sequence[str]],
         ax.set_title(f"block {b + 1}", fontsize=9)
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-        if b == 0:
-            ax.legend(fontsize=7)
+        if b == 0 or list(names) != list(candidates[b - 1]):
+            ax.legend(fontsize=6)
         ax.set_xlabel("arch step", fontsize=8)
     for b in range(n, len(axes) * cols):
         axes[b // cols][b % cols].axis("off")

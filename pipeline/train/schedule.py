@@ -46,7 +46,7 @@ class PlateauSchedule:
             return False
         if self.stop_patience is not None and self.bad_epochs >= self.stop_patience:
             return False
-        if self.decay < 1.0 and self.epochs >= self.min_epochs and \
+        if self.decay < 1.0 and self.epochs > self.min_epochs and \
                 self.bad_epochs >= self.patience and self.bad_epochs > 0:
             self.lr *= self.decay
             self.bad_epochs = 0
