@@ -152,6 +152,7 @@ class Trainer:
         self.bad_batches, self.finished = 0, False
         self.signals = _Signals()
         self._held_iter = None
+        self._tb: Any = None
 
     # -- checkpoints ----------------------------------------------------------------------
     def state(self) -> Dict[str, Any]:
@@ -200,9 +201,27 @@ class Trainer:
             path.write_text("".join(line + "\n" for line in keep))
 
     def _log(self, name: str, row: Dict[str, Any]) -> None:
-        if self.dist.main:
-            with open(self.dir / name, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        if not self.dist.main:
+            return
+        with open(self.dir / name, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        writer = self._tensorboard()
+        if writer is not None and name == "metrics.jsonl":
+            for key in ("loss", "arch_loss", "held_out_loss", "lr", "frames_per_s"):
+                if key in row:
+                    writer.add_scalar(f"{row.get('kind', 'train')}/{key}", row[key], row["step"])
+            writer.flush()
+
+    def _tensorboard(self):
+        """A SummaryWriter on ``<stage>/tensorboard`` when tensorboard is installed, else None."""
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional
+                self._tb = False
+            else:
+                self._tb = SummaryWriter(str(self.dir / "tensorboard"))
+        return self._tb or None
 
     # -- steps ----------------------------------------------------------------------------
     def _forward(self, module: nn.Module, batch: Batch, choice: Optional[Choice]

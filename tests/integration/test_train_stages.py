@@ -60,6 +60,7 @@ def test_debug_recipe_end_to_end(tts_data, warmed, tmp_path):
     assert len(rows) == summary["steps"] and len(rows[-1]["probs"]) == 4
     for name in ("alphas.png", "arch.png", "curves.png", "stage.json", "config.yaml"):
         assert (exp / "search" / name).is_file(), name
+    assert list((exp / "search" / "tensorboard").glob("events.out.tfevents.*"))
 
     summary = _run("retrain", tts_data, exp)
     metrics = _read_jsonl(exp / "retrain" / "metrics.jsonl")
