@@ -198,3 +198,21 @@ def test_two_process_ddp_search_matches_one_process(tts_data, tmp_path):
     a1, a2 = (Arch.from_json(results[w] / "search" / "arch.json") for w in (1, 2))
     assert a1.ops == a2.ops
     np.testing.assert_allclose(a2.probabilities[0], a1.probabilities[0], atol=1e-3)
+
+
+def test_sigterm_writes_a_checkpoint_and_exits(tts_data, tmp_path):
+    arch = str(REPO / "conf" / "arch" / "tdnn_d_tiny.json")
+    exp = tmp_path / "exp"
+    cmd = _cli("retrain", tts_data, exp, "--arch", arch, "--set", "max_epochs=50",
+               "--set", "ckpt_every=100000")
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    metrics = exp / "retrain" / "metrics.jsonl"
+    while proc.poll() is None and not (metrics.is_file() and '"epoch"' in metrics.read_text()):
+        time.sleep(0.02)  # wait until training is under way (an epoch has ended)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    state = torch.load(list_checkpoints(exp / "retrain" / "ckpt")[-1], weights_only=False)
+    # epoch-end checkpoints have next_batch 0; the one written on the signal is mid-epoch
+    assert state["position"]["next_batch"] > 0 and state["position"]["step"] > 0
+    assert not (exp / "retrain" / ".done" / "stage").exists()
