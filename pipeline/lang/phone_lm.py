@@ -47,6 +47,25 @@ PathLike = Union[str, Path]
 _LN10 = math.log(10.0)
 
 
+def backoff_distribution(lm, h: Tuple[int, ...], size: int) -> np.ndarray:
+    """ln P(w | h) for every token of a backoff n-gram, shape (size,), cached per history.
+
+    ``lm`` has ``prob`` (history → token → ln p), ``backoff`` (history → ln backoff weight),
+    ``_index`` (token → column) and ``_dist_cache``; shared by the phone and word LMs.
+    """
+    cached = lm._dist_cache.get(h)
+    if cached is not None:
+        return cached
+    if h:
+        dist = backoff_distribution(lm, h[1:], size) + lm.backoff.get(h, 0.0)
+    else:
+        dist = np.full(size, -np.inf)
+    for w, lp in lm.prob.get(h, {}).items():
+        dist[lm._index(w)] = lp
+    lm._dist_cache[h] = dist
+    return dist
+
+
 @dataclass
 class PhoneLm:
     """A backoff phone n-gram model (natural-log probabilities).
@@ -105,18 +124,7 @@ class PhoneLm:
 
     def log_distribution(self, history: History) -> np.ndarray:
         """ln P(w | history) for every w of :attr:`vocab`, shape (K,)."""
-        h = tuple(history)
-        cached = self._dist_cache.get(h)
-        if cached is not None:
-            return cached
-        if h:
-            dist = self.log_distribution(h[1:]) + self.backoff.get(h, 0.0)
-        else:
-            dist = np.full(self.num_units, -np.inf)
-        for w, lp in self.prob.get(h, {}).items():
-            dist[self._index(w)] = lp
-        self._dist_cache[h] = dist
-        return dist
+        return backoff_distribution(self, tuple(history), self.num_units)
 
     def _index(self, token: int) -> int:
         return self.num_units - 1 if token == EOS else token - 1

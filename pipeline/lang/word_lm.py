@@ -37,7 +37,7 @@ import numpy as np
 
 from pipeline.data.datadir import c_sort_key, read_map
 from pipeline.errors import DataError
-from pipeline.lang.phone_lm import BOS, EOS, count_ngrams
+from pipeline.lang.phone_lm import BOS, EOS, backoff_distribution, count_ngrams
 from pipeline.stage import atomic_write_text
 
 PathLike = Union[str, Path]
@@ -98,17 +98,7 @@ class WordLm:
     def log_distribution(self, history: History) -> np.ndarray:
         """ln P(w | history) over word ids ``0..V-2`` then ``EOS``, shape (V,)."""
         h = tuple(history)[-(self.order - 1):] if self.order > 1 else ()
-        cached = self._dist_cache.get(h)
-        if cached is not None:
-            return cached
-        if h:
-            dist = self.log_distribution(h[1:]) + self.backoff.get(h, 0.0)
-        else:
-            dist = np.full(self.vocab_size, -np.inf)
-        for w, lp in self.prob.get(h, {}).items():
-            dist[self._index(w)] = lp
-        self._dist_cache[h] = dist
-        return dist
+        return backoff_distribution(self, h, self.vocab_size)
 
     def histories(self) -> List[History]:
         """Every history with a backoff weight (the LM states), sorted by length then ids."""
