@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from steps_py.decode import decode, score
 from steps_py.prep import prep
 from steps_py.training import retrain, search, warmup
 
@@ -26,5 +27,5 @@ def cli(verbose: int) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
-for command in (prep, warmup, search, retrain):
+for command in (prep, warmup, search, retrain, decode, score):
     cli.add_command(command)

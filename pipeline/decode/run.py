@@ -249,8 +249,14 @@ def run_score(model_dir: Path, data_dir: Path, lm: str, dev: str, tests: Sequenc
         out[name] = score_at_weight(ref(name), read_hyps(d), weight, d, use_sclite)
     rows = []
     params = _params(model_dir)
+    corpus = data_dir.name
+    if (data_dir / "config.yaml").is_file():
+        import yaml
+
+        corpus = (yaml.safe_load((data_dir / "config.yaml").read_text()) or {}).get("corpus",
+                                                                                    corpus)
     for name, res in out.items():
-        rows.append(ResultRow(corpus=data_dir.name, set=name, arch=arch_name or
+        rows.append(ResultRow(corpus=corpus, set=name, arch=arch_name or
                               model_dir.parent.name, params=params, lm=lm, lm_weight=weight,
                               wer=res.wer, sub=res.sub, dels=res.dels, ins=res.ins,
                               words=res.words, decode_dir=str(model_dir / f"decode_{name}_{lm}")))

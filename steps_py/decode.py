@@ -1,0 +1,87 @@
+"""``stnas decode`` and ``stnas score``: thin commands over :mod:`pipeline.decode.run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from steps_py.common import user_errors
+
+
+def _floats(text: str):
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got '{text}'") from None
+
+
+@click.command()
+@click.option("--model", required=True, type=click.Path(dir_okay=False),
+              help="Retrained model (retrain/avg.pt or best.pt).")
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False))
+@click.option("--sets", default="dev,test", show_default=True, help="Comma-separated sets.")
+@click.option("--lm", default="tg", show_default=True, help="LM name: data/<c>/lang_test_<lm>.")
+@click.option("--lm-weights", default="0.3,0.5,0.7,1.0,1.5,2.0", show_default=True)
+@click.option("--beam", type=float, default=17.0, show_default=True)
+@click.option("--lattice-beam", type=float, default=8.0, show_default=True)
+@click.option("--max-active", type=int, default=7000, show_default=True)
+@click.option("--method", type=click.Choice(["redecode", "lattice"]), default="redecode",
+              show_default=True, help="One search per LM weight, or one lattice per utterance.")
+@click.option("--nj", type=int, default=1, show_default=True, help="Decoding processes.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--write-logits", is_flag=True, help="Keep the log-probs as logits.ark/scp.")
+@click.option("--force", is_flag=True, help="Decode again sets that are done.")
+def decode(model: str, data_dir: str, sets: str, lm: str, lm_weights: str, beam: float,
+           lattice_beam: float, max_active: int, method: str, nj: int, device: str,
+           write_logits: bool, force: bool) -> None:
+    """Decode sets with the model against TLG; hypotheses per LM weight.
+
+    \b
+    Example:
+      stnas decode --model exp/tts/st/retrain/avg.pt --data-dir data/tts --nj 2
+    """
+    with user_errors():
+        from pipeline.decode.run import DecodeConfig, run_decode
+
+        cfg = DecodeConfig(model=model, data_dir=data_dir, sets=sets.split(","), lm=lm,
+                           lm_weights=_floats(lm_weights), beam=beam, lattice_beam=lattice_beam,
+                           max_active=max_active, method=method, nj=nj, device=device,
+                           write_logits=write_logits)
+        summary = run_decode(cfg, force=force)
+    for name, info in summary.items():
+        click.echo(f"decoded {name}: {info['utterances']} utterances, RTF per core "
+                   f"{info['rtf_per_core']:.3f} (search), "
+                   f"{Path(model).parent / f'decode_{name}_{lm}'}")
+
+
+@click.command()
+@click.option("--model-dir", required=True, type=click.Path(file_okay=False),
+              help="The retrain dir holding decode_<set>_<lm>/.")
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False))
+@click.option("--lm", default="tg", show_default=True)
+@click.option("--dev", default="dev", show_default=True, help="Set the LM weight is chosen on.")
+@click.option("--test", "tests", default="test", show_default=True,
+              help="Comma-separated sets scored at the dev-chosen weight.")
+@click.option("--results", default="RESULTS.md", show_default=True,
+              help="Results table to update ('' to skip).")
+@click.option("--arch-name", default="", help="Name in RESULTS.md [default: the exp tag].")
+@click.option("--python-scoring", is_flag=True, help="Score without sclite.")
+def score(model_dir: str, data_dir: str, lm: str, dev: str, tests: str, results: str,
+          arch_name: str, python_scoring: bool) -> None:
+    """Score with sclite: LM weight chosen on dev, applied to test; best_wer and RESULTS.md.
+
+    \b
+    Example:
+      stnas score --model-dir exp/tts/st/retrain --data-dir data/tts
+    """
+    with user_errors():
+        from pipeline.decode.run import run_score
+
+        out = run_score(Path(model_dir), Path(data_dir), lm, dev,
+                        [t for t in tests.split(",") if t],
+                        Path(results) if results else None, arch_name, not python_scoring)
+    for name, r in out.items():
+        click.echo(r["best_wer"])
+    if results:
+        click.echo(f"updated {results}")
