@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # stnas recipe: prep → warmup → search → retrain → decode → score, one stnas call per stage.
 #
-# Usage: ./run.sh [--corpus tts|wsj|swbd] [--stage N] [--stop-stage M] [--nj N] [--corpus-root DIR]
-#   e.g. ./run.sh --corpus tts --stage 0 --stop-stage 0
+# Usage: ./run.sh [--corpus tts|wsj|swbd] [--conf DIR] [--tag NAME] [--stage N] [--stop-stage M]
+#                 [--nj N] [--corpus-root DIR] [--hours H]
+#   e.g. ./run.sh --corpus tts                       # the demo (conf/tts)
+#        ./run.sh --corpus tts --conf conf/debug      # CI size
 #        ./run.sh --corpus wsj --corpus-root /export/corpora/LDC --nj 16
-# Stages: 0 prep (the later stages join this script as they are delivered).
+# Stages: 0 prep, 1 warmup, 2 search, 3 retrain, 4 decode, 5 score. Finished stages are skipped.
 set -euo pipefail
 
 corpus=tts
@@ -12,7 +14,9 @@ stage=0
 stop_stage=100
 nj=2
 corpus_root=
-hours=0.05
+hours=
+conf=
+tag=st
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -22,6 +26,8 @@ while [ $# -gt 0 ]; do
     --nj) nj=$2; shift 2 ;;
     --corpus-root) corpus_root=$2; shift 2 ;;
     --hours) hours=$2; shift 2 ;;
+    --conf) conf=$2; shift 2 ;;
+    --tag) tag=$2; shift 2 ;;
     -h|--help) sed -n 2,8p "$0"; exit 0 ;;
     *) echo "$0: unknown option $1" >&2; sed -n 2,8p "$0" >&2; exit 1 ;;
   esac
@@ -33,13 +39,50 @@ cd "$(dirname "$0")"
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [run.sh] $*"; }
 
+conf=${conf:-conf/$corpus}
 data=data/$corpus
+exp=exp/$corpus/$tag
 root_opt=()
 [ -n "$corpus_root" ] && root_opt=(--corpus-root "$corpus_root")
+[ -z "$hours" ] && hours=$(sed -n 's/^hours: *//p' "$conf/prep.yaml" 2>/dev/null || true)
+hours=${hours:-0.05}
+
+# run_stage N NAME COMMAND...: run when N is inside --stage..--stop-stage and not finished yet.
+run_stage() {
+  local n=$1 name=$2; shift 2
+  if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
+    if [ -f "$exp/$name/.done/stage" ]; then
+      log "stage $n: $name already done ($exp/$name; remove it or use stnas $name --force to redo)"
+    else
+      log "stage $n: $name"
+      $train_cmd "$@"
+    fi
+  fi
+}
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "stage 0: prep $corpus → $data"
   $train_cmd stnas prep --corpus "$corpus" --data-dir "$data" --nj "$nj" --hours "$hours" "${root_opt[@]}"
+fi
+
+common=(--data-dir "$data" --exp-dir "$exp")
+run_stage 1 warmup  stnas warmup  --config "$conf/warmup.yaml"  "${common[@]}"
+run_stage 2 search  stnas search  --config "$conf/search.yaml"  "${common[@]}"
+run_stage 3 retrain stnas retrain --config "$conf/retrain.yaml" "${common[@]}"
+
+model=$exp/retrain/avg.pt
+[ -f "$model" ] || model=$exp/retrain/best.pt
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  log "stage 4: decode dev and test with $model"
+  $decode_cmd stnas decode --model "$model" --data-dir "$data" --sets dev,test --nj "$nj"
+fi
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  log "stage 5: score (LM weight chosen on dev)"
+  stnas score --model-dir "$exp/retrain" --data-dir "$data" --dev dev --test test \
+    --arch-name "$tag" --results RESULTS.md
+  log "architecture: $(python -c "from pipeline.nas.arch import Arch; a = Arch.from_json('$exp/search/arch.json'); print(a.describe())")"
+  log "files: $exp/search/arch.json $exp/search/alphas.png $exp/retrain/curves.png $exp/retrain/decode_test_tg/scoring/"
+  sed -n '/stnas:results:begin/,/stnas:results:end/p' RESULTS.md | grep '^|'
 fi
 
 log "done (stages $stage..$stop_stage)"
