@@ -2,7 +2,8 @@
 # stnas recipe: prep → warmup → search → retrain → decode → score, one stnas call per stage.
 #
 # Usage: ./run.sh [--corpus tts|wsj|swbd] [--conf DIR] [--tag NAME] [--stage N] [--stop-stage M]
-#                 [--nj N] [--corpus-root DIR] [--hours H]
+#                 [--nj N] [--corpus-root DIR] [--hours H] [--data DIR] [--exp DIR]
+#                 [--results FILE]
 #   e.g. ./run.sh --corpus tts                       # the demo (conf/tts)
 #        ./run.sh --corpus tts --conf conf/debug      # CI size
 #        ./run.sh --corpus wsj --corpus-root /export/corpora/LDC --nj 16
@@ -17,6 +18,9 @@ corpus_root=
 hours=
 conf=
 tag=st
+data=
+exp=
+results=RESULTS.md
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -28,20 +32,24 @@ while [ $# -gt 0 ]; do
     --hours) hours=$2; shift 2 ;;
     --conf) conf=$2; shift 2 ;;
     --tag) tag=$2; shift 2 ;;
-    -h|--help) sed -n 2,8p "$0"; exit 0 ;;
-    *) echo "$0: unknown option $1" >&2; sed -n 2,8p "$0" >&2; exit 1 ;;
+    --data) data=$2; shift 2 ;;
+    --exp) exp=$2; shift 2 ;;
+    --results) results=$2; shift 2 ;;
+    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
+    *) echo "$0: unknown option $1" >&2; sed -n 2,10p "$0" >&2; exit 1 ;;
   esac
 done
 
-cd "$(dirname "$0")"
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here"
 . ./path.sh
 . ./cmd.sh
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [run.sh] $*"; }
 
 conf=${conf:-conf/$corpus}
-data=data/$corpus
-exp=exp/$corpus/$tag
+data=${data:-data/$corpus}
+exp=${exp:-exp/$corpus/$tag}
 root_opt=()
 [ -n "$corpus_root" ] && root_opt=(--corpus-root "$corpus_root")
 [ -z "$hours" ] && hours=$(sed -n 's/^hours: *//p' "$conf/prep.yaml" 2>/dev/null || true)
@@ -79,10 +87,10 @@ fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "stage 5: score (LM weight chosen on dev)"
   stnas score --model-dir "$exp/retrain" --data-dir "$data" --dev dev --test test \
-    --arch-name "$tag" --results RESULTS.md
+    --arch-name "$tag" --results "$results"
   log "architecture: $(python -c "from pipeline.nas.arch import Arch; a = Arch.from_json('$exp/search/arch.json'); print(a.describe())")"
   log "files: $exp/search/arch.json $exp/search/alphas.png $exp/retrain/curves.png $exp/retrain/decode_test_tg/scoring/"
-  sed -n '/stnas:results:begin/,/stnas:results:end/p' RESULTS.md | grep '^|'
+  sed -n '/stnas:results:begin/,/stnas:results:end/p' "$results" | grep '^|'
 fi
 
 log "done (stages $stage..$stop_stage)"

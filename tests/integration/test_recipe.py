@@ -1,0 +1,34 @@
+"""The debug recipe end to end through run.sh, as CI runs it, with a WER bound."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def test_debug_recipe_through_run_sh(tmp_path):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    cmd = ["bash", str(REPO / "run.sh"), "--corpus", "tts", "--conf", "conf/debug", "--nj", "2",
+           "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"),
+           "--results", str(tmp_path / "RESULTS.md")]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    wer = {m.group(2): float(m.group(1)) for m in re.finditer(
+        r"%WER ([\d.]+) .*decode_(dev|test)_tg", out.stdout)}
+    # A broken pipeline (untrained or mis-wired model, wrong units, wrong graph) scores ~100 %.
+    assert wer["test"] < 90.0, out.stdout[-2000:]
+    assert "architecture:" in out.stdout
+    assert (tmp_path / "exp" / "search" / "alphas.png").is_file()
+    # Rerunning trains nothing again and prints the same table.
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.count("already done") == 3
+    table = [line for line in out.stdout.splitlines() if line.startswith("| tts |")]
+    assert table and table == [line for line in again.stdout.splitlines()
+                                if line.startswith("| tts |")]
