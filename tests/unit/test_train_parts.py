@@ -84,3 +84,19 @@ def test_config_layers_and_errors(tmp_path):
     f.write_text("lamda: 0.1\n")
     with pytest.raises(StnasError, match=r"retrain.yaml: unknown key\(s\) \['lamda'\]"):
         load_config("retrain", f)
+
+
+@pytest.mark.parametrize("corpus", ["tts", "debug", "wsj", "swbd"])
+def test_shipped_stage_configs_load(corpus):
+    from pathlib import Path
+
+    from pipeline.nas.space import load_space
+
+    conf = Path(__file__).resolve().parents[2] / "conf" / corpus
+    for stage in ("warmup", "search", "retrain"):
+        cfg = load_config(stage, conf / f"{stage}.yaml")
+        if stage != "retrain":
+            load_space(cfg.space)
+    retrain = load_config("retrain", conf / "retrain.yaml")
+    assert retrain.loss == "ctc_crf"
+    assert retrain.lamb == {"swbd": 0.1}.get(corpus, 0.01)
