@@ -7,7 +7,9 @@
 #   e.g. ./run.sh --corpus tts                       # the demo (conf/tts)
 #        ./run.sh --corpus tts --conf conf/debug      # CI size
 #        ./run.sh --corpus wsj --corpus-root /export/corpora/LDC --nj 16
-# Stages: 0 prep, 1 warmup, 2 search, 3 retrain, 4 decode, 5 score. Finished stages are skipped.
+# Stages: 0 prep, 1 warmup, 2 search, 3 retrain, 4 decode, 5 score, 6 the same retrain/decode/
+# score for the hand-designed TDNN-D of the space (conf/arch/tdnn_d_<space>.json), as a baseline.
+# Finished stages are skipped.
 set -euo pipefail
 
 corpus=tts
@@ -88,6 +90,24 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "stage 5: score (LM weight chosen on dev)"
   stnas score --model-dir "$exp/retrain" --data-dir "$data" --dev dev --test test \
     --arch-name "$tag" --results "$results"
+fi
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  space=$(sed -n 's/^space: *//p' "$conf/search.yaml")
+  baseline=${exp}_tdnn_d
+  if [ -f "$baseline/retrain/.done/stage" ]; then
+    log "stage 6: baseline TDNN-D already trained ($baseline)"
+  else
+    log "stage 6: baseline: retrain conf/arch/tdnn_d_$space.json the same way → $baseline"
+    $train_cmd stnas retrain --config "$conf/retrain.yaml" --data-dir "$data" --exp-dir "$baseline" \
+      --arch "conf/arch/tdnn_d_$space.json"
+  fi
+  bmodel=$baseline/retrain/avg.pt
+  [ -f "$bmodel" ] || bmodel=$baseline/retrain/best.pt
+  $decode_cmd stnas decode --model "$bmodel" --data-dir "$data" --sets dev,test --nj "$nj"
+  stnas score --model-dir "$baseline/retrain" --data-dir "$data" --dev dev --test test \
+    --arch-name tdnn_d --results "$results"
+fi
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 5 ]; then
   log "architecture: $(python -c "from pipeline.nas.arch import Arch; a = Arch.from_json('$exp/search/arch.json'); print(a.describe())")"
   log "files: $exp/search/arch.json $exp/search/alphas.png $exp/retrain/curves.png $exp/retrain/decode_test_tg/scoring/"
   sed -n '/stnas:results:begin/,/stnas:results:end/p' "$results" | grep '^|'
