@@ -279,6 +279,23 @@ def _arpa_word(token: int, names: Optional[Mapping[int, str]]) -> str:
     return names[token] if names else str(token)
 
 
+def write_arpa_entries(path: PathLike,
+                       entries: Mapping[int, Sequence[Tuple[str, float, Optional[float]]]],
+                       digits: int = 7) -> None:
+    """Write an ARPA file atomically from ``order -> [(n-gram text, ln p, ln backoff)]`` rows,
+    already in the order they are to appear; values are converted to log10."""
+    lines = ["", "\\data\\"] + [f"ngram {n}={len(entries[n])}" for n in sorted(entries)]
+    for n in sorted(entries):
+        lines += ["", f"\\{n}-grams:"]
+        for text, lp, bow in entries[n]:
+            line = f"{lp / _LN10:.{digits}f}\t{text}"
+            if bow is not None:
+                line += f"\t{bow / _LN10:.{digits}f}"
+            lines.append(line)
+    lines += ["", "\\end\\", ""]
+    atomic_write_text(path, "\n".join(lines))
+
+
 def write_arpa(lm: PhoneLm, path: PathLike, unit_names: Optional[Mapping[int, str]] = None) -> None:
     """Write the LM as an ARPA file (log10), atomically.
 
@@ -293,19 +310,10 @@ def write_arpa(lm: PhoneLm, path: PathLike, unit_names: Optional[Mapping[int, st
         for w, lp in listed.items():
             ngram = h + (w,)
             by_order[len(ngram)].append((ngram, lp, lm.backoff.get(ngram)))
-    lines = ["", "\\data\\"]
-    orders = sorted(by_order)
-    lines += [f"ngram {n}={len(by_order[n])}" for n in orders]
-    for n in orders:
-        lines += ["", f"\\{n}-grams:"]
-        for ngram, lp, bow in sorted(by_order[n], key=lambda e: e[0]):
-            words = " ".join(_arpa_word(t, unit_names) for t in ngram)
-            line = f"{lp / _LN10:.8f}\t{words}"
-            if bow is not None:
-                line += f"\t{bow / _LN10:.8f}"
-            lines.append(line)
-    lines += ["", "\\end\\", ""]
-    atomic_write_text(path, "\n".join(lines))
+    entries = {n: [(" ".join(_arpa_word(t, unit_names) for t in ngram), lp, bow)
+                   for ngram, lp, bow in sorted(rows, key=lambda e: e[0])]
+               for n, rows in by_order.items()}
+    write_arpa_entries(path, entries, digits=8)
 
 
 def read_arpa(path: PathLike, num_units: int,

@@ -37,8 +37,8 @@ import numpy as np
 
 from pipeline.data.datadir import c_sort_key, read_map
 from pipeline.errors import DataError
-from pipeline.lang.phone_lm import BOS, EOS, backoff_distribution, count_ngrams
-from pipeline.stage import atomic_write_text
+from pipeline.lang.phone_lm import (BOS, EOS, backoff_distribution, count_ngrams,
+                                    write_arpa_entries)
 
 PathLike = Union[str, Path]
 History = Tuple[int, ...]
@@ -250,16 +250,8 @@ def write_arpa(lm: WordLm, path: PathLike) -> None:
             ngram = h + (w,)
             text = " ".join(_arpa_word(lm, t) for t in ngram)
             entries[len(ngram)].append((text, lp, lm.backoff.get(ngram)))
-    lines = ["", "\\data\\"] + [f"ngram {n}={len(entries[n])}" for n in sorted(entries)]
-    for n in sorted(entries):
-        lines += ["", f"\\{n}-grams:"]
-        for text, lp, bow in sorted(entries[n], key=lambda e: c_sort_key(e[0])):
-            line = f"{lp / _LN10:.7f}\t{text}"
-            if bow is not None:
-                line += f"\t{bow / _LN10:.7f}"
-            lines.append(line)
-    lines += ["", "\\end\\", ""]
-    atomic_write_text(path, "\n".join(lines))
+    write_arpa_entries(path, {n: sorted(rows, key=lambda e: c_sort_key(e[0]))
+                              for n, rows in entries.items()})
 
 
 def read_sentences(text: PathLike) -> List[List[str]]:

@@ -184,10 +184,6 @@ class Supernet(nn.Module):
         else:
             raise TypeError(f"unknown choice {type(choice).__name__}")
 
-    def weight_parameters(self) -> Iterator[nn.Parameter]:
-        """Operation weights (everything: α is not part of the supernet)."""
-        return self.parameters()
-
     @contextlib.contextmanager
     def frozen_weights(self) -> Iterator[None]:
         """Arch step: no weight gradients inside (inputs still pass gradients through)."""

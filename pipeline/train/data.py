@@ -18,7 +18,7 @@ import random
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, NamedTuple, Sequence, Tuple, Union
+from typing import Iterator, List, NamedTuple, Sequence, Tuple, Union
 
 import kaldiio
 import numpy as np
@@ -220,12 +220,6 @@ class BatchStream:
                 self._queue.get_nowait()
             except queue.Empty:
                 self._thread.join(timeout=0.05)
-
-
-def frames_and_utts(utts: Sequence[Utterance]) -> Dict[str, float]:
-    """Summary numbers for logs: utterances, frames, hours at 10 ms frames."""
-    frames = sum(u.num_frames for u in utts)
-    return {"utts": len(utts), "frames": frames, "hours": frames / 360000.0}
 
 
 def held_out_cycle(utts: Sequence[Utterance], max_frames: int, max_utts: int, seed: int,
