@@ -34,12 +34,14 @@ from pipeline.nas.arch import Arch
 from pipeline.nas.space import load_space
 from pipeline.nas.strategies import StrategyConfig, make_strategy
 from pipeline.nas.supernet import ArchWeights, Choice, Supernet
+from pipeline.stage import atomic_path
 from pipeline.train.checkpoint import load_file, load_latest, rng_state, save_checkpoint, \
     set_rng_state
 from pipeline.train.config import TrainConfig
 from pipeline.train.data import (Batch, BatchStream, held_out_cycle, load_utterances,
                                  make_batches, split_held_out)
 from pipeline.train.distributed import DistInfo, all_sum
+from pipeline.train.schedule import PlateauSchedule
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +144,6 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=isinstance(self.model, Supernet))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        from pipeline.train.schedule import PlateauSchedule
-
         self.schedule = PlateauSchedule(lr=cfg.lr, decay=cfg.decay, patience=cfg.patience,
                                         min_epochs=cfg.min_epochs, stop_lr=cfg.stop_lr,
                                         stop_patience=cfg.stop_patience,
@@ -394,8 +394,6 @@ class Trainer:
         log.info("%s epoch %d: held-out loss %.4f (best %.4f), lr %.1e", self.cfg.stage,
                  self.epoch + 1, held, self.schedule.best, self.schedule.lr)
         if self.dist.main and self.cfg.average_last:
-            from pipeline.stage import atomic_path
-
             with atomic_path(self.dir / "epochs" / f"epoch-{self.epoch:04d}.pt") as tmp:
                 torch.save(self.model.state_dict(), tmp)
         self.epoch, self.next_batch = self.epoch + 1, 0
@@ -405,8 +403,6 @@ class Trainer:
     def save_best(self) -> None:
         if not self.dist.main:
             return
-        from pipeline.stage import atomic_path
-
         state = {"model": self.model.state_dict(), "epoch": self.epoch, "step": self.step,
                  "held_out_loss": self.schedule.best, "num_units": self.num_units,
                  "stage": self.cfg.stage,
