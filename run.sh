@@ -2,8 +2,8 @@
 # stnas recipe: prep → warmup → search → retrain → decode → score, one stnas call per stage.
 #
 # Usage: ./run.sh [--corpus tts|wsj|swbd] [--conf DIR] [--tag NAME] [--stage N] [--stop-stage M]
-#                 [--nj N] [--corpus-root DIR] [--hours H] [--data DIR] [--exp DIR]
-#                 [--results FILE]
+#                 [--nj N] [--corpus-root DIR] [--hours H] [--corpus-opt KEY=VALUE]...
+#                 [--data DIR] [--exp DIR] [--results FILE]
 #   e.g. ./run.sh --corpus tts                       # the demo (conf/tts)
 #        ./run.sh --corpus tts --conf conf/debug      # CI size
 #        ./run.sh --corpus wsj --corpus-root /export/corpora/LDC --nj 16
@@ -18,6 +18,7 @@ stop_stage=100
 nj=2
 corpus_root=
 hours=
+corpus_opts=()
 conf=
 tag=st
 data=
@@ -32,13 +33,14 @@ while [ $# -gt 0 ]; do
     --nj) nj=$2; shift 2 ;;
     --corpus-root) corpus_root=$2; shift 2 ;;
     --hours) hours=$2; shift 2 ;;
+    --corpus-opt) corpus_opts+=(--corpus-opt "$2"); shift 2 ;;
     --conf) conf=$2; shift 2 ;;
     --tag) tag=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
     --exp) exp=$2; shift 2 ;;
     --results) results=$2; shift 2 ;;
-    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
-    *) echo "$0: unknown option $1" >&2; sed -n 2,10p "$0" >&2; exit 1 ;;
+    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    *) echo "$0: unknown option $1" >&2; sed -n 2,12p "$0" >&2; exit 1 ;;
   esac
 done
 
@@ -52,10 +54,12 @@ log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [run.sh] $*"; }
 conf=${conf:-conf/$corpus}
 data=${data:-data/$corpus}
 exp=${exp:-exp/$corpus/$tag}
-root_opt=()
-[ -n "$corpus_root" ] && root_opt=(--corpus-root "$corpus_root")
-[ -z "$hours" ] && hours=$(sed -n 's/^hours: *//p' "$conf/prep.yaml" 2>/dev/null || true)
-hours=${hours:-0.05}
+# prep options: $conf/prep.yaml (if any), then what is given here.
+prep_opts=()
+[ -f "$conf/prep.yaml" ] && prep_opts+=(--config "$conf/prep.yaml")
+[ -n "$corpus_root" ] && prep_opts+=(--corpus-root "$corpus_root")
+[ -n "$hours" ] && prep_opts+=(--hours "$hours")
+prep_opts+=(${corpus_opts[@]+"${corpus_opts[@]}"})
 
 # run_stage N NAME COMMAND...: run when N is inside --stage..--stop-stage and not finished yet.
 run_stage() {
@@ -72,7 +76,7 @@ run_stage() {
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "stage 0: prep $corpus → $data"
-  $train_cmd stnas prep --corpus "$corpus" --data-dir "$data" --nj "$nj" --hours "$hours" "${root_opt[@]}"
+  $train_cmd stnas prep --corpus "$corpus" --data-dir "$data" --nj "$nj" ${prep_opts[@]+"${prep_opts[@]}"}
 fi
 
 common=(--data-dir "$data" --exp-dir "$exp")

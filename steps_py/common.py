@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Any, Dict, Iterator, Optional
 
 import click
 
@@ -23,3 +23,35 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         raise SystemExit(130) from None
+
+
+def options_from_yaml(ctx: click.Context, param: click.Parameter, path: Optional[str]) -> Optional[str]:
+    """Eager ``--config`` callback: a YAML file's keys become the command's option defaults.
+
+    Keys are option names with ``_`` for ``-`` (``hours``, ``noise_snr``, ``corpus_opt``);
+    options given on the command line still win. A ``corpus_opt`` mapping becomes
+    ``KEY=VALUE`` items. An unknown key or a file that is not a mapping is a usage error
+    naming the file.
+    """
+    if not path:
+        return path
+    import yaml
+
+    try:
+        data = yaml.safe_load(open(path, encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise click.BadParameter(f"{path}: cannot read YAML: {e}", ctx=ctx, param=param) from None
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{path}: expected a mapping of option names to values",
+                                 ctx=ctx, param=param)
+    names = {p.name for p in ctx.command.params if p.name and p.name != param.name}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise click.BadParameter(f"{path}: unknown key(s) {', '.join(unknown)}; "
+                                 f"allowed: {', '.join(sorted(names))}", ctx=ctx, param=param)
+    defaults: Dict[str, Any] = dict(data)
+    for key, value in data.items():
+        if isinstance(value, dict):
+            defaults[key] = [f"{k}={v}" for k, v in value.items()]
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return path

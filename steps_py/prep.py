@@ -6,10 +6,14 @@ from typing import Optional, Tuple
 
 import click
 
-from steps_py.common import user_errors
+from steps_py.common import options_from_yaml, user_errors
 
 
 @click.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              callback=options_from_yaml, is_eager=True, expose_value=False,
+              help="YAML file of option defaults (conf/<corpus>/prep.yaml: hours, corpus_opt, "
+              "...); options on the command line win.")
 @click.option("--corpus", type=click.Choice(["tts", "wsj", "swbd", "kaldi"]), default="tts",
               show_default=True, help="tts: built-in synthetic corpus; wsj/swbd: LDC corpora; "
               "kaldi: your own Kaldi data dirs.")
@@ -47,6 +51,7 @@ def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours
     Example:
       stnas prep --corpus tts --data-dir data/tts --hours 0.05 --nj 2
       stnas prep --corpus wsj --corpus-root /export/LDC --nj 8
+      stnas prep --corpus tts --config conf/tts/prep.yaml --nj 2
     """
     opts = {}
     for item in corpus_opt:

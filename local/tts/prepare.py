@@ -94,6 +94,7 @@ def prepare(
     skip_bad: bool = False,
     progress: bool = True,
     fortunes_dir: Path = FORTUNES_DIR,
+    eval_share: float = 0.1,
 ) -> dict:
     """Build the corpus: wavs, ``train``/``dev``/``test`` data dirs and ``local/dict/lexicon.txt``.
 
@@ -109,6 +110,8 @@ def prepare(
         keep_stress: keep vowel stress in phones.
         skip_bad: leave out utterances whose synthesis fails (listed) instead of failing.
         progress: show a progress bar.
+        eval_share: fraction of ``hours`` for each of dev and test (``--corpus-opt
+            eval_share=0.15``); train gets the rest.
 
     Returns:
         ``{"sets": {split: utts}, "hours": {split: h}, "speakers": {split: [ids]}, ...}``
@@ -125,8 +128,11 @@ def prepare(
     pool = sentence_pool(lex, root=fortunes_dir)
     if len(pool) < 30:
         raise DataError(f"only {len(pool)} usable sentences in {fortunes_dir}")
+    if not 0.0 < eval_share < 0.5:
+        raise DataError(f"eval_share must be in (0, 0.5), got {eval_share}")
     speakers = split_speakers(make_speakers(seed), seed)
-    plan = plan_utterances(pool, speakers, hours, seed)
+    plan = plan_utterances(pool, speakers, hours, seed,
+                           shares=(1.0 - 2 * eval_share, eval_share, eval_share))
 
     wav_root = (Path(out_dir) / "wav").resolve()
     jobs = []

@@ -15,6 +15,7 @@ Sub-stages, each with a done marker in ``<data_dir>/.done/`` so a rerun resumes:
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,9 @@ from pipeline.lang.lexicon import (read_lexicon, read_symbol_table, units_from_l
                                    write_lexicon, write_units, write_words)
 from pipeline.stage import StageDir, atomic_write_text
 
+# options every local/<corpus>/prepare.py receives from PrepConfig (not --corpus-opt).
+_COMMON_OPTS = {"hours", "seed", "nj", "noise_snr_db", "lexicon", "keep_stress", "skip_bad",
+                "progress"}
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -148,6 +152,12 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
         if cfg.corpus != "tts" and root is None:
             raise DataError(f"--corpus {cfg.corpus} needs --corpus-root (the LDC/corpus directory)")
         extra = _typed(cfg.corpus_opts)
+        known = [n for n, p in inspect.signature(module.prepare).parameters.items()
+                 if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _COMMON_OPTS]
+        unknown = sorted(set(extra) - set(known))
+        if unknown:
+            raise StnasError(f"--corpus-opt not understood by --corpus {cfg.corpus}: "
+                             f"{', '.join(unknown)} (it takes: {', '.join(known) or 'none'})")
         try:
             info = module.prepare(
                 root, d, hours=cfg.hours, seed=cfg.seed, nj=cfg.nj, noise_snr_db=cfg.noise_snr_db,

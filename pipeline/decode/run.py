@@ -32,6 +32,7 @@ import numpy as np
 
 from pipeline.data.datadir import read_map, write_map
 from pipeline.decode.decoder import Decoder, DecoderConfig, decode_set
+from pipeline.decode.scoring import WerResult
 from pipeline.errors import DataError, StnasError
 from pipeline.stage import StageDir, atomic_write_text
 
@@ -236,6 +237,7 @@ def run_score(model_dir: Path, data_dir: Path, lm: str, dev: str, tests: Sequenc
     """Choose the LM weight on ``dev``, score ``dev`` and ``tests`` with it, update RESULTS.md."""
     from pipeline.decode.results import ResultRow, update_results
     from pipeline.decode.scoring import choose_lm_weight, score_at_weight, score_sweep
+    from pipeline.decode.stm_scoring import has_stm
 
     def ref(name: str) -> Dict[str, str]:
         return read_map(data_dir / name / "text", allow_empty_value=True)
@@ -246,7 +248,10 @@ def run_score(model_dir: Path, data_dir: Path, lm: str, dev: str, tests: Sequenc
     out = {dev: score_at_weight(ref(dev), read_hyps(dev_dir), weight, dev_dir, use_sclite)}
     for name in tests:
         d = model_dir / f"decode_{name}_{lm}"
-        out[name] = score_at_weight(ref(name), read_hyps(d), weight, d, use_sclite)
+        if has_stm(data_dir / name):
+            out.update(_score_stm_at_weight(name, read_hyps(d), weight, data_dir / name, d))
+        else:
+            out[name] = score_at_weight(ref(name), read_hyps(d), weight, d, use_sclite)
     rows = []
     params = _params(model_dir)
     corpus = data_dir.name
@@ -259,12 +264,32 @@ def run_score(model_dir: Path, data_dir: Path, lm: str, dev: str, tests: Sequenc
         rows.append(ResultRow(corpus=corpus, set=name, arch=arch_name or
                               model_dir.parent.name, params=params, lm=lm, lm_weight=weight,
                               wer=res.wer, sub=res.sub, dels=res.dels, ins=res.ins,
-                              words=res.words, decode_dir=str(model_dir / f"decode_{name}_{lm}")))
+                              words=res.words,
+                              decode_dir=str(model_dir / f"decode_{name.split('.')[0]}_{lm}")))
     if results is not None:
         update_results(results, rows)
     return {name: {"wer": r.wer, "lm_weight": weight,
-                   "best_wer": (model_dir / f"decode_{name}_{lm}" / "best_wer").read_text().strip()}
+                   "best_wer": r.wer_line(model_dir / f"decode_{name.split('.')[0]}_{lm}"
+                                          / f"wer_{weight:g}")}
             for name, r in out.items()}
+
+
+def _score_stm_at_weight(name: str, hyps: Dict[float, Dict[str, str]], weight: float,
+                         set_dir: Path, decode_dir: Path) -> Dict[str, WerResult]:
+    """Score a set that has an stm/glm at the dev-chosen weight: ``name`` and ``name.<subset>``.
+
+    Writes ``wer_<w>`` and ``best_wer`` (whole set, then one line per subset) like
+    :func:`~pipeline.decode.scoring.score_at_weight`.
+    """
+    from pipeline.decode.stm_scoring import score_stm
+
+    if weight not in hyps:
+        raise StnasError(f"no hypotheses at the chosen LM weight {weight}")
+    parts = score_stm(hyps[weight], set_dir, decode_dir / "scoring", f"hyp_{weight:g}")
+    lines = [r.wer_line(r.report or "") for r in parts.values()]
+    atomic_write_text(decode_dir / f"wer_{weight:g}", "\n".join(lines) + "\n")
+    atomic_write_text(decode_dir / "best_wer", "\n".join(lines) + "\n")
+    return {f"{name}.{sub}" if sub else name: r for sub, r in parts.items()}
 
 
 def _params(model_dir: Path) -> str:

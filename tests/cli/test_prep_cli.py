@@ -179,3 +179,41 @@ def test_unknown_corpus_path(tmp_path):
     assert r.exit_code == 1 and "expected a Kaldi data dir 'train/'" in r.output
     r = run("--corpus", "wsj", "--corpus-root", tmp_path / "nowhere")
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_config_file_sets_defaults_and_command_line_wins(tmp_path):
+    root = make_kaldi_corpus(tmp_path / "corpus")
+    conf = tmp_path / "prep.yaml"
+    conf.write_text(f"corpus: kaldi\ncorpus_root: {root}\nnj: 2\nspeed_perturb: false\n")
+    out = tmp_path / "data"
+    r = run("--config", conf, "--data-dir", out, "--nj", 1)
+    assert r.exit_code == 0, r.output
+    import yaml
+    used = yaml.safe_load((out / "config.yaml").read_text())
+    assert used["corpus"] == "kaldi" and used["nj"] == 1 and used["speed_perturb"] is False
+    assert not (out / "train_sp").exists() and (out / "train" / "feats.scp").exists()
+
+    conf.write_text("hours: 1\nhour: 2\n")
+    r = run("--config", conf, "--data-dir", tmp_path / "other")
+    assert r.exit_code == 2 and str(conf) in r.output and "unknown key(s) hour" in r.output
+    conf.write_text("corpus_opt: {eval_share: 0.7}\n")
+    r = run("--config", conf, "--data-dir", tmp_path / "other")
+    assert r.exit_code == 1 and "eval_share must be in (0, 0.5), got 0.7" in r.output
+    assert not (tmp_path / "other" / ".done" / "stage").exists()
+
+
+@pytest.mark.parametrize("corpus", ["tts", "debug", "wsj", "swbd"])
+def test_shipped_prep_configs_parse(corpus):
+    import importlib
+    import inspect
+    from pathlib import Path
+
+    import yaml
+
+    conf = Path(__file__).resolve().parents[2] / "conf" / corpus / "prep.yaml"
+    r = run("--config", conf, "--help")
+    assert r.exit_code == 0, r.output
+    opts = (yaml.safe_load(conf.read_text()) or {}).get("corpus_opt", {})
+    module = importlib.import_module(f"local.{'tts' if corpus == 'debug' else corpus}.prepare")
+    params = inspect.signature(module.prepare).parameters
+    assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY for k in opts)

@@ -37,6 +37,9 @@ def test_swbd_corpus_opt_and_clear_errors(tmp_path):
     r = CliRunner().invoke(cli, ["prep", "--corpus", "tts", "--data-dir", str(tmp_path / "t"),
                                  "--corpus-opt", "no_such_option=1"])
     assert r.exit_code == 1 and "--corpus-opt not understood by --corpus tts" in r.output
+    r = CliRunner().invoke(cli, base + ["--corpus-opt", "dev_utt=2", "--force"])
+    assert r.exit_code == 1 and "not understood by --corpus swbd: dev_utt (it takes:" in r.output
+    assert "dev_utts" in r.output
     r = CliRunner().invoke(cli, base + ["--corpus-opt", "dev_utts=2", "--force"])
     assert r.exit_code == 0, r.output
     for s in ("train", "dev", "test"):

@@ -1,6 +1,4 @@
-import io
 import subprocess
-import wave
 
 import numpy as np
 import pytest

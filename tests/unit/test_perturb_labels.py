@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from pipeline.data.audio import read_audio
