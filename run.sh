@@ -3,10 +3,14 @@
 #
 # Usage: ./run.sh [--corpus tts|wsj|swbd] [--conf DIR] [--tag NAME] [--stage N] [--stop-stage M]
 #                 [--nj N] [--corpus-root DIR] [--hours H] [--corpus-opt KEY=VALUE]...
-#                 [--data DIR] [--exp DIR] [--results FILE]
+#                 [--data DIR] [--exp DIR] [--results FILE] [--device cpu|cuda]
+#                 [--arch arch.json]
 #   e.g. ./run.sh --corpus tts                       # the demo (conf/tts)
 #        ./run.sh --corpus tts --conf conf/debug      # CI size
-#        ./run.sh --corpus wsj --corpus-root /export/corpora/LDC --nj 16
+#        ./run.sh --corpus wsj --corpus-root /export/corpora/LDC --nj 16 --device cuda
+#        ./run.sh --corpus swbd --corpus-root /export/corpora/LDC --arch exp/wsj/st/search/arch.json \
+#                 --tag from_wsj                      # transfer: no warm-up/search, retrain that
+#   --arch skips stages 1-2 and retrains the given architecture (searched on another corpus).
 # Stages: 0 prep, 1 warmup, 2 search, 3 retrain, 4 decode, 5 score, 6 the same retrain/decode/
 # score for the hand-designed TDNN-D of the space (conf/arch/tdnn_d_<space>.json), as a baseline.
 # Finished stages are skipped.
@@ -24,6 +28,8 @@ tag=st
 data=
 exp=
 results=RESULTS.md
+device=cpu
+arch=
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,8 +45,10 @@ while [ $# -gt 0 ]; do
     --data) data=$2; shift 2 ;;
     --exp) exp=$2; shift 2 ;;
     --results) results=$2; shift 2 ;;
-    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
-    *) echo "$0: unknown option $1" >&2; sed -n 2,12p "$0" >&2; exit 1 ;;
+    --device) device=$2; shift 2 ;;
+    --arch) arch=$2; shift 2 ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    *) echo "$0: unknown option $1" >&2; sed -n 2,16p "$0" >&2; exit 1 ;;
   esac
 done
 
@@ -52,6 +60,14 @@ cd "$here"
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [run.sh] $*"; }
 
 conf=${conf:-conf/$corpus}
+if [ ! -f "$conf/retrain.yaml" ]; then
+  echo "$0: no stage configs in '$conf' (give --conf conf/wsj, conf/swbd, conf/debug or your own dir)" >&2
+  exit 1
+fi
+if [ -n "$arch" ] && [ ! -f "$arch" ]; then
+  echo "$0: --arch $arch: no such file" >&2
+  exit 1
+fi
 data=${data:-data/$corpus}
 exp=${exp:-exp/$corpus/$tag}
 # prep options: $conf/prep.yaml (if any), then what is given here.
@@ -79,16 +95,22 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   $train_cmd stnas prep --corpus "$corpus" --data-dir "$data" --nj "$nj" ${prep_opts[@]+"${prep_opts[@]}"}
 fi
 
-common=(--data-dir "$data" --exp-dir "$exp")
-run_stage 1 warmup  stnas warmup  --config "$conf/warmup.yaml"  "${common[@]}"
-run_stage 2 search  stnas search  --config "$conf/search.yaml"  "${common[@]}"
-run_stage 3 retrain stnas retrain --config "$conf/retrain.yaml" "${common[@]}"
+common=(--data-dir "$data" --exp-dir "$exp" --device "$device")
+if [ -z "$arch" ]; then
+  run_stage 1 warmup  stnas warmup  --config "$conf/warmup.yaml"  "${common[@]}"
+  run_stage 2 search  stnas search  --config "$conf/search.yaml"  "${common[@]}"
+  arch=$exp/search/arch.json
+else
+  log "stages 1-2 skipped: retraining the given architecture $arch"
+fi
+run_stage 3 retrain stnas retrain --config "$conf/retrain.yaml" "${common[@]}" --arch "$arch"
 
 model=$exp/retrain/avg.pt
 [ -f "$model" ] || model=$exp/retrain/best.pt
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log "stage 4: decode dev and test with $model"
-  $decode_cmd stnas decode --model "$model" --data-dir "$data" --sets dev,test --nj "$nj"
+  $decode_cmd stnas decode --model "$model" --data-dir "$data" --sets dev,test --nj "$nj" \
+    --device "$device"
 fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "stage 5: score (LM weight chosen on dev)"
@@ -103,17 +125,18 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   else
     log "stage 6: baseline: retrain conf/arch/tdnn_d_$space.json the same way → $baseline"
     $train_cmd stnas retrain --config "$conf/retrain.yaml" --data-dir "$data" --exp-dir "$baseline" \
-      --arch "conf/arch/tdnn_d_$space.json"
+      --arch "conf/arch/tdnn_d_$space.json" --device "$device"
   fi
   bmodel=$baseline/retrain/avg.pt
   [ -f "$bmodel" ] || bmodel=$baseline/retrain/best.pt
-  $decode_cmd stnas decode --model "$bmodel" --data-dir "$data" --sets dev,test --nj "$nj"
+  $decode_cmd stnas decode --model "$bmodel" --data-dir "$data" --sets dev,test --nj "$nj" \
+    --device "$device"
   stnas score --model-dir "$baseline/retrain" --data-dir "$data" --dev dev --test test \
     --arch-name tdnn_d --results "$results"
 fi
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 5 ]; then
-  log "architecture: $(python -c "from pipeline.nas.arch import Arch; a = Arch.from_json('$exp/search/arch.json'); print(a.describe())")"
-  log "files: $exp/search/arch.json $exp/search/alphas.png $exp/retrain/curves.png $exp/retrain/decode_test_tg/scoring/"
+  log "architecture: $(python -c "from pipeline.nas.arch import Arch; a = Arch.from_json('$arch'); print(a.describe())")"
+  log "files: $arch $exp/search/alphas.png $exp/retrain/curves.png $exp/retrain/decode_test_tg/scoring/"
   sed -n '/stnas:results:begin/,/stnas:results:end/p' "$results" | grep '^|'
 fi
 

@@ -62,7 +62,14 @@ class DecodeConfig:
 
 
 def word_lm_arpa(data_dir: Path, lm: str, order: int = 3) -> Path:
-    """The ARPA file of LM ``lm`` for this data dir (estimated once for ``tts``)."""
+    """The ARPA file of LM ``lm`` for this data dir.
+
+    A corpus LM listed by prep (``local/lm/lm_paths.txt``, WSJ) or an ARPA file already at
+    ``local/lm/<lm>.arpa`` is used as it is. Otherwise an interpolated modified Kneser-Ney
+    ``order``-gram is estimated once and kept there: for ``tts`` on the fortunes sentence pool,
+    for other corpora (Switchboard, your own data) on the ``train`` transcripts, as Kaldi's
+    Switchboard recipe does for its ``sw1_tg``. Every dev and test sentence is left out.
+    """
     listed = data_dir / "local" / "lm" / "lm_paths.txt"
     if listed.is_file():
         paths = read_map(listed)
@@ -77,20 +84,30 @@ def word_lm_arpa(data_dir: Path, lm: str, order: int = 3) -> Path:
         return arpa
     import yaml
 
-    cfg = yaml.safe_load((data_dir / "config.yaml").read_text()) if \
-        (data_dir / "config.yaml").is_file() else {}
-    if cfg.get("corpus") != "tts":
-        raise DataError(f"no word LM '{lm}': put an ARPA file there or list it in {listed}",
-                        arpa)
-    from local.tts.sentences import sentence_pool
-    from pipeline.lang.lexicon import read_festival_cmudict, read_symbol_table
+    from pipeline.lang.lexicon import read_symbol_table
     from pipeline.lang.word_lm import estimate_word_lm, perplexity, write_arpa
 
+    cfg = yaml.safe_load((data_dir / "config.yaml").read_text()) if \
+        (data_dir / "config.yaml").is_file() else {}
     held = set()
     for name in ("dev", "test"):
         if (data_dir / name / "text").is_file():
-            held |= set(read_map(data_dir / name / "text").values())
-    pool = [s for s in sentence_pool(read_festival_cmudict()) if s not in held]
+            held |= set(read_map(data_dir / name / "text", allow_empty_value=True).values())
+    if cfg.get("corpus") == "tts":
+        from local.tts.sentences import sentence_pool
+        from pipeline.lang.lexicon import read_festival_cmudict
+
+        source, pool = "fortunes", sentence_pool(read_festival_cmudict())
+    else:
+        train_text = data_dir / "train" / "text"
+        if not train_text.is_file():
+            raise DataError(f"no word LM '{lm}' and no training text to estimate one from: put "
+                            f"an ARPA file at {arpa} or list it in {listed}", train_text)
+        source = str(train_text)
+        pool = list(read_map(train_text, allow_empty_value=True).values())
+    pool = [s for s in pool if s.strip() and s not in held]
+    if not pool:
+        raise DataError(f"no sentences left to estimate word LM '{lm}' from {source}", arpa)
     words = read_symbol_table(data_dir / "lang" / "words.txt")
     unk = "<UNK>" if "<UNK>" in words else "<unk>"
     t0 = time.perf_counter()
@@ -100,10 +117,11 @@ def word_lm_arpa(data_dir: Path, lm: str, order: int = 3) -> Path:
         if (data_dir / "dev" / "text").is_file() else []
     ppl = perplexity(model, dev).summary() if dev else {}
     atomic_write_text(arpa.with_suffix(".json"), json.dumps(
-        {"sentences": len(pool), "excluded_dev_test": len(held), "order": order,
-         "dev": ppl, "seconds": round(time.perf_counter() - t0, 2)}, indent=2) + "\n")
-    log.info("word LM %s: %d sentences (dev/test excluded), dev perplexity %s", arpa,
-             len(pool), ppl.get("perplexity"))
+        {"source": source, "sentences": len(pool), "excluded_dev_test": len(held),
+         "order": order, "dev": ppl, "seconds": round(time.perf_counter() - t0, 2)},
+        indent=2) + "\n")
+    log.info("word LM %s: %d sentences of %s (dev/test excluded), dev perplexity %s", arpa,
+             len(pool), source, ppl.get("perplexity"))
     return arpa
 
 
