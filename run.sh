@@ -92,7 +92,7 @@ run_stage() {
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "stage 0: prep $corpus → $data"
-  $train_cmd stnas prep --corpus "$corpus" --data-dir "$data" --nj "$nj" ${prep_opts[@]+"${prep_opts[@]}"}
+  $prep_cmd stnas prep --corpus "$corpus" --data-dir "$data" --nj "$nj" ${prep_opts[@]+"${prep_opts[@]}"}
 fi
 
 common=(--data-dir "$data" --exp-dir "$exp" --device "$device")

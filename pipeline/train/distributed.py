@@ -1,7 +1,8 @@
 """Process-group set-up for ``torchrun`` (gloo on CPU, NCCL on CUDA) and small collectives.
 
-``torchrun --nproc_per_node N stnas <stage> ...`` sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``;
-without them everything here is a no-op and the run is single-process.
+``torchrun --nproc_per_node N --no-python stnas <stage> ...`` (or ``-m steps_py <stage>``) sets
+``RANK``/``WORLD_SIZE``/``LOCAL_RANK``; without them everything here is a no-op and the run is
+single-process.
 """
 
 from __future__ import annotations
