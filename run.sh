@@ -135,8 +135,16 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     --arch-name tdnn_d --results "$results"
 fi
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 5 ]; then
-  log "architecture: $(python -c "from pipeline.nas.arch import Arch; a = Arch.from_json('$arch'); print(a.describe())")"
-  log "files: $arch $exp/search/alphas.png $exp/retrain/curves.png $exp/retrain/decode_test_tg/scoring/"
+  log "architecture: $(python -c "
+import sys
+from pipeline.nas.arch import Arch
+from pipeline.nas.model import num_parameters
+a, k = Arch.from_json(sys.argv[1]), sum(1 for _ in open(sys.argv[2]))
+print(f'{a.describe()}  ({num_parameters(a.build(k)) / 1e6:.3f} M parameters with K={k} units)')
+" "$arch" "$data/lang/units.txt")"
+  alphas=$exp/search/alphas.png
+  [ -f "$alphas" ] || alphas="(no search here)"
+  log "files: $arch $alphas $exp/retrain/curves.png $exp/retrain/decode_test_tg/scoring/"
   sed -n '/stnas:results:begin/,/stnas:results:end/p' "$results" | grep '^|'
 fi
 

@@ -32,3 +32,22 @@ def test_debug_recipe_through_run_sh(tmp_path):
     table = [line for line in out.stdout.splitlines() if line.startswith("| tts |")]
     assert table and table == [line for line in again.stdout.splitlines()
                                 if line.startswith("| tts |")]
+
+    # Transfer: --arch skips warm-up and search and retrains the given architecture on this data.
+    arch = tmp_path / "exp" / "search" / "arch.json"
+    base = ["bash", str(REPO / "run.sh"), "--corpus", "tts", "--conf", "conf/debug", "--nj", "2",
+            "--data", str(tmp_path / "data")]
+    tr = subprocess.run(base + ["--exp", str(tmp_path / "exp_transfer"), "--tag", "transfer",
+                                "--results", str(tmp_path / "R2.md"), "--arch", str(arch),
+                                "--stage", "1", "--stop-stage", "5"],
+                        env=env, capture_output=True, text=True, timeout=300)
+    assert tr.returncode == 0, tr.stdout[-3000:] + tr.stderr[-3000:]
+    assert "stages 1-2 skipped" in tr.stdout
+    assert not (tmp_path / "exp_transfer" / "warmup").exists()
+    assert (tmp_path / "exp_transfer" / "retrain" / ".done" / "stage").is_file()
+    rows = [line for line in (tmp_path / "R2.md").read_text().splitlines()
+            if line.startswith("| tts |")]
+    assert len(rows) == 2 and all("| transfer |" in r for r in rows)
+    bad = subprocess.run(["bash", str(REPO / "run.sh"), "--corpus", "kaldi"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "no stage configs in 'conf/kaldi'" in bad.stderr
