@@ -164,16 +164,22 @@ def parse_sys(path: PathLike) -> Dict[str, float]:
 
 
 def run_sclite(ref_trn: PathLike, hyp_trn: PathLike, out_dir: PathLike, name: str,
-               command: Optional[List[str]] = None) -> WerResult:
-    """Score ``hyp_trn`` against ``ref_trn`` with sclite into ``out_dir/<name>.{sys,dtl,pra}``."""
+               command: Optional[List[str]] = None,
+               formats: Tuple[str, str] = ("trn", "trn")) -> WerResult:
+    """Score ``hyp_trn`` against ``ref_trn`` with sclite into ``out_dir/<name>.{sys,dtl,pra}``.
+
+    ``formats`` are the (reference, hypothesis) formats: ``("trn", "trn")`` scores
+    case-sensitively by utterance id; ``("stm", "ctm")`` scores NIST style with fragments and
+    optionally deletable words (``-F -D``), case-insensitively as ``hubscr.pl`` does.
+    """
     command = command or find_sclite()
     if command is None:
         raise StnasError("sclite not found (install the Debian package sctk)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    args = command + ["-r", str(ref_trn), "trn", "-h", str(hyp_trn), "trn", "-i", "rm",
-                      "-s", "-e", "utf-8", "-o", "sum", "pralign", "dtl",
-                      "-O", str(out_dir), "-n", name]
+    mode = ["-i", "rm", "-s", "-e", "utf-8"] if formats == ("trn", "trn") else ["-F", "-D"]
+    args = command + ["-r", str(ref_trn), formats[0], "-h", str(hyp_trn), formats[1], *mode,
+                      "-o", "sum", "pralign", "dtl", "-O", str(out_dir), "-n", name]
     proc = subprocess.run(args, capture_output=True, text=True)
     atomic_write_text(out_dir / f"{name}.log", " ".join(args) + "\n" + proc.stdout + proc.stderr)
     if proc.returncode != 0 or "Successful Completion" not in proc.stdout:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pipeline.data.datadir import read_map
-from pipeline.decode.scoring import SCLITE_PATH, WerResult, parse_dtl, parse_sys
+from pipeline.decode.scoring import SCLITE_PATH, WerResult, run_sclite
 from pipeline.errors import DataError, StnasError
 from pipeline.stage import atomic_write_text
 
@@ -112,22 +112,6 @@ def _csrfilt(bin_dir: Path, fmt: str, purpose: str, glm: Path, src: Path, dst: P
     dst.write_bytes(proc.stdout)
 
 
-def _sclite_stm(bin_dir: Path, stm: Path, ctm: Path, out_dir: Path, name: str) -> WerResult:
-    args = [str(bin_dir / "sclite"), "-r", str(stm), "stm", "-h", str(ctm), "ctm", "-F", "-D",
-            "-o", "sum", "pralign", "dtl", "-O", str(out_dir), "-n", name]
-    proc = subprocess.run(args, capture_output=True, text=True,
-                          env={"PATH": f"{bin_dir}:/usr/bin:/bin", "LC_ALL": "C"})
-    atomic_write_text(out_dir / f"{name}.log", " ".join(args) + "\n" + proc.stdout + proc.stderr)
-    if proc.returncode != 0 or "Successful Completion" not in proc.stdout:
-        raise StnasError(f"sclite failed on {stm} (exit {proc.returncode}); "
-                         f"see {out_dir / name}.log")
-    res = parse_dtl(out_dir / f"{name}.dtl")
-    summary = parse_sys(out_dir / f"{name}.sys")
-    if int(summary["words"]) != res.words:
-        raise DataError("sclite .sys and .dtl disagree on the word count", out_dir / name)
-    return res
-
-
 def score_stm(hyp: Text, set_dir: PathLike, scoring_dir: PathLike, name: str
               ) -> Dict[str, WerResult]:
     """Score ``hyp`` against ``set_dir/stm`` after ``set_dir/glm`` filtering.
@@ -168,6 +152,6 @@ def score_stm(hyp: Text, set_dir: PathLike, scoring_dir: PathLike, name: str
                                             for f, c, t, d, w in ctm_part))
         _csrfilt(bin_dir, "stm", "ref", glm, stm_path, scoring_dir / f"{tag}.stm.filt")
         _csrfilt(bin_dir, "ctm", "hyp", glm, ctm_path, scoring_dir / f"{tag}.ctm.filt")
-        out[sub] = _sclite_stm(bin_dir, scoring_dir / f"{tag}.stm.filt",
-                               scoring_dir / f"{tag}.ctm.filt", scoring_dir, tag)
+        out[sub] = run_sclite(scoring_dir / f"{tag}.stm.filt", scoring_dir / f"{tag}.ctm.filt",
+                              scoring_dir, tag, [str(bin_dir / "sclite")], ("stm", "ctm"))
     return out
