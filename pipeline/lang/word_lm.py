@@ -109,8 +109,11 @@ class WordLm:
 
 
 def _discounts(adjusted: Iterable[int]) -> Tuple[float, float, float]:
-    """Modified-KN discounts (D1, D2, D3+) of one order from its adjusted counts."""
-    n = Counter(min(c, 4) for c in adjusted)
+    """Modified-KN discounts (D1, D2, D3+) of one order from its adjusted counts.
+
+    ``n_k`` is the number of n-grams whose adjusted count is exactly k (k = 1..4).
+    """
+    n = Counter(c for c in adjusted if c <= 4)
     n1, n2, n3, n4 = (n[k] for k in (1, 2, 3, 4))
     y = n1 / (n1 + 2 * n2) if n1 + 2 * n2 > 0 else 0.5
     fallback = y if 0 < y < 1 else 0.5

@@ -130,3 +130,93 @@ def test_non_tts_corpus_lm_comes_from_train_transcripts_without_dev_test(tmp_pat
     arpa.unlink()
     with pytest.raises(DataError, match="no training text"):
         word_lm_arpa(d, "tg")
+
+
+def _reference_modified_kn(sentences, order, vocab):
+    """An independent, literal modified Kneser-Ney (Chen & Goodman 1998, Eq. 17 and §3.5).
+
+    Returns (prob(history, word), discounts per order). Written from the definitions, sharing
+    no code with :mod:`pipeline.lang.word_lm`: raw counts of every m-gram, adjusted counts
+    (raw at the top order and after <s>, else the number of distinct left neighbours), and
+    the discounts from counts of counts n1..n4.
+    """
+    from collections import Counter, defaultdict
+
+    raw = Counter()
+    for s in sentences:
+        t = ["<s>"] + list(s) + ["</s>"]
+        for i in range(1, len(t)):
+            for m in range(1, order + 1):
+                if i - m + 1 >= 0:
+                    raw[tuple(t[i - m + 1:i + 1])] += 1
+    left = defaultdict(set)
+    for g in raw:
+        if len(g) >= 2:
+            left[g[1:]].add(g[0])
+    adjusted = {g: c if len(g) == order or g[0] == "<s>" else len(left[g])
+                for g, c in raw.items()}
+    discounts = {}
+    for m in range(1, order + 1):
+        n = [sum(1 for g, c in adjusted.items() if len(g) == m and c == k) for k in range(5)]
+        y = n[1] / (n[1] + 2 * n[2])
+        discounts[m] = tuple(k - (k + 1) * y * n[k + 1] / n[k] for k in (1, 2, 3))
+
+    def prob(history, word):
+        h = tuple(history)[-(order - 1):] if order > 1 else ()
+        lower = 1.0 / len(vocab) if not h else prob(h[1:], word)
+        follow = {g[-1]: c for g, c in adjusted.items() if len(g) == len(h) + 1 and g[:-1] == h}
+        if not follow:
+            return lower
+        total = sum(follow.values())
+        d = discounts[len(h) + 1]
+        gamma = sum(d[min(c, 3) - 1] for c in follow.values()) / total
+        c = follow.get(word, 0)
+        return (max(c - d[min(c, 3) - 1], 0.0) if c else 0.0) / total + gamma * lower
+
+    return prob, discounts
+
+
+def _zipf_text():
+    rng = random.Random(2)  # chosen so every order has n1..n4 > 0 and discounts inside (0, k)
+    words = [f"W{i}" for i in range(20)]
+    weights = [1 / (i + 1) ** 1.2 for i in range(20)]
+    return [rng.choices(words, weights, k=rng.randint(1, 6)) for _ in range(80)]
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_modified_kneser_ney_equals_an_independent_reference(order):
+    text = _zipf_text()
+    lm = estimate_word_lm(text, order=order)
+    vocab = list(lm.words) + ["</s>"]
+    prob, discounts = _reference_modified_kn(text, order, vocab)
+    for d in discounts.values():  # the reference's discounts are the real ones, no fallback
+        assert all(0 < d[k] < k + 1 for k in range(3))
+    # discounts of the top order, counted by hand from the n-gram counts of counts
+    assert discounts[order][2] > 0
+    histories = [()] + [(a,) for a in ["<s>"] + vocab[:-1]]
+    if order == 3:
+        histories += [(a, b) for a in ["<s>"] + vocab[:6] for b in vocab[:6]]
+    for h in histories:
+        total = 0.0
+        for w in vocab:
+            expected = prob(h, w)
+            total += expected
+            assert math.exp(lm.logprob(list(h), w)) == pytest.approx(expected, abs=1e-12), (h, w)
+        assert total == pytest.approx(1.0, abs=1e-12)
+    held = [["W0", "W3", "W1"], ["W7"], ["W2", "W2", "W19", "NEW"]]
+    log_sum = sum(math.log(prob((["<s>"] + s + ["</s>"])[max(0, i - order + 1):i],
+                                (s + ["</s>"])[i - 1] if (s + ["</s>"])[i - 1] in vocab
+                                else "<unk>"))
+                  for s in held for i in range(1, len(s) + 2))
+    n_tokens = sum(len(s) + 1 for s in held)
+    assert perplexity(lm, held).perplexity == pytest.approx(math.exp(-log_sum / n_tokens),
+                                                            rel=1e-10)
+
+
+def test_kneser_ney_discount_counts_n4_exactly():
+    from pipeline.lang.word_lm import _discounts
+
+    # adjusted counts 1,1,1,2,2,3,4,9,9: n1=3 n2=2 n3=1 n4=1 (9 is not a "4")
+    y = 3 / (3 + 2 * 2)
+    d1, d2, d3 = _discounts([1, 1, 1, 2, 2, 3, 4, 9, 9])
+    assert (d1, d2, d3) == pytest.approx((1 - 2 * y * 2 / 3, 2 - 3 * y * 1 / 2, 3 - 4 * y * 1 / 1))
