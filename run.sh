@@ -13,7 +13,8 @@
 #   --arch skips stages 1-2 and retrains the given architecture (searched on another corpus).
 # Stages: 0 prep, 1 warmup, 2 search, 3 retrain, 4 decode, 5 score, 6 the same retrain/decode/
 # score for the hand-designed TDNN-D of the space (conf/arch/tdnn_d_<space>.json), as a baseline.
-# Finished stages are skipped.
+# A finished stage is skipped while its inputs and options are unchanged; when they changed it
+# is refused (the message says what changed): redo it with stnas <stage> --force.
 set -euo pipefail
 
 corpus=tts
@@ -77,15 +78,17 @@ prep_opts=()
 [ -n "$hours" ] && prep_opts+=(--hours "$hours")
 prep_opts+=(${corpus_opts[@]+"${corpus_opts[@]}"})
 
-# run_stage N NAME COMMAND...: run when N is inside --stage..--stop-stage and not finished yet.
+# run_stage N NAME COMMAND...: run when N is inside --stage..--stop-stage. The stnas command
+# itself skips a finished stage whose inputs and options are unchanged, and refuses (exit 1,
+# naming what changed) one whose inputs or options changed.
 run_stage() {
   local n=$1 name=$2; shift 2
   if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
-    if [ -f "$exp/$name/.done/stage" ]; then
-      log "stage $n: $name already done ($exp/$name; remove it or use stnas $name --force to redo)"
-    else
-      log "stage $n: $name"
-      $train_cmd "$@"
+    log "stage $n: $name"
+    if ! $train_cmd "$@"; then
+      log "stage $n: $name failed or was refused (see above); to redo a finished stage whose" \
+          "inputs or options changed: stnas $name --force ..."
+      exit 1
     fi
   fi
 }
@@ -108,25 +111,21 @@ run_stage 3 retrain stnas retrain --config "$conf/retrain.yaml" "${common[@]}" -
 model=$exp/retrain/avg.pt
 [ -f "$model" ] || model=$exp/retrain/best.pt
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "stage 4: decode dev and test with $model"
+  log "stage 4: decode dev (every LM weight and word penalty) and test (the pair dev chooses) with $model"
   $decode_cmd stnas decode --model "$model" --data-dir "$data" --sets dev,test --nj "$nj" \
     --device "$device"
 fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log "stage 5: score (LM weight chosen on dev)"
+  log "stage 5: score (LM weight and word penalty chosen on dev)"
   stnas score --model-dir "$exp/retrain" --data-dir "$data" --dev dev --test test \
     --arch-name "$tag" --results "$results"
 fi
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   space=$(sed -n 's/^space: *//p' "$conf/search.yaml")
   baseline=${exp}_tdnn_d
-  if [ -f "$baseline/retrain/.done/stage" ]; then
-    log "stage 6: baseline TDNN-D already trained ($baseline)"
-  else
-    log "stage 6: baseline: retrain conf/arch/tdnn_d_$space.json the same way → $baseline"
-    $train_cmd stnas retrain --config "$conf/retrain.yaml" --data-dir "$data" --exp-dir "$baseline" \
-      --arch "conf/arch/tdnn_d_$space.json" --device "$device"
-  fi
+  log "stage 6: baseline: retrain conf/arch/tdnn_d_$space.json the same way → $baseline"
+  $train_cmd stnas retrain --config "$conf/retrain.yaml" --data-dir "$data" --exp-dir "$baseline" \
+    --arch "conf/arch/tdnn_d_$space.json" --device "$device"
   bmodel=$baseline/retrain/avg.pt
   [ -f "$bmodel" ] || bmodel=$baseline/retrain/best.pt
   $decode_cmd stnas decode --model "$bmodel" --data-dir "$data" --sets dev,test --nj "$nj" \

@@ -4,7 +4,8 @@ Uses the debug-size tts data of ``bench/stages.py`` (``data/bench_tts_0.05h``; p
 missing) and a model retrained there with ``conf/debug/retrain.yaml`` (trained if missing).
 Times the search only (the network forward is excluded), single process, default beams
 (17 / 8 / 7000), median of repeats: one search at LM weight 1.0 with ``FasterDecoder``, the
-6-weight sweep by re-decoding, and the sweep from one lattice per utterance.
+6-weight sweep by re-decoding, the sweep from one lattice per utterance, and the dev
+tuning grid (6 weights x 3 word insertion penalties).
 
 Run: ``.venv/bin/python bench/decode.py``.
 """
@@ -20,14 +21,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 REPEATS = 3
 WEIGHTS = [0.3, 0.5, 0.7, 1.0, 1.5, 2.0]
+PENALTIES = [0.0, 0.5, 1.0]
 
 
 def main() -> None:
     from bench.common import write_table
     from pipeline.data.prepare import PrepConfig, run_prep
     from pipeline.decode.decoder import Decoder, decode_set
-    from pipeline.decode.run import lang_test_dir, model_logprobs, word_lm_arpa
+    from pipeline.decode.run import lang_test_dir, model_logprobs
     from pipeline.lang.graphs import build_lang_test
+    from pipeline.lang.lm_data import word_lm_arpa
     from pipeline.train.config import load_config
     from pipeline.train.stages import run_stage
 
@@ -52,7 +55,9 @@ def main() -> None:
     rows = []
     for label, weights, method in (("one search (LM weight 1.0)", [1.0], "redecode"),
                                    ("6-weight sweep, one search each", WEIGHTS, "redecode"),
-                                   ("6-weight sweep from one lattice", WEIGHTS, "lattice")):
+                                   ("6-weight sweep from one lattice", WEIGHTS, "lattice"),
+                                   ("6 weights x 3 word penalties, one search each",
+                                    [(w, p) for w in WEIGHTS for p in PENALTIES], "redecode")):
         times = []
         for _ in range(REPEATS):
             t = time.process_time()

@@ -42,5 +42,5 @@ class DataError(StnasError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
-class StageDoneError(StnasError):
-    """A finished stage would be overwritten without ``--force``."""
+class StaleResultError(StnasError):
+    """A finished result was built from other inputs or options than the present ones."""

@@ -1,8 +1,18 @@
-"""Stage bookkeeping shared by every stage: atomic writes, done markers, ``stage.json``.
+"""Stage bookkeeping shared by every stage: atomic writes, done markers, ``stage.json``, and
+the fingerprints that keep results fresh.
 
 A stage directory holds the resolved config (``config.yaml``), a ``stage.json`` describing the
-run (command, versions, git sha, seed, input checksums, wall time) and ``.done/<name>`` markers,
-one per finished sub-stage, so a rerun resumes where it stopped and ``--force`` redoes.
+run (command, versions, git sha, seed, torch threads, inputs, wall time) and ``.done/<name>``
+markers, one per finished sub-stage, so a rerun resumes where it stopped and ``--force`` redoes.
+
+**Fresh results only.** A stage records the fingerprints of its inputs (model, graph,
+features, labels, ...) and its options when it starts (``inputs.json``) and when it ends
+(``stage.json``). A rerun compares them with the present ones (:meth:`StageDir.changes`): the
+same → the finished stage is up to date and nothing runs; different → the stage is refused with
+a message naming what changed, until it is rerun with ``--force``, which also removes the
+stages built from it (:func:`remove_dependents`). Fingerprints are content hashes
+(:func:`fingerprint`), so a copied or moved file keeps its fingerprint and a regenerated one
+does not.
 """
 
 from __future__ import annotations
@@ -12,15 +22,15 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, Optional, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
 from pipeline import __version__
-from pipeline.errors import StageDoneError
 
 PathLike = Union[str, Path]
 
@@ -69,6 +79,107 @@ def file_checksum(path: PathLike, limit_bytes: int = 1 << 26) -> str:
     return h.hexdigest()
 
 
+_WHOLE_FILE = 1 << 26   # files up to 64 MiB are hashed whole
+_BLOCK, _BLOCKS = 1 << 16, 64
+
+
+def fingerprint(path: PathLike) -> str:
+    """Content fingerprint of a file, ``sha256:<hex>``.
+
+    A file up to 64 MiB is hashed whole; a larger one (feature archives of a big corpus) by
+    its size and 64 blocks of 64 KiB at evenly spaced offsets, which tells a regenerated file
+    from the old one while reading 4 MiB at most.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    h = hashlib.sha256(f"{size}\n".encode())
+    with open(path, "rb") as f:
+        if size <= _WHOLE_FILE:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        else:
+            for i in range(_BLOCKS):
+                f.seek((size - _BLOCK) * i // (_BLOCKS - 1))
+                h.update(f.read(_BLOCK))
+    return "sha256:" + h.hexdigest()
+
+
+def scp_fingerprint(scp: PathLike) -> str:
+    """Fingerprint of an ``scp`` file together with every archive it points into."""
+    scp = Path(scp)
+    h = hashlib.sha256(fingerprint(scp).encode())
+    arks = []
+    for line in scp.read_text(encoding="utf-8").splitlines():
+        parts = line.split(maxsplit=1)
+        if len(parts) == 2:
+            arks.append(parts[1].rsplit(":", 1)[0])
+    for ark in sorted(set(arks)):
+        h.update(f"{Path(ark).name} {fingerprint(ark) if Path(ark).is_file() else 'missing'}\n"
+                 .encode())
+    return "sha256:" + h.hexdigest()
+
+
+def input_fingerprints(paths: Dict[str, PathLike]) -> Dict[str, Dict[str, str]]:
+    """``{name: {"path", "fingerprint"}}`` for named inputs (``*.scp`` with their archives).
+
+    Raises:
+        FileNotFoundError: an input is missing.
+    """
+    out = {}
+    for name, p in paths.items():
+        p = Path(p)
+        fp = scp_fingerprint(p) if p.suffix == ".scp" else fingerprint(p)
+        out[name] = {"path": str(p), "fingerprint": fp}
+    return out
+
+
+def describe_changes(old: Dict[str, Any], new: Dict[str, Any], what: str) -> List[str]:
+    """Human-readable differences between two flat dicts (``beam: 17 → 20``)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            if what == "input":
+                out.append(f"input {key} changed" if key in old and key in new
+                           else f"input {key} {'added' if key in new else 'removed'}")
+            else:
+                out.append(f"{key}: {old.get(key)!r} → {new.get(key)!r}")
+    return out
+
+
+def torch_threads() -> Optional[int]:
+    """The intra-op thread count torch computes with (None when torch is not loaded)."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
+def remove_dependents(stage_dir: PathLike) -> List[Path]:
+    """Remove the sibling stage dirs whose recorded inputs lie inside ``stage_dir`` (and, in
+    turn, theirs): what ``--force`` on a stage must not leave behind. Returns them."""
+    stage_dir = Path(stage_dir).resolve()
+    removed: List[Path] = []
+    todo = [stage_dir]
+    while todo:
+        src = todo.pop()
+        if not src.parent.is_dir():
+            continue
+        for sib in sorted(src.parent.iterdir()):
+            if sib == src or not sib.is_dir() or sib in removed:
+                continue
+            rec = {}
+            for name in ("stage.json", "inputs.json"):
+                if (sib / name).is_file():
+                    try:
+                        rec.update(json.loads((sib / name).read_text()).get("inputs") or {})
+                    except (ValueError, AttributeError):
+                        continue
+            paths = [Path(v["path"]) for v in rec.values() if isinstance(v, dict) and "path" in v]
+            if any(src in p.resolve().parents for p in paths):
+                shutil.rmtree(sib)
+                removed.append(sib)
+                todo.append(sib)
+    return removed
+
+
 def git_sha(repo: Optional[PathLike] = None) -> Optional[str]:
     """The commit of the source tree stnas runs from, or None outside a git checkout."""
     repo = Path(repo) if repo else Path(__file__).resolve().parent.parent
@@ -111,12 +222,47 @@ class StageDir:
         """Forget that sub-stage ``name`` finished (it will run again)."""
         self._marker(name).unlink(missing_ok=True)
 
-    def refuse_if_done(self, name: str = "stage") -> None:
-        """Raise StageDoneError when the whole stage finished and ``force`` is off."""
-        if self.is_done(name):
-            raise StageDoneError(
-                f"{self.root} is a finished stage; rerun with --force to redo it"
-            )
+    def recorded(self) -> Dict[str, Any]:
+        """What the last run recorded: ``stage.json`` if it finished, else ``inputs.json``."""
+        for name in ("stage.json", "inputs.json"):
+            path = self.root / name
+            if path.is_file():
+                try:
+                    return json.loads(path.read_text(encoding="utf-8"))
+                except ValueError:
+                    return {}
+        return {}
+
+    def changes(self, inputs: Dict[str, Dict[str, str]], options: Dict[str, Any]) -> List[str]:
+        """What differs from the recorded run: inputs (by fingerprint) and options.
+
+        Args:
+            inputs: name → ``{"path": ..., "fingerprint": ...}``.
+            options: the settings that change results.
+
+        Returns:
+            descriptions such as ``input model changed`` or ``beam: 17.0 → 20.0``; empty when
+            nothing changed or nothing was recorded (a stage from before fingerprints).
+        """
+        rec = self.recorded()
+        if "fingerprints" not in rec:
+            return []
+        old_in = {k: v.get("fingerprint") for k, v in (rec.get("inputs") or {}).items()
+                  if isinstance(v, dict)}
+        new_in = {k: v["fingerprint"] for k, v in inputs.items()}
+        return (describe_changes(old_in, new_in, "input")
+                + describe_changes(rec.get("options") or {}, options, "option"))
+
+    def record_inputs(self, inputs: Dict[str, Dict[str, str]], options: Dict[str, Any]) -> None:
+        """Write ``inputs.json`` (what a run that has started is built from)."""
+        atomic_write_text(self.root / "inputs.json", json.dumps(
+            {"fingerprints": 1, "inputs": inputs, "options": options}, indent=2,
+            sort_keys=True, default=str) + "\n")
+
+    def reset(self) -> None:
+        """Remove everything in the stage dir (``--force``)."""
+        for p in self.root.iterdir():
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
     def write_stage_json(
         self,
@@ -124,14 +270,17 @@ class StageDir:
         seed: Optional[int] = None,
         inputs: Iterable[PathLike] = (),
         extra: Optional[Dict[str, Any]] = None,
+        fingerprints: Optional[Dict[str, Dict[str, str]]] = None,
+        options: Optional[Dict[str, Any]] = None,
     ) -> Path:
-        """Write ``stage.json``: command, versions, git sha, seed, input checksums, wall time."""
+        """Write ``stage.json``: command, versions, git sha, seed, torch threads, inputs (named
+        fingerprints, or checksums of ``inputs``), options, wall time."""
         versions = {"stnas": __version__, "python": platform.python_version()}
         for mod in ("torch", "numpy", "kaldiio", "kaldi_native_fbank", "kaldifst"):
             m = sys.modules.get(mod)
             if m is not None:
                 versions[mod] = getattr(m, "__version__", "unknown")
-        checksums = {}
+        checksums: Dict[str, Any] = {}
         for p in inputs:
             p = Path(p)
             if p.is_file():
@@ -142,12 +291,15 @@ class StageDir:
             "versions": versions,
             "git_sha": git_sha(),
             "host": platform.node(),
-            "inputs": checksums,
+            "torch_threads": torch_threads(),
+            "inputs": fingerprints if fingerprints is not None else checksums,
             "wall_time_s": round(time.time() - self._t0, 3),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
+        if fingerprints is not None:
+            info.update({"fingerprints": 1, "options": options or {}})
         if extra:
             info.update(extra)
         out = self.root / "stage.json"
-        atomic_write_text(out, json.dumps(info, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(out, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
         return out

@@ -22,7 +22,13 @@ def _floats(text: str):
 @click.option("--data-dir", required=True, type=click.Path(file_okay=False))
 @click.option("--sets", default="dev,test", show_default=True, help="Comma-separated sets.")
 @click.option("--lm", default="tg", show_default=True, help="LM name: data/<c>/lang_test_<lm>.")
-@click.option("--lm-weights", default="0.3,0.5,0.7,1.0,1.5,2.0", show_default=True)
+@click.option("--lm-weights", default="0.3,0.5,0.7,1.0,1.5,2.0", show_default=True,
+              help="LM weights tried on the tuning set.")
+@click.option("--word-penalties", default="0.0,0.5,1.0", show_default=True,
+              help="Word insertion penalties tried on the tuning set (with every LM weight).")
+@click.option("--tune-set", default="dev", show_default=True,
+              help="Set decoded at every (LM weight, penalty) pair; the other sets are decoded "
+              "once, at the pair it chooses. '' decodes every set at every pair.")
 @click.option("--beam", type=float, default=17.0, show_default=True)
 @click.option("--lattice-beam", type=float, default=8.0, show_default=True)
 @click.option("--max-active", type=int, default=7000, show_default=True)
@@ -32,10 +38,15 @@ def _floats(text: str):
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--write-logits", is_flag=True, help="Keep the log-probs as logits.ark/scp.")
 @click.option("--force", is_flag=True, help="Decode again sets that are done.")
-def decode(model: str, data_dir: str, sets: str, lm: str, lm_weights: str, beam: float,
-           lattice_beam: float, max_active: int, method: str, nj: int, device: str,
-           write_logits: bool, force: bool) -> None:
-    """Decode sets with the model against TLG; hypotheses per LM weight.
+def decode(model: str, data_dir: str, sets: str, lm: str, lm_weights: str,
+           word_penalties: str, tune_set: str, beam: float, lattice_beam: float,
+           max_active: int, method: str, nj: int, device: str, write_logits: bool,
+           force: bool) -> None:
+    """Decode sets with the model against TLG: the tuning set (dev) at every LM weight and
+    word penalty, the others once at the pair dev chooses.
+
+    A finished decode is skipped while the model, graph, features and options are the same,
+    and refused when any of them changed (rerun with --force).
 
     \b
     Example:
@@ -45,14 +56,24 @@ def decode(model: str, data_dir: str, sets: str, lm: str, lm_weights: str, beam:
         from pipeline.decode.run import DecodeConfig, run_decode
 
         cfg = DecodeConfig(model=model, data_dir=data_dir, sets=sets.split(","), lm=lm,
-                           lm_weights=_floats(lm_weights), beam=beam, lattice_beam=lattice_beam,
+                           lm_weights=_floats(lm_weights),
+                           word_penalties=_floats(word_penalties), tune_set=tune_set,
+                           beam=beam, lattice_beam=lattice_beam,
                            max_active=max_active, method=method, nj=nj, device=device,
                            write_logits=write_logits)
         summary = run_decode(cfg, force=force)
     for name, info in summary.items():
-        click.echo(f"decoded {name}: {info['utterances']} utterances, RTF per core "
-                   f"{info['rtf_per_core']:.3f} (search), "
-                   f"{Path(model).parent / f'decode_{name}_{lm}'}")
+        where = Path(model).parent / f"decode_{name}_{lm}"
+        if info.get("up_to_date"):
+            click.echo(f"decoded {name} already (up to date): {where}")
+            continue
+        click.echo(f"decoded {name}: {info['utterances']} utterances at "
+                   f"{len(info['settings'])} setting(s), RTF per core "
+                   f"{info['rtf_per_core']:.3f} (search), {where}")
+        if "tuned" in info:
+            t = info["tuned"]
+            click.echo(f"  chosen on {name}: LM weight {t['lm_weight']:g}, word penalty "
+                       f"{t['word_penalty']:g} (%WER {t['wer']:.2f})")
 
 
 @click.command()
@@ -69,19 +90,21 @@ def decode(model: str, data_dir: str, sets: str, lm: str, lm_weights: str, beam:
 @click.option("--python-scoring", is_flag=True, help="Score without sclite.")
 def score(model_dir: str, data_dir: str, lm: str, dev: str, tests: str, results: str,
           arch_name: str, python_scoring: bool) -> None:
-    """Score with sclite: LM weight chosen on dev, applied to test; best_wer and RESULTS.md.
+    """Score with sclite: setting chosen on dev, applied to test; best_wer and RESULTS.md.
+
+    Refuses decodes made from a model or graph that has changed since.
 
     \b
     Example:
       stnas score --model-dir exp/tts/st/retrain --data-dir data/tts
     """
     with user_errors():
-        from pipeline.decode.run import run_score
+        from pipeline.decode.score_stage import run_score
 
         out = run_score(Path(model_dir), Path(data_dir), lm, dev,
                         [t for t in tests.split(",") if t],
                         Path(results) if results else None, arch_name, not python_scoring)
     for name, r in out.items():
-        click.echo(r["best_wer"])
+        click.echo(f"{r['best_wer']}  (OOV {r['oov_rate']:.2f} %)")
     if results:
         click.echo(f"updated {results}")

@@ -24,7 +24,8 @@ def _common(fn: Callable) -> Callable:
         click.option("--seed", type=int, default=None, help="[config: seed]"),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override a config key (repeatable), e.g. --set max_epochs=3."),
-        click.option("--force", is_flag=True, help="Start the stage over, discarding its files."),
+        click.option("--force", is_flag=True, help="Start the stage over, discarding its files "
+                     "and the stages built from it (search, retrain, decodes)."),
     ]
     for opt in reversed(options):
         fn = opt(fn)
@@ -39,6 +40,10 @@ def _run(stage: str, config_path: Optional[str], overrides: Tuple[str, ...], for
 
         cfg = load_config(stage, config_path, overrides, **explicit)
         summary = run_stage(cfg, force=force)
+    if summary.get("up_to_date"):
+        click.echo(f"{stage} already done and up to date: {summary['dir']} (same inputs and "
+                   "options; --force redoes it)")
+        return
     if summary.get("world", 1) > 1:
         import torch.distributed as dist
 

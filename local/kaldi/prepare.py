@@ -46,10 +46,7 @@ def prepare(corpus_root: Optional[Path], out_dir: Path, *, lexicon: Optional[Pat
         lex = read_cmudict(lexicon, keep_stress)
     else:
         lex = read_festival_cmudict(keep_stress=keep_stress)
-    words = set()
-    for s in SETS:
-        for line in open(root / s / "text", encoding="utf-8"):
-            words.update(line.split()[1:])
-    keep = {w: p for w, p in lex.items() if w in words or w.startswith("<")}
-    write_lexicon(Path(out_dir) / "local" / "dict" / "lexicon.txt", keep)
+    # the whole dictionary: the decoding vocabulary is the LM's words that have a
+    # pronunciation, which must not depend on the words the dev/test transcripts hold
+    write_lexicon(Path(out_dir) / "local" / "dict" / "lexicon.txt", lex)
     return info

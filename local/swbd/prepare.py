@@ -112,7 +112,7 @@ def prepare(
     eval2000_audio: Optional[Path] = None,
     eval2000_text: Optional[Path] = None,
     dev_utts: int = 4000,
-    full_lexicon: bool = False,
+    full_lexicon: bool = True,
     **kwargs: Any,
 ) -> Dict[str, Any]:
     """Prepare Switchboard train/dev, eval2000 test and the lexicon under ``out_dir``.
@@ -131,7 +131,10 @@ def prepare(
         eval2000_audio: root of LDC2002S09 (holds ``english/``).
         eval2000_text: root of LDC2002T43 (holds ``reference/``).
         dev_utts: size of the held-out dev set (utterances, rounded up to a whole side).
-        full_lexicon: put the whole dictionary into lexicon.txt, not only transcript words.
+        full_lexicon: put the whole dictionary into lexicon.txt (the default), so that the
+            decoding vocabulary (the LM's words that have a pronunciation) does not depend on
+            which words the dev/test transcripts happen to hold; ``False`` keeps only the
+            transcript words (smaller lang dir, for training-only use).
         **kwargs: options of other corpora; ignored (named in the notes).
 
     Returns:

@@ -18,6 +18,7 @@ from local.tts.voices import Speaker, check_engines, make_speakers, synthesise
 from pipeline.data.datadir import write_data_dir
 from pipeline.errors import DataError
 from pipeline.lang.lexicon import read_cmudict, read_festival_cmudict, write_lexicon
+from pipeline.stage import atomic_write_text
 
 SPLITS = ("train", "dev", "test")
 SECONDS_PER_WORD = 0.32  # measured mean over the voices; used only to size the corpus
@@ -72,6 +73,18 @@ def plan_utterances(
     return plan
 
 
+def write_corpus_text_and_lexicon(out_dir: Path, pool: List[str], lex: Dict[str, list]) -> None:
+    """``local/lm/text`` (the whole sentence pool, the word LM's text before dev/test are taken
+    out of it) and ``local/dict/lexicon.txt``: every pronunciation of every pool word.
+
+    The lexicon covers the LM's whole possible vocabulary, not just the words of the chosen
+    transcripts, so that what the decoder may output depends on the LM text alone.
+    """
+    words = {w for s in pool for w in s.split()}
+    write_lexicon(out_dir / "local" / "dict" / "lexicon.txt", {w: lex[w] for w in words})
+    atomic_write_text(out_dir / "local" / "lm" / "text", "".join(s + "\n" for s in pool))
+
+
 def _synth_one(args) -> Tuple[str, float, Optional[str]]:
     utt, spk, sent, path, rate, seed, snr = args
     try:
@@ -96,7 +109,8 @@ def prepare(
     fortunes_dir: Path = FORTUNES_DIR,
     eval_share: float = 0.1,
 ) -> dict:
-    """Build the corpus: wavs, ``train``/``dev``/``test`` data dirs and ``local/dict/lexicon.txt``.
+    """Build the corpus: wavs, ``train``/``dev``/``test`` data dirs, ``local/dict/lexicon.txt``
+    and ``local/lm/text`` (see :func:`write_corpus_text_and_lexicon`).
 
     Args:
         corpus_root: unused (the corpus is generated); accepted for the common contract.
@@ -158,7 +172,6 @@ def prepare(
                         "--skip-bad leaves them out)", utt=utt)
 
     info = {"sets": {}, "speakers": {}, "utterances_synthesised": len(jobs), "failed": sorted(failed)}
-    used_words = set()
     for split, items in plan.items():
         kept = [(u, s, t) for u, s, t in items if u not in failed]
         write_data_dir(
@@ -169,9 +182,7 @@ def prepare(
         )
         info["sets"][split] = len(kept)
         info["speakers"][split] = sorted({s.id for _, s, _ in kept})
-        used_words.update(w for _, _, t in kept for w in t.split())
-    write_lexicon(Path(out_dir) / "local" / "dict" / "lexicon.txt",
-                  {w: lex[w][:1] for w in used_words})
+    write_corpus_text_and_lexicon(Path(out_dir), pool, lex)
     if failed:
         (Path(out_dir) / "bad_utts.txt").write_text(
             "".join(f"{u} {failed[u]}\n" for u in sorted(failed)))

@@ -110,7 +110,7 @@ def prepare(
     train_set: str = "si284",
     dev_set: str = "dev93",
     test_set: str = "eval92",
-    full_lexicon: bool = False,
+    full_lexicon: bool = True,
     **kwargs: Any,
 ) -> Dict[str, Any]:
     """Prepare WSJ data dirs, lexicon and LM paths under ``out_dir`` (= ``data/wsj``).
@@ -128,8 +128,10 @@ def prepare(
         train_set: ``si284`` or ``si84``.
         dev_set: ``dev93`` (20k, 503 utts) or ``dev93_5k``.
         test_set: ``eval92`` (20k NVP, 333 utts), ``eval92_5k``, ``eval93`` or ``eval93_5k``.
-        full_lexicon: put the whole dictionary into lexicon.txt (covers the LM vocabulary),
-            not only the transcript words.
+        full_lexicon: put the whole dictionary into lexicon.txt (the default), so that the
+            decoding vocabulary (the LM's words that have a pronunciation) does not depend on
+            which words the dev/test transcripts happen to hold; ``False`` keeps only the
+            transcript words (smaller lang dir, for training-only use).
         **kwargs: options of other corpora; ignored (named in the notes).
 
     Returns:

@@ -13,6 +13,12 @@ weight ``w`` the best path minimises ``graph cost + acoustic cost / w``. ``Latti
 prunes by beam and lattice beam but has no ``max_active`` limit; :meth:`Decoder.best_path`
 (``FasterDecoder``, with ``max_active``) decodes one LM weight directly by scaling the
 log-probs by ``1 / w`` (the same objective, scaled), and ``method="redecode"`` sweeps that way.
+
+Word insertion penalty (Kaldi's ``lattice-add-penalty --word-ins-penalty``): a cost ``p`` added
+to every output word, so the objective is ``graph cost + p * words + acoustic cost / w``. The
+graph for a penalty is ``TLG o P``, with P one state and a ``word:word / p`` loop per word
+(:func:`penalty_fst`), composed once per penalty and kept. A decoding *setting* is a pair
+``(lm_weight, word_penalty)``; a bare number means penalty 0.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Hashable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import kaldi_decoder
 import kaldifst
@@ -32,7 +38,30 @@ from pipeline.errors import DataError
 from pipeline.lang.lexicon import read_symbol_table
 
 PathLike = Union[str, Path]
+Setting = Tuple[float, float]  # (LM weight, word insertion penalty)
 log = logging.getLogger(__name__)
+
+
+def as_setting(value: Union[float, Sequence[float]]) -> Setting:
+    """``(lm_weight, word_penalty)`` from a pair, or from a bare LM weight (penalty 0)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"a decoding setting is (lm_weight, word_penalty), got {value!r}")
+        return float(value[0]), float(value[1])
+    return float(value), 0.0
+
+
+def penalty_fst(word_ids: Iterable[int], penalty: float) -> kaldifst.StdVectorFst:
+    """One state, start and final, with a ``w:w`` loop of cost ``penalty`` for every word id."""
+    fst = kaldifst.StdVectorFst()
+    state = fst.add_state()
+    fst.start = state
+    fst.set_final(state, 0.0)
+    for w in sorted(set(word_ids)):
+        if w > 0:
+            fst.add_arc(state, kaldifst.StdArc(w, w, float(penalty), state))
+    kaldifst.arcsort(fst, sort_type="ilabel")
+    return fst
 
 
 @dataclass
@@ -164,6 +193,17 @@ class Decoder:
         self.words = dict(words)
         self.config = config or DecoderConfig()
         self.num_units = num_units
+        self._graphs: Dict[float, kaldifst.StdVectorFst] = {0.0: graph}
+
+    def graph_for(self, word_penalty: float) -> kaldifst.StdVectorFst:
+        """TLG with ``word_penalty`` added to every output word (``TLG o P``, cached)."""
+        word_penalty = float(word_penalty)
+        if word_penalty not in self._graphs:
+            g = kaldifst.StdVectorFst(kaldifst.compose(self.graph,
+                                                       penalty_fst(self.words, word_penalty)))
+            kaldifst.arcsort(g, sort_type="ilabel")
+            self._graphs[word_penalty] = g
+        return self._graphs[word_penalty]
 
     @classmethod
     def from_lang_test(cls, lang_test: PathLike,
@@ -187,12 +227,14 @@ class Decoder:
         return Hypothesis(list(word_ids), [self.words.get(i, f"<id{i}>") for i in word_ids],
                           graph_cost, acoustic_cost, reached_final)
 
-    def best_path(self, logprobs: np.ndarray, lm_weight: float = 1.0) -> Hypothesis:
-        """1-best with ``FasterDecoder`` (honours ``max_active``) at one LM weight.
+    def best_path(self, logprobs: np.ndarray, lm_weight: float = 1.0,
+                  word_penalty: float = 0.0) -> Hypothesis:
+        """1-best with ``FasterDecoder`` (honours ``max_active``) at one setting.
 
         Args:
             logprobs: (T, K) float32 log-probabilities, column 0 = blank.
             lm_weight: > 0; the log-probs are scaled by ``1 / lm_weight``.
+            word_penalty: cost per output word (the graph cost returned includes it).
         """
         if lm_weight <= 0:
             raise ValueError(f"LM weight must be > 0, got {lm_weight}")
@@ -200,7 +242,7 @@ class Decoder:
         c = self.config
         opts = kaldi_decoder.FasterDecoderOptions(beam=c.beam, max_active=c.max_active,
                                                   min_active=c.min_active)
-        dec = kaldi_decoder.FasterDecoder(self.graph, opts)
+        dec = kaldi_decoder.FasterDecoder(self.graph_for(word_penalty), opts)
         dec.decode(kaldi_decoder.DecodableCtc(x / lm_weight))
         reached = dec.reached_final()
         ok, lat = dec.get_best_path()
@@ -211,11 +253,13 @@ class Decoder:
         return self._hypothesis(olabels, float(weight.value1),
                                 float(weight.value2) * lm_weight, reached)
 
-    def lattice(self, logprobs: np.ndarray) -> Tuple[kaldifst.Lattice, bool]:
+    def lattice(self, logprobs: np.ndarray, word_penalty: float = 0.0
+                ) -> Tuple[kaldifst.Lattice, bool]:
         """Raw state-level lattice (word outputs), acoustic costs at scale 1.
 
         Args:
             logprobs: (T, K) float32 log-probabilities, column 0 = blank.
+            word_penalty: cost per output word, in the lattice's graph costs.
 
         Returns:
             the lattice and whether a final state was reached.
@@ -223,7 +267,7 @@ class Decoder:
         x = _check_logprobs(logprobs, self.num_units)
         c = self.config
         cfg = kaldi_decoder.LatticeSimpleDecoderConfig(beam=c.beam, lattice_beam=c.lattice_beam)
-        dec = kaldi_decoder.LatticeSimpleDecoder(self.graph, cfg)
+        dec = kaldi_decoder.LatticeSimpleDecoder(self.graph_for(word_penalty), cfg)
         dec.decode(kaldi_decoder.DecodableCtc(x * c.acoustic_scale))
         reached = dec.final_relative_cost() != float("inf")
         ok, lat = dec.get_raw_lattice()  # without a final state: every token counts as final
@@ -234,29 +278,32 @@ class Decoder:
                                    lat)
         return lat, reached
 
-    def sweep(self, logprobs: np.ndarray, lm_weights: Sequence[float],
-              method: str = "lattice") -> Dict[float, Hypothesis]:
-        """Best path for each LM weight.
+    def sweep(self, logprobs: np.ndarray, settings: Sequence[Hashable],
+              method: str = "lattice") -> Dict[Hashable, Hypothesis]:
+        """Best path for each decoding setting.
 
         Args:
             logprobs: (T, K) float32 log-probabilities, column 0 = blank.
-            lm_weights: the weights to try (> 0).
-            method: ``"lattice"`` (decode once, rescore the lattice per weight) or
-                ``"redecode"`` (one :meth:`best_path` search per weight).
+            settings: LM weights (> 0) or ``(lm_weight, word_penalty)`` pairs.
+            method: ``"lattice"`` (one lattice per penalty, every weight read from it) or
+                ``"redecode"`` (one :meth:`best_path` search per setting).
 
         Returns:
-            LM weight -> hypothesis.
+            setting (as given) -> hypothesis.
         """
         if method == "redecode":
-            return {w: self.best_path(logprobs, w) for w in lm_weights}
+            return {s: self.best_path(logprobs, *as_setting(s)) for s in settings}
         if method != "lattice":
             raise ValueError(f"unknown sweep method {method!r} (lattice, redecode)")
-        lat, reached = self.lattice(logprobs)
         out = {}
-        for w in lm_weights:
-            ids, graph_cost, ac_cost = lattice_best_path(lat, w)
-            out[w] = self._hypothesis(ids, graph_cost, ac_cost, reached)
-        return out
+        for penalty in sorted({as_setting(s)[1] for s in settings}):
+            lat, reached = self.lattice(logprobs, penalty)
+            for s in settings:
+                w, p = as_setting(s)
+                if p == penalty:
+                    ids, graph_cost, ac_cost = lattice_best_path(lat, w)
+                    out[s] = self._hypothesis(ids, graph_cost, ac_cost, reached)
+        return {s: out[s] for s in settings}
 
 
 @dataclass
@@ -264,7 +311,7 @@ class SweepResult:
     """Hypotheses of a whole set for every LM weight, with speed.
 
     Attributes:
-        hyps: LM weight -> utterance id -> words.
+        hyps: setting (LM weight or ``(lm_weight, word_penalty)``) -> utterance id -> words.
         rtf: decoding speed.
         not_final: utterances whose search reached no final state.
     """
@@ -275,25 +322,25 @@ class SweepResult:
 
 
 def decode_set(decoder: Decoder, utts: Iterable[Tuple[str, np.ndarray]],
-               lm_weights: Sequence[float], method: str = "lattice",
+               settings: Sequence[Hashable], method: str = "lattice",
                frame_shift_s: float = 0.03) -> SweepResult:
-    """Decode every utterance once and read its best path for each LM weight.
+    """Decode every utterance and read its best path for each decoding setting.
 
     Args:
-        decoder: the decoder (graph + settings).
+        decoder: the decoder (graph + search options).
         utts: ``(utt id, (T, K) float32 log-probs)`` pairs, e.g. from ``kaldiio``.
-        lm_weights: the LM weights of the sweep.
+        settings: LM weights or ``(lm_weight, word_penalty)`` pairs.
         method: see :meth:`Decoder.sweep`.
         frame_shift_s: audio seconds per log-prob frame, for the real-time factor.
 
     Returns:
         hypotheses per LM weight and utterance, the real-time factor of the whole set.
     """
-    result = SweepResult({w: {} for w in lm_weights}, RtfMeter(frame_shift_s))
+    result = SweepResult({s: {} for s in settings}, RtfMeter(frame_shift_s))
     for utt, logprobs in utts:
         t0 = time.perf_counter()
         try:
-            hyps = decoder.sweep(logprobs, lm_weights, method)
+            hyps = decoder.sweep(logprobs, settings, method)
         except DataError as e:
             raise DataError(str(e), utt=utt) from None
         result.rtf.add(len(logprobs), time.perf_counter() - t0)

@@ -7,9 +7,9 @@ survives. :func:`update_results` reads the existing rows, replaces the row with 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, List, Tuple, Union
+from typing import Dict, Iterable, List, Tuple, Union
 
 from pipeline.errors import DataError
 from pipeline.stage import atomic_write_text
@@ -18,8 +18,9 @@ PathLike = Union[str, Path]
 
 BEGIN = "<!-- stnas:results:begin -->"
 END = "<!-- stnas:results:end -->"
-HEADER = ("corpus", "set", "arch", "params", "LM", "LM weight", "%WER", "sub", "del", "ins",
-          "words", "decode dir")
+HEADER = ("corpus", "set", "arch", "params", "LM", "LM weight", "word penalty", "%WER", "sub",
+          "del", "ins", "words", "%OOV", "decode dir")
+_OLD_HEADER_CELLS = 12  # tables written before the word penalty and OOV columns
 
 
 @dataclass
@@ -32,8 +33,9 @@ class ResultRow:
         arch: the architecture's name (``st_nas``, ``darts``, ``tdnn_d``...).
         params: parameter count, as text (``11.9M``).
         lm: the LM name of ``lang_test_<lm>``.
-        lm_weight: the LM weight used (chosen on dev).
+        lm_weight, word_penalty: the decoding setting used (chosen on dev).
         wer: %WER; sub, dels, ins, words: the counts behind it.
+        oov: %OOV, reference words the decoding graph cannot output (text, ``?`` unknown).
         decode_dir: where the scoring files are.
     """
 
@@ -49,6 +51,8 @@ class ResultRow:
     ins: int
     words: int
     decode_dir: str = ""
+    word_penalty: float = 0.0
+    oov: str = "?"
 
     @property
     def key(self) -> Tuple[str, str, str, str]:
@@ -58,8 +62,8 @@ class ResultRow:
     def cells(self) -> List[str]:
         """The row's table cells, in :data:`HEADER` order."""
         return [self.corpus, self.set, self.arch, self.params, self.lm, f"{self.lm_weight:g}",
-                f"{self.wer:.2f}", str(self.sub), str(self.dels), str(self.ins),
-                str(self.words), self.decode_dir]
+                f"{self.word_penalty:g}", f"{self.wer:.2f}", str(self.sub), str(self.dels),
+                str(self.ins), str(self.words), self.oov, self.decode_dir]
 
 
 def _format(rows: Iterable[ResultRow]) -> List[str]:
@@ -70,15 +74,20 @@ def _format(rows: Iterable[ResultRow]) -> List[str]:
 
 
 def _parse_row(cells: List[str], path: Path, line: int) -> ResultRow:
+    if len(cells) == _OLD_HEADER_CELLS:  # no word penalty (0) and no OOV column
+        cells = cells[:6] + ["0"] + cells[6:11] + ["?"] + cells[11:]
     if len(cells) != len(HEADER):
         raise DataError(f"results row has {len(cells)} cells, expected {len(HEADER)}",
                         path, line)
-    names = [f.name for f in fields(ResultRow)]
+    keys = ("corpus", "set", "arch", "params", "lm", "lm_weight", "word_penalty", "wer", "sub",
+            "dels", "ins", "words", "oov", "decode_dir")
     try:
-        values = dict(zip(names, cells))
-        return ResultRow(**{**values, "lm_weight": float(values["lm_weight"]),
-                            "wer": float(values["wer"]),
-                            **{k: int(values[k]) for k in ("sub", "dels", "ins", "words")}})
+        values: Dict[str, object] = dict(zip(keys, cells))
+        for k in ("lm_weight", "word_penalty", "wer"):
+            values[k] = float(cells[keys.index(k)])
+        for k in ("sub", "dels", "ins", "words"):
+            values[k] = int(cells[keys.index(k)])
+        return ResultRow(**values)  # type: ignore[arg-type]
     except ValueError as e:
         raise DataError(f"bad number in results row ({e})", path, line) from None
 

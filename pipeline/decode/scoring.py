@@ -13,8 +13,9 @@ three files in a reduced format. ``kaldialign.edit_distance(sclite_mode=True)`` 
 the costs but breaks ties differently (about one utterance in 150 of random text gets other
 sub/del/ins counts than sclite), so it is not used. Scoring is case-sensitive (``sclite -s``).
 
-The LM weight is chosen on dev (:func:`choose_lm_weight`: lowest WER) and only that weight is
-scored on test (:func:`score_at_weight`), so test never influences the choice.
+The decoding setting (LM weight and word insertion penalty) is chosen on dev
+(:func:`choose_setting`: lowest WER) and only that setting is scored on test
+(:func:`score_at_weight`), so test never influences the choice.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pipeline.errors import DataError, StnasError
 from pipeline.stage import atomic_write_text
@@ -312,51 +313,63 @@ def score(ref: Text, hyp: Text, scoring_dir: PathLike, name: str,
                       name, command)
 
 
-def _weight_name(lm_weight: float) -> str:
-    return f"{lm_weight:g}"
+def setting_name(setting: Union[float, Tuple[float, float]]) -> str:
+    """File-name form of a decoding setting: ``1.5`` for an LM weight, ``1.5_0.5`` for
+    ``(lm_weight, word_penalty)`` (Kaldi's ``wer_<lmwt>_<wip>``)."""
+    if isinstance(setting, (tuple, list)):
+        return "_".join(f"{float(x):g}" for x in setting)
+    return f"{float(setting):g}"
 
 
-def score_sweep(ref: Text, hyps: Mapping[float, Text], decode_dir: PathLike,
-                use_sclite: bool = True) -> Dict[float, WerResult]:
-    """Score every LM weight: ``scoring/hyp_<w>.*`` and ``wer_<w>`` (Kaldi-style) files."""
+def score_sweep(ref: Text, hyps: Mapping[Hashable, Text], decode_dir: PathLike,
+                use_sclite: bool = True) -> Dict[Hashable, WerResult]:
+    """Score every setting: ``scoring/hyp_<setting>.*`` and ``wer_<setting>`` (Kaldi-style)."""
     decode_dir = Path(decode_dir)
     results = {}
-    for w in sorted(hyps):
-        res = score(ref, hyps[w], decode_dir / "scoring", f"hyp_{_weight_name(w)}", use_sclite)
-        atomic_write_text(decode_dir / f"wer_{_weight_name(w)}",
-                          res.wer_line(res.report or "") + "\n")
-        results[w] = res
+    for key in sorted(hyps):
+        name = setting_name(key)
+        res = score(ref, hyps[key], decode_dir / "scoring", f"hyp_{name}", use_sclite)
+        atomic_write_text(decode_dir / f"wer_{name}", res.wer_line(res.report or "") + "\n")
+        results[key] = res
     return results
 
 
-def choose_lm_weight(dev_results: Mapping[float, WerResult]) -> float:
-    """The LM weight with the lowest dev WER (ties: the smaller weight)."""
+def choose_setting(dev_results: Mapping[Hashable, WerResult]) -> Hashable:
+    """The setting with the lowest dev WER (ties: the smaller LM weight, then penalty)."""
     if not dev_results:
         raise StnasError("no dev results to choose an LM weight from")
-    return min(dev_results, key=lambda w: (dev_results[w].errors / max(dev_results[w].words, 1),
-                                           w))
+    return min(dev_results, key=lambda s: (dev_results[s].errors / max(dev_results[s].words, 1),
+                                           s))
 
 
-def write_best_wer(decode_dir: PathLike, result: WerResult, lm_weight: float) -> str:
-    """Write ``decode_dir/best_wer`` (one Kaldi ``%WER`` line) and return the line."""
+choose_lm_weight = choose_setting  # the name for LM-weight-only sweeps
+
+
+def write_best_wer(decode_dir: PathLike, result: WerResult, setting: Hashable,
+                   extra: Sequence[str] = ()) -> str:
+    """Write ``decode_dir/best_wer`` (a Kaldi ``%WER`` line, then ``extra`` lines such as the
+    OOV rate) and return the ``%WER`` line."""
     decode_dir = Path(decode_dir)
-    line = result.wer_line(decode_dir / f"wer_{_weight_name(lm_weight)}")
-    atomic_write_text(decode_dir / "best_wer", line + "\n")
+    line = result.wer_line(decode_dir / f"wer_{setting_name(setting)}")
+    atomic_write_text(decode_dir / "best_wer", "\n".join([line, *extra]) + "\n")
     return line
 
 
-def score_at_weight(ref: Text, hyps: Mapping[float, Text], lm_weight: float,
-                    decode_dir: PathLike, use_sclite: bool = True) -> WerResult:
-    """Score only the hypotheses of ``lm_weight`` (chosen on dev) and write ``best_wer``.
+def score_at_weight(ref: Text, hyps: Mapping[Hashable, Text], setting: Hashable,
+                    decode_dir: PathLike, use_sclite: bool = True,
+                    extra: Sequence[str] = ()) -> WerResult:
+    """Score only the hypotheses of ``setting`` (chosen on dev) and write ``best_wer``.
 
     Args:
         ref: utt -> reference words of this (test) set.
-        hyps: LM weight -> utt -> words; only ``hyps[lm_weight]`` is read.
-        lm_weight: the weight chosen by :func:`choose_lm_weight` on dev.
+        hyps: setting -> utt -> words; only ``hyps[setting]`` is read.
+        setting: the LM weight or ``(lm_weight, word_penalty)`` chosen on dev.
         decode_dir: the test decode dir.
+        extra: more lines for ``best_wer`` (e.g. the OOV rate).
     """
-    if lm_weight not in hyps:
-        raise StnasError(f"no hypotheses at the chosen LM weight {lm_weight}")
-    res = score_sweep(ref, {lm_weight: hyps[lm_weight]}, decode_dir, use_sclite)[lm_weight]
-    write_best_wer(decode_dir, res, lm_weight)
+    if setting not in hyps:
+        raise StnasError(f"no hypotheses at the chosen setting {setting_name(setting)} "
+                         f"(have: {', '.join(setting_name(k) for k in sorted(hyps))})")
+    res = score_sweep(ref, {setting: hyps[setting]}, decode_dir, use_sclite)[setting]
+    write_best_wer(decode_dir, res, setting, extra)
     return res

@@ -17,8 +17,13 @@
   TLG's input side holds only tokens ``1..K`` and epsilon -- the removal of disambiguation
   symbols that Kaldi does with ``fstrmsymbols`` happens inside the composition, as in EESEN.
 
-:func:`build_lang_test` writes ``TLG.fst`` with a ``words.txt`` copy into ``lang_test_<lm>``
-and skips the work when the graph is there and its inputs are unchanged (checksum file).
+:func:`build_lang_test` writes ``TLG.fst`` into ``lang_test_<lm>`` and skips the work when the
+graph is there and its inputs are unchanged (checksum file). **The decoding vocabulary is the
+LM's**: L holds every pronunciation of every lexicon word that is a unigram of the ARPA LM
+(``lang_test_<lm>/lexicon.txt``, read back by :func:`decoding_vocabulary` to measure OOV
+rates); a lexicon word the LM does not know cannot be output, and an LM word without a
+pronunciation cannot either (both counted in ``graph_info.json``). ``words.txt`` is the lang
+dir's table with the LM's other words appended, so that every n-gram reaches G.
 """
 
 from __future__ import annotations
@@ -31,20 +36,21 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Mapping, Sequence, Set, Tuple, Union
 
 import kaldifst
 
 from pipeline.data.datadir import c_sort_key
 from pipeline.errors import DataError, StnasError
-from pipeline.lang.lexicon import Lexicon, read_lexicon, read_symbol_table
+from pipeline.lang.lexicon import Lexicon, read_lexicon, read_symbol_table, write_lexicon
 from pipeline.lang.token_fst import build_token_fst
 from pipeline.stage import atomic_path, atomic_write_text, file_checksum
 
 PathLike = Union[str, Path]
 log = logging.getLogger(__name__)
 
-GRAPH_VERSION = 1  # bump when the construction changes, so that old graphs are rebuilt
+GRAPH_VERSION = 2  # bump when the construction changes, so that old graphs are rebuilt
+# 2: the decoding vocabulary is the LM's (L holds only lexicon words the LM knows)
 INPUTS_FILE = ".inputs.json"
 WORD_DISAMBIG = "#0"
 
@@ -207,10 +213,11 @@ def build_tlg(lg: kaldifst.StdVectorFst, num_units: int,
     return tlg
 
 
-def _words_with_specials(words: Dict[str, int]) -> Dict[str, int]:
-    """``words.txt`` plus ``#0``, ``<s>``, ``</s>`` when missing (new ids after the largest)."""
+def _words_with_specials(words: Dict[str, int], more: Sequence[str] = ()) -> Dict[str, int]:
+    """``words.txt`` plus the words ``more`` and ``#0``, ``<s>``, ``</s>`` when missing (new
+    ids after the largest, so the ids of ``words`` do not change)."""
     out = dict(words)
-    for sym in (WORD_DISAMBIG, "<s>", "</s>"):
+    for sym in (*more, WORD_DISAMBIG, "<s>", "</s>"):
         if sym not in out:
             out[sym] = max(out.values()) + 1
     return out
@@ -226,6 +233,62 @@ def _input_checksums(paths: Sequence[Path]) -> Dict[str, object]:
     for p in paths:
         sums[p.name] = {"size": p.stat().st_size, "sha256": file_checksum(p)}
     return sums
+
+
+def read_arpa_vocabulary(arpa: PathLike) -> Set[str]:
+    """The words of an ARPA LM's unigram section (without ``<s>`` and ``</s>``).
+
+    Raises:
+        DataError: no ``\\1-grams:`` section.
+    """
+    arpa = Path(arpa)
+    if not arpa.is_file():
+        raise DataError("ARPA LM not found", arpa)
+    words: Set[str] = set()
+    inside = False
+    with open(arpa, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if line == "\\1-grams:":
+                inside = True
+            elif inside and (line.startswith("\\") or not line and words):
+                break
+            elif inside and line:
+                parts = line.split()
+                if len(parts) >= 2:
+                    words.add(parts[1])
+    if not inside:
+        raise DataError("not an ARPA LM (no \\1-grams: section)", arpa)
+    return words - {"<s>", "</s>"}
+
+
+def decoding_lexicon(lexicon: Lexicon, lm_words: Set[str], units: Mapping[str, int]
+                     ) -> Tuple[Lexicon, Dict[str, object]]:
+    """The lexicon of L: every pronunciation of every lexicon word that the LM knows.
+
+    Pronunciations with a phone that is not a unit are left out (a word left with none is
+    not decodable). Returns the lexicon and counts for ``graph_info.json``.
+    """
+    out: Lexicon = {}
+    bad_prons = 0
+    for word, prons in lexicon.items():
+        if word not in lm_words:
+            continue
+        ok = [p for p in prons if all(units.get(ph, 0) > 0 for ph in p)]
+        bad_prons += len(prons) - len(ok)
+        if ok:
+            out[word] = ok
+    no_pron = sorted(lm_words - set(out), key=c_sort_key)
+    return out, {"vocabulary": len(out), "pronunciations": sum(len(p) for p in out.values()),
+                 "lm_words": len(lm_words), "lm_words_without_pronunciation": len(no_pron),
+                 "lm_words_without_pronunciation_examples": no_pron[:20],
+                 "lexicon_words_not_in_lm": sum(1 for w in lexicon if w not in lm_words),
+                 "pronunciations_with_unknown_units": bad_prons}
+
+
+def decoding_vocabulary(lang_test: PathLike) -> Set[str]:
+    """The words a ``lang_test_<lm>`` graph can output (its ``lexicon.txt``)."""
+    return set(read_lexicon(Path(lang_test) / "lexicon.txt"))
 
 
 def build_lang_test(lang_dir: PathLike, arpa: PathLike, out_dir: PathLike,
@@ -264,14 +327,19 @@ def build_lang_test(lang_dir: PathLike, arpa: PathLike, out_dir: PathLike,
     if units.get("<blk>") != 0 or sorted(units.values()) != list(range(len(units))):
         raise DataError("units.txt must be '<blk> 0' then phones numbered 1..K-1",
                         lang_dir / "units.txt")
-    words = _words_with_specials(read_symbol_table(lang_dir / "words.txt"))
+    lm_words = read_arpa_vocabulary(arpa)
+    lexicon, vocab_info = decoding_lexicon(read_lexicon(lang_dir / "lexicon.txt"), lm_words,
+                                           units)
+    if not lexicon:
+        raise DataError("no lexicon word is in the LM: nothing could be decoded", arpa)
+    write_lexicon(out_dir / "lexicon.txt", lexicon)
+    words = _words_with_specials(read_symbol_table(lang_dir / "words.txt"), sorted(lm_words, key=c_sort_key))
     _write_table(out_dir / "words.txt", words)
 
     sizes: Dict[str, Dict[str, int]] = {}
     seconds: Dict[str, float] = {}
     t0 = time.perf_counter()
-    lex_fst, disambig_ids = build_lexicon_fst(read_lexicon(lang_dir / "lexicon.txt"), units,
-                                              words, lang_dir / "lexicon.txt")
+    lex_fst, disambig_ids = build_lexicon_fst(lexicon, units, words, out_dir / "lexicon.txt")
     seconds["L"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     g = build_grammar_fst(arpa, out_dir / "words.txt")
@@ -293,7 +361,8 @@ def build_lang_test(lang_dir: PathLike, arpa: PathLike, out_dir: PathLike,
     disambig = {f"#{k}": i for k, i in enumerate(disambig_ids)}
     _write_table(out_dir / "units_disambig.txt", {**units, **disambig})
     info = {**sizes, "seconds": {k: round(v, 3) for k, v in seconds.items()},
-            "num_units": len(units), "disambig_ids": disambig_ids, "lm": str(arpa)}
+            "num_units": len(units), "disambig_ids": disambig_ids, "lm": str(arpa),
+            **vocab_info}
     atomic_write_text(info_path, json.dumps(info, indent=2, sort_keys=True) + "\n")
     atomic_write_text(sums_path, json.dumps(sums, indent=2, sort_keys=True) + "\n")
     return {**info, "skipped": False}

@@ -22,7 +22,8 @@ fixed     none                                        the given architecture
 Distributed: every draw comes from a generator seeded identically on all ranks and is then
 broadcast from rank 0 (so ranks agree even if a generator diverged), and α gradients are
 averaged over ranks before each arch update, so every rank holds the same α and derives the
-same architecture.
+same architecture. Collectives go through :mod:`pipeline.train.distributed`, which runs them
+on the process group's device (a GPU under NCCL), whatever device the values live on.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from torch import Tensor
 from pipeline.nas.arch import Arch
 from pipeline.nas.space import SpaceError
 from pipeline.nas.supernet import ArchWeights, Choice, Mixture, Path, StraightThrough, Supernet
+from pipeline.train.distributed import all_sum, broadcast, distributed
 
 LossOf = Callable[[Choice], Tensor]
 
@@ -65,16 +67,10 @@ class StrategyConfig:
     fixed_arch: Optional[str] = None
 
 
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
 def broadcast_from_rank0(values: Tensor) -> Tensor:
-    """Rank 0's copy of ``values`` on every rank (identity when not distributed)."""
-    if _distributed():
-        values = values.clone()
-        dist.broadcast(values, src=0)
-    return values
+    """Rank 0's copy of ``values`` on every rank (identity when not distributed); the
+    collective runs on the process group's device (:mod:`pipeline.train.distributed`)."""
+    return broadcast(values, src=0)
 
 
 class Strategy:
@@ -130,14 +126,12 @@ class Strategy:
         return float(loss.detach())
 
     def _average_alpha_grads(self) -> None:
-        if not _distributed():
+        if not distributed():
             return
         world = dist.get_world_size()
         for a in self.arch.alphas:
-            if a.grad is None:
-                a.grad = torch.zeros_like(a)
-            dist.all_reduce(a.grad)
-            a.grad.div_(world)
+            grad = a.grad if a.grad is not None else torch.zeros_like(a)
+            a.grad = all_sum(grad) / world
 
     # -- bookkeeping ----------------------------------------------------------------------
     def end_epoch(self, epoch: int) -> None:

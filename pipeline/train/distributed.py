@@ -1,17 +1,27 @@
-"""Process-group set-up for ``torchrun`` (gloo on CPU, NCCL on CUDA) and small collectives.
+"""Process-group set-up for ``torchrun`` and the only collectives stnas calls.
 
 ``torchrun --nproc_per_node N --no-python stnas <stage> ...`` (or ``-m steps_py <stage>``) sets
 ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``; without them everything here is a no-op and the run is
 single-process.
+
+Backends: gloo on CPU; on CUDA a ``cpu:gloo,cuda:nccl`` group. NCCL only moves CUDA tensors,
+so every collective goes through the helpers below, which copy the tensor to the group's
+device (:func:`comm_device`: this rank's GPU under NCCL, else the CPU) and the result back to
+where it came from. Small values drawn on the CPU (sampled paths, Gumbel noise) are therefore
+safe to broadcast; the gloo half of the group is a second line of defence.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import List
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
+
+_COMM_DEVICE = torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -28,8 +38,14 @@ class DistInfo:
         return self.rank == 0
 
 
+def backend_for(device: torch.device) -> str:
+    """The process-group backend for a run on ``device``."""
+    return "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
+
+
 def init_distributed(device: str = "cpu") -> DistInfo:
     """Join the process group when launched by torchrun; pick this rank's device."""
+    global _COMM_DEVICE
     world = int(os.environ.get("WORLD_SIZE", "1"))
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:
@@ -37,19 +53,56 @@ def init_distributed(device: str = "cpu") -> DistInfo:
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        dist.init_process_group(backend_for(dev))
+    _COMM_DEVICE = dev if dev.type == "cuda" else torch.device("cpu")
     rank = dist.get_rank() if dist.is_initialized() else 0
     return DistInfo(rank, dist.get_world_size() if dist.is_initialized() else 1, dev)
 
 
-def all_sum(values: torch.Tensor) -> torch.Tensor:
-    """Sum over ranks (identity in a single process)."""
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        values = values.clone()
-        dist.all_reduce(values)
-    return values
+def distributed() -> bool:
+    """True inside a process group of more than one rank."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def comm_device() -> torch.device:
+    """The device collectives run on (set by :func:`init_distributed`)."""
+    return _COMM_DEVICE
+
+
+def to_comm_device(values: Tensor) -> Tensor:
+    """A private copy of ``values`` on :func:`comm_device`, ready for a collective."""
+    return values.detach().to(comm_device(), copy=True)
+
+
+def broadcast(values: Tensor, src: int = 0) -> Tensor:
+    """Rank ``src``'s ``values`` on every rank, on the device ``values`` is on (identity
+    when not distributed)."""
+    if not distributed():
+        return values
+    buf = to_comm_device(values)
+    dist.broadcast(buf, src=src)
+    return buf.to(values.device)
+
+
+def all_sum(values: Tensor) -> Tensor:
+    """Sum over ranks, on the device ``values`` is on (identity in a single process)."""
+    if not distributed():
+        return values
+    buf = to_comm_device(values)
+    dist.all_reduce(buf)
+    return buf.to(values.device)
+
+
+def all_gather(values: Tensor) -> List[Tensor]:
+    """Every rank's ``values`` (rank order), on the device ``values`` is on."""
+    if not distributed():
+        return [values]
+    buf = to_comm_device(values)
+    out = [to_comm_device(torch.zeros_like(values)) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, buf)
+    return [t.to(values.device) for t in out]
 
 
 def barrier() -> None:
-    if dist.is_initialized() and dist.get_world_size() > 1:
+    if distributed():
         dist.barrier()

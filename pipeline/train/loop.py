@@ -40,7 +40,7 @@ from pipeline.train.checkpoint import load_file, load_latest, rng_state, save_ch
 from pipeline.train.config import TrainConfig
 from pipeline.train.data import (Batch, BatchStream, held_out_cycle, load_utterances,
                                  make_batches, split_held_out)
-from pipeline.train.distributed import DistInfo, all_sum
+from pipeline.train.distributed import DistInfo, all_gather, all_sum
 from pipeline.train.schedule import PlateauSchedule
 
 log = logging.getLogger(__name__)
@@ -425,15 +425,12 @@ class Trainer:
         """Whether every rank holds bitwise the same weights and α (True in one process)."""
         if self.dist.world == 1:
             return True
-        import torch.distributed as dist
-
         params = list(self.model.parameters()) + \
             (list(self.arch_weights.parameters()) if self.arch_weights else [])
         flat = torch.cat([p.detach().double().flatten() for p in params])
         mine = torch.stack([flat.sum(), (flat * torch.arange(1, len(flat) + 1, device=flat.device,
                                                              dtype=flat.dtype).sin()).sum()])
-        gathered = [torch.zeros_like(mine) for _ in range(self.dist.world)]
-        dist.all_gather(gathered, mine)
+        gathered = all_gather(mine)
         return all(torch.equal(g, gathered[0]) for g in gathered)
 
 

@@ -6,15 +6,19 @@ search     ``arch.json``, ``arch.png``, ``alphas.jsonl``, ``alphas.png``, ``best
 retrain    ``best.pt``, ``avg.pt`` (when ``average_last`` > 0), ``curves.png``
 =========  ====================================================================================
 
-Every stage also writes ``config.yaml`` (the resolved config, frozen: a rerun with different
-settings is refused unless ``--force``), ``metrics.jsonl``, ``curves.png``, ``stage.json`` and
-a done marker; a rerun of a finished stage is refused without ``--force``.
+Every stage also writes ``config.yaml`` (the resolved config), ``inputs.json`` (fingerprints of
+its inputs and the options that change results, :mod:`pipeline.stage`), ``metrics.jsonl``,
+``curves.png``, ``stage.json`` and a done marker. A rerun of a finished stage with the same
+inputs and options does nothing ("already done"); with other ones it is refused, naming what
+changed, until ``--force``, which starts the stage over and removes the stages built from it
+(a search built from this warm-up, a retrain built from this search, the decodes of a
+retrained model). An interrupted stage resumes only with the same inputs and options.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Dict
@@ -22,12 +26,13 @@ from typing import Any, Dict
 import torch
 import yaml
 
-from pipeline.errors import StnasError
+from pipeline.errors import StaleResultError, StnasError
 from pipeline.nas.arch import Arch
 from pipeline.nas.draw import draw_arch
 from pipeline.nas.strategies import arch_from_strategy, random_search
 from pipeline.nas.supernet import Path as NetPath
-from pipeline.stage import StageDir, atomic_path, atomic_write_text, git_sha
+from pipeline.stage import (StageDir, atomic_path, atomic_write_text, git_sha,
+                            input_fingerprints, remove_dependents)
 from pipeline.train.config import TrainConfig, config_dict
 from pipeline.train.distributed import barrier, init_distributed
 from pipeline.train.loop import Trainer, average_checkpoints
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 # Settings that may change between a run and its resumption without changing the result.
 _RESUME_FREE = {"device", "progress", "log_every", "ckpt_every", "keep_checkpoints",
                 "max_bad_batches"}
+# Paths whose *content* is an input (fingerprinted in stage_inputs), not an option.
+_LOCATIONS = {"data_dir", "exp_dir", "arch", "init"}
 
 
 def _check_frozen_config(stage_dir: Path, cfg: TrainConfig) -> None:
@@ -45,37 +52,92 @@ def _check_frozen_config(stage_dir: Path, cfg: TrainConfig) -> None:
         return
     old = yaml.safe_load(frozen.read_text()) or {}
     new = config_dict(cfg)
-    changed = sorted(k for k in new if k not in _RESUME_FREE and old.get(k) != new[k])
+    changed = sorted(k for k in new
+                     if k not in _RESUME_FREE | _LOCATIONS and old.get(k) != new[k])
     if changed:
         raise StnasError(f"{stage_dir} was started with other settings ({', '.join(changed)}); "
                          "rerun with the same ones to resume, or with --force to start over")
 
 
+def stage_inputs(cfg: TrainConfig) -> Dict[str, Path]:
+    """The files a training stage is built from, by name (their content is fingerprinted)."""
+    data = Path(cfg.data_dir) / cfg.train_set
+    inputs = {"features": data / "feats.scp", "labels": data / "text_number"}
+    if cfg.loss == "ctc_crf":
+        inputs["den_graph"] = Path(cfg.data_dir) / "den" / "den.fst"
+    if (data / "weight").is_file():
+        inputs["path_weights"] = data / "weight"
+    if cfg.stage == "retrain":
+        inputs["arch"] = Path(cfg.arch)
+    else:
+        space = Path(cfg.space)
+        if space.suffix == ".json" and space.is_file():
+            inputs["space"] = space
+    if cfg.stage == "search":
+        inputs["init"] = Path(cfg.init)
+    if cfg.strategy_conf.get("fixed_arch") and cfg.stage != "retrain":
+        inputs["fixed_arch"] = Path(cfg.strategy_conf["fixed_arch"])
+    return inputs
+
+
+def stage_options(cfg: TrainConfig) -> Dict[str, Any]:
+    """The settings that change what a stage computes (not where, and not how it logs)."""
+    return {k: v for k, v in config_dict(cfg).items() if k not in _RESUME_FREE | _LOCATIONS}
+
+
+def _fingerprints(cfg: TrainConfig) -> Dict[str, Dict[str, str]]:
+    paths = stage_inputs(cfg)
+    missing = [f"{name} {p}" for name, p in paths.items() if not p.is_file()]
+    if missing:
+        raise StnasError(f"{cfg.stage}: missing input(s): {'; '.join(missing)}"
+                         + (" (run 'stnas warmup' first)" if "init" in paths and
+                            not paths["init"].is_file() else ""))
+    return input_fingerprints(paths)
+
+
+def _up_to_date(stage_dir: Path) -> Dict[str, Any]:
+    rec = json.loads((stage_dir / "stage.json").read_text()) \
+        if (stage_dir / "stage.json").is_file() else {}
+    return {**(rec.get("summary") or {}), "stage": stage_dir.name, "dir": str(stage_dir),
+            "up_to_date": True}
+
+
 def run_stage(cfg: TrainConfig, force: bool = False) -> Dict[str, Any]:
-    """Run (or resume) ``cfg.stage``; return a summary for the command to print."""
+    """Run (or resume) ``cfg.stage``; return a summary for the command to print.
+
+    Raises:
+        StaleResultError: the stage (finished or interrupted) was built from other inputs or
+            options; ``force`` starts it over.
+    """
     dist_info = init_distributed(cfg.device)
     stage_dir = Path(cfg.exp_dir) / cfg.stage
     sd = StageDir(stage_dir, force=force)
-    sd.refuse_if_done()
+    inputs, options = _fingerprints(cfg), stage_options(cfg)
+    if not force:
+        changed = sd.changes(inputs, options)
+        if changed:
+            done = sd.is_done("stage")
+            raise StaleResultError(
+                f"{stage_dir} {'was built' if done else 'was started'} from other inputs or "
+                f"with other options ({'; '.join(changed)}); rerun with --force to "
+                + ("redo it (this also removes the stages built from it)" if done
+                   else "start it over"))
+        if sd.is_done("stage"):
+            return _up_to_date(stage_dir)
     if force and dist_info.main:
-        for name in ("ckpt", "epochs", "metrics.jsonl", "alphas.jsonl", "config.yaml",
-                     "best.pt", "avg.pt", "arch.json"):
-            p = stage_dir / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-        sd.clear("stage")
+        for dep in remove_dependents(stage_dir):
+            log.warning("removed %s: it was built from %s, which is redone", dep, stage_dir)
+        sd.reset()
     barrier()
     _check_frozen_config(stage_dir, cfg)
     if dist_info.main:
         atomic_write_text(stage_dir / "config.yaml",
                           yaml.safe_dump(config_dict(cfg), sort_keys=True))
+        sd.record_inputs(inputs, options)
     trainer = Trainer(cfg, dist_info, stage_dir)
     resumed = trainer.resume()
-    inputs = [Path(cfg.data_dir) / cfg.train_set / "feats.scp",
-              Path(cfg.data_dir) / cfg.train_set / "text_number"]
     if cfg.stage == "search" and not resumed:
-        init = Path(cfg.init)
-        trainer.load_init(init)
-        inputs.append(init)
+        trainer.load_init(Path(cfg.init))
     summary: Dict[str, Any] = {"stage": cfg.stage, "dir": str(stage_dir), "resumed": resumed,
                                "train_utts": len(trainer.train),
                                "held_out_utts": len(trainer.held_out),
@@ -99,7 +161,8 @@ def run_stage(cfg: TrainConfig, force: bool = False) -> Dict[str, Any]:
         if (stage_dir / "metrics.jsonl").is_file():
             plot_curves(stage_dir / "metrics.jsonl", stage_dir / "curves.png",
                         f"{cfg.stage}: {Path(cfg.exp_dir).name}")
-        sd.write_stage_json(" ".join(sys.argv), cfg.seed, inputs, extra={"summary": summary})
+        sd.write_stage_json(" ".join(sys.argv), cfg.seed, extra={"summary": summary},
+                            fingerprints=inputs, options=options)
         sd.mark_done("stage", {"best_held_out_loss": trainer.schedule.best})
     barrier()
     return summary

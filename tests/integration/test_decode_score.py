@@ -1,5 +1,6 @@
 """decode + score on the tts corpus: best_wer, RESULTS.md, and a WER an untrained model misses."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -56,12 +57,62 @@ def test_decode_and_score_end_to_end(tts_data, tmp_path):
     assert trained < random_init - 10, (trained, random_init)
     table = results.read_text()
     assert "| tts | test | exp |" in table and "| tts | test | untrained |" in table
-    # the test set is scored at the weight chosen on dev only
+    # dev is decoded at 6 LM weights x 3 word penalties, test once, at the pair dev chose
+    dev_dir = exp / "retrain" / "decode_dev_tg"
+    tuned = json.loads((dev_dir / "tuned.json").read_text())
+    assert len(list(dev_dir.glob("hyp/*.txt"))) == 18 and len(list(dev_dir.glob("wer_*"))) == 18
+    assert [p.name for p in trained_dir.glob("hyp/*.txt")] == \
+        [f"{tuned['lm_weight']:g}_{tuned['word_penalty']:g}.txt"]
     assert len(list(trained_dir.glob("wer_*"))) == 1
-    assert len(list((exp / "retrain" / "decode_dev_tg").glob("wer_*"))) == 6
-    # a finished decode is not redone; a missing model is a clear error
+    best = (trained_dir / "best_wer").read_text().splitlines()
+    assert best[1].startswith("%OOV ") and "lang_test_tg/lexicon.txt" in best[1]
+    # a finished decode is not redone; other options are refused; a missing model is clear
     r = _invoke("decode", "--model", exp / "retrain" / "avg.pt", "--data-dir", tts_data)
-    assert r.exit_code == 0
+    assert r.exit_code == 0 and "up to date" in r.output
+    r = CliRunner().invoke(cli, ["decode", "--model", str(exp / "retrain" / "avg.pt"),
+                                 "--data-dir", str(tts_data), "--beam", "12"])
+    assert r.exit_code == 1 and "beam: 17.0 → 12.0" in r.output and "--force" in r.output
     r = CliRunner().invoke(cli, ["decode", "--model", str(tmp_path / "none.pt"),
                                  "--data-dir", str(tts_data)])
     assert r.exit_code == 1 and "none.pt: model not found" in r.output
+
+
+def test_a_new_model_is_never_scored_with_an_old_decode(tts_data, tmp_path):
+    exp = tmp_path / "exp"
+
+    def retrain(*extra):
+        r = _invoke("retrain", "--config", REPO / "conf" / "debug" / "retrain.yaml",
+                    "--data-dir", tts_data, "--exp-dir", exp, "--arch", ARCH,
+                    "--set", "progress=false", "--set", "max_epochs=3", *extra)
+        assert r.exit_code == 0, r.output
+
+    def decode_and_score():
+        r = _invoke("decode", "--model", exp / "retrain" / "avg.pt", "--data-dir", tts_data,
+                    "--lm-weights", "1.0", "--word-penalties", "0")
+        assert r.exit_code == 0, r.output
+        r = CliRunner().invoke(cli, ["score", "--model-dir", str(exp / "retrain"),
+                                     "--data-dir", str(tts_data), "--results", ""])
+        return r
+
+    retrain()
+    assert decode_and_score().exit_code == 0
+    model_fp = json.loads((exp / "retrain" / "decode_test_tg" / "stage.json").read_text())
+    # another model in place of avg.pt: decode refuses, score refuses the stale decodes
+    avg = exp / "retrain" / "avg.pt"
+    state = torch.load(avg, weights_only=False)
+    state["model"] = {k: v * 0.5 for k, v in state["model"].items()}
+    torch.save(state, avg)
+    r = CliRunner().invoke(cli, ["score", "--model-dir", str(exp / "retrain"),
+                                 "--data-dir", str(tts_data), "--results", ""])
+    assert r.exit_code == 1 and "is stale" in r.output and "avg.pt has changed" in r.output
+    r = CliRunner().invoke(cli, ["decode", "--model", str(avg), "--data-dir", str(tts_data),
+                                 "--lm-weights", "1.0", "--word-penalties", "0"])
+    assert r.exit_code == 1 and "input model changed" in r.output
+    # retrain --force (another seed) removes the old decodes with the old model
+    retrain("--force", "--seed", "7")
+    assert not (exp / "retrain" / "decode_test_tg").exists()
+    r = decode_and_score()
+    assert r.exit_code == 0, r.output
+    new_fp = json.loads((exp / "retrain" / "decode_test_tg" / "stage.json").read_text())
+    assert new_fp["inputs"]["model"]["fingerprint"] != model_fp["inputs"]["model"]["fingerprint"]
+    assert "%WER" in r.output

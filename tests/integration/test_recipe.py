@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,10 +29,20 @@ def test_debug_recipe_through_run_sh(tmp_path):
     assert (tmp_path / "exp" / "search" / "alphas.png").is_file()
     # Rerunning trains nothing again and prints the same table.
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and again.stdout.count("already done") == 3
+    assert again.returncode == 0 and again.stdout.count("already done") == 4  # 1-3 and 6
     table = [line for line in out.stdout.splitlines() if line.startswith("| tts |")]
     assert table and table == [line for line in again.stdout.splitlines()
                                 if line.startswith("| tts |")]
+
+    # A finished stage whose config changed is refused, naming what changed, not skipped.
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "conf" / "debug", conf)
+    (conf / "retrain.yaml").write_text((conf / "retrain.yaml").read_text()
+                                       .replace("lr: 0.002", "lr: 0.003"))
+    changed = subprocess.run(cmd[:5] + [str(conf)] + cmd[6:] + ["--stage", "1"], env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert changed.returncode == 1, changed.stdout[-2000:]
+    assert "lr: 0.002 → 0.003" in changed.stderr and "--force" in changed.stderr
 
     # Transfer: --arch skips warm-up and search and retrains the given architecture on this data.
     arch = tmp_path / "exp" / "search" / "arch.json"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.errors import StageDoneError
+from pipeline.errors import StaleResultError
 from pipeline.nas.arch import Arch
 from pipeline.nas.space import load_space
 from pipeline.train.checkpoint import list_checkpoints
@@ -31,10 +31,10 @@ STNAS = [sys.executable, "-m", "steps_py"]
 pytestmark = pytest.mark.slow
 
 
-def _run(stage, data, exp, *overrides, **explicit):
+def _run(stage, data, exp, *overrides, force=False, **explicit):
     cfg = load_config(stage, DEBUG / f"{stage}.yaml", list(overrides) + ["progress=false"],
                       data_dir=str(data), exp_dir=str(exp), **explicit)
-    return run_stage(cfg)
+    return run_stage(cfg, force=force)
 
 
 def _read_jsonl(path):
@@ -70,8 +70,19 @@ def test_debug_recipe_end_to_end(tts_data, warmed, tmp_path):
     assert summary["best_held_out_loss"] < initial - 20, (initial, summary)
     net, loaded_arch, k = load_model(exp / "retrain" / "avg.pt")
     assert loaded_arch.ops == arch.ops and k == net.num_units
-    with pytest.raises(StageDoneError, match="--force"):
-        _run("retrain", tts_data, exp)
+    # a finished stage: the same inputs and options → nothing to do; others → refused
+    assert _run("retrain", tts_data, exp)["up_to_date"]
+    with pytest.raises(StaleResultError, match=r"lr: 0.002 → 0.001.*--force"):
+        _run("retrain", tts_data, exp, "lr=0.001")
+    warm = torch.load(exp / "warmup" / "best.pt", weights_only=False)
+    name = next(iter(warm["model"]))
+    warm["model"][name] = warm["model"][name] + 1.0
+    torch.save(warm, exp / "warmup" / "best.pt")
+    with pytest.raises(StaleResultError, match="input init changed"):
+        _run("search", tts_data, exp)
+    # search --force removes the retrain built from its arch.json
+    _run("search", tts_data, exp, "max_epochs=1", force=True)
+    assert not (exp / "retrain").exists()
 
 
 def _wait_and_kill(proc, ckpt_dir, min_step):

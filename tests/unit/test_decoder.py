@@ -138,3 +138,22 @@ def test_no_final_state_keeps_the_partial_path(setup):
     assert swept[1.0].words == ["ZED"] and not swept[1.0].reached_final
     result = decode_set(decoder, [("u1", spell(["EX"])), ("u2", logprobs)], [1.0])
     assert result.not_final == ["u2"]
+
+
+def test_word_insertion_penalty_costs_each_word_and_drops_weak_words(setup):
+    decoder, _ = setup
+    clear = spell(["WHY", "ZED", "EX"])
+    base = decoder.best_path(clear)
+    penalised = decoder.best_path(clear, 1.0, 2.5)
+    assert penalised.words == base.words
+    assert penalised.graph_cost == pytest.approx(base.graph_cost + 3 * 2.5, abs=1e-3)
+    # a weak EX after ZED: kept without a penalty (the LM likes it), dropped at penalty 5
+    weak = np.stack([frame({"C": 0.9}), frame({"D": 0.9}), frame({"<blk>": 0.9}),
+                     frame({"A": 0.5, "<blk>": 0.45}), frame({"<blk>": 0.9})]).astype(np.float32)
+    settings = [(1.0, 0.0), (1.0, 5.0)]
+    for method in ("redecode", "lattice"):
+        swept = decoder.sweep(weak, settings, method=method)
+        assert swept[(1.0, 0.0)].words == ["ZED", "EX"], method
+        assert swept[(1.0, 5.0)].words == ["ZED"], method
+    result = decode_set(decoder, [("u1", weak)], settings, method="redecode")
+    assert result.hyps[(1.0, 5.0)] == {"u1": ["ZED"]}

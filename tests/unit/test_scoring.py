@@ -126,7 +126,8 @@ def test_lm_weight_chosen_on_dev_and_applied_to_test(tmp_path):
 
 
 def row(set_, arch, wer, lm="tg"):
-    return ResultRow("tts", set_, arch, "1.2M", lm, 0.8, wer, 1, 2, 3, 100, f"exp/{arch}")
+    return ResultRow("tts", set_, arch, "1.2M", lm, 0.8, wer, 1, 2, 3, 100, f"exp/{arch}",
+                     word_penalty=0.5, oov="1.25")
 
 
 def test_results_rows_are_kept_and_replaced(tmp_path):
@@ -142,6 +143,11 @@ def test_results_rows_are_kept_and_replaced(tmp_path):
                      ("tts", "test", "darts", "tg"): 14.0}
     final = path.read_text()
     assert "Hand-written notes." in final and "Trailing notes." in final
-    assert "| tts | test | st_nas | 1.2M | tg | 0.8 | 10.25 | 1 | 2 | 3 | 100 | exp/st_nas |" \
-        in final
+    assert "| tts | test | st_nas | 1.2M | tg | 0.8 | 0.5 | 10.25 | 1 | 2 | 3 | 100 | 1.25 | " \
+        "exp/st_nas |" in final
     assert final.count("| corpus |") == 1
+    # a table written before the word penalty and OOV columns is still read
+    path.write_text("<!-- stnas:results:begin -->\n| corpus | set | arch |\n|---|\n| tts | test | st | 0.08M | "
+                    "tg | 1 | 27.97 | 246 | 7 | 77 | 1180 | exp/x |\n<!-- stnas:results:end -->\n")
+    (old,) = read_results(path)
+    assert (old.word_penalty, old.oov, old.wer, old.words) == (0.0, "?", 27.97, 1180)

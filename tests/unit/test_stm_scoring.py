@@ -1,10 +1,11 @@
 """stm/glm scoring (Switchboard eval2000 style) against hand counts and against trn scoring."""
 
+import json
 import random
 
 import pytest
 
-from pipeline.decode.run import run_score
+from pipeline.decode.score_stage import run_score
 from pipeline.decode.scoring import score
 from pipeline.decode.stm_scoring import hyp_to_ctm, score_stm, sctk_bin
 from pipeline.errors import DataError, StnasError
@@ -107,18 +108,28 @@ def test_run_score_uses_stm_for_test_and_dev_chooses_the_weight(tmp_path):
                   f"{test_utts[1]} THE CAT\n"},
             1.0: {"dev": "d1 A B C\nd2 C D\n", "test": f"{test_utts[0]} I AM HOME\n"
                   f"{test_utts[1]} THE DOG\n"}}
+    lang_test = tmp_path / "lang_test"
+    lang_test.mkdir()
+    (lang_test / "lexicon.txt").write_text("".join(f"{w} {w[0]}\n" for w in
+                                                   ("A", "AM", "B", "C", "D", "DOG", "HOME", "I", "THE")))
     for w, sets in hyps.items():
         for name, text in sets.items():
-            d = model_dir / f"decode_{name}_tg" / "hyp"
-            d.mkdir(parents=True, exist_ok=True)
-            (d / f"{w}.txt").write_text(text)
+            d = model_dir / f"decode_{name}_tg"
+            (d / "hyp").mkdir(parents=True, exist_ok=True)
+            (d / "hyp" / f"{w}.txt").write_text(text)  # the name of a decode without penalty
+            (d / ".done").mkdir(exist_ok=True)
+            (d / ".done" / "decode").write_text("{}\n")
+            (d / "decode_info.json").write_text(json.dumps(
+                {"model": str(tmp_path / "none.pt"), "lang_test": str(lang_test)}))
     out = run_score(model_dir, data, "tg", "dev", ["test"], results=tmp_path / "RESULTS.md",
                     arch_name="st")
     assert {k: v["lm_weight"] for k, v in out.items()} == {
         "dev": 1.0, "test": 1.0, "test.swbd": 1.0, "test.callhm": 1.0}
     assert out["test"]["wer"] == 0.0
     best = (model_dir / "decode_test_tg" / "best_wer").read_text().splitlines()
-    assert len(best) == 3 and all(line.startswith("%WER 0.00") for line in best)
+    assert len(best) == 4 and all(line.startswith("%WER 0.00") for line in best[:3])
+    # I'M is not in the decoding vocabulary: 1 of the 4 reference words (I'M HOME THE DOG)
+    assert best[3].startswith("%OOV 25.00 [ 1 / 4") and out["test"]["oov_rate"] == 25.0
     results = (tmp_path / "RESULTS.md").read_text()
     assert "| test.swbd |" in results and "| test.callhm |" in results
-    assert not list((model_dir / "decode_test_tg").glob("wer_0.5"))
+    assert not list((model_dir / "decode_test_tg").glob("wer_0.5*"))

@@ -104,34 +104,6 @@ def test_bad_input(tmp_path):
     assert read_sentences(tmp_path / "text") == [["A", "B"], [], ["C"]]
 
 
-def test_non_tts_corpus_lm_comes_from_train_transcripts_without_dev_test(tmp_path):
-    import json
-
-    from pipeline.decode.run import word_lm_arpa
-
-    d = tmp_path / "data"
-    for name, lines in {"train": ["t1 THE CAT SAT", "t2 THE DOG SAT", "t3 A SECRET"],
-                        "dev": ["d1 A SECRET"], "test": ["e1 THE ZEBRA RAN"]}.items():
-        (d / name).mkdir(parents=True)
-        (d / name / "text").write_text("\n".join(lines) + "\n")
-    (d / "lang").mkdir()
-    words = ["<eps>", "<UNK>", "A", "CAT", "DOG", "RAN", "SAT", "SECRET", "THE", "ZEBRA"]
-    (d / "lang" / "words.txt").write_text("".join(f"{w} {i}\n" for i, w in enumerate(words)))
-    (d / "config.yaml").write_text("corpus: kaldi\n")
-    arpa = word_lm_arpa(d, "tg")
-    assert arpa == d / "local" / "lm" / "tg.arpa"
-    unigrams = {ln.split("\t")[1] for ln in arpa.read_text().split("\\2-grams:")[0].splitlines()
-                if ln.count("\t") >= 1 and not ln.startswith("ngram")}
-    assert {"THE", "CAT", "DOG", "SAT"} <= unigrams
-    assert not {"SECRET", "ZEBRA", "RAN"} & unigrams  # only in held-out sentences
-    info = json.loads(arpa.with_suffix(".json").read_text())
-    assert info["sentences"] == 2 and info["source"].endswith("train/text")
-    (d / "train" / "text").unlink()
-    arpa.unlink()
-    with pytest.raises(DataError, match="no training text"):
-        word_lm_arpa(d, "tg")
-
-
 def _reference_modified_kn(sentences, order, vocab):
     """An independent, literal modified Kneser-Ney (Chen & Goodman 1998, Eq. 17 and §3.5).
 
