@@ -8,9 +8,11 @@ Schema (version 1)::
              "subsample_after": 3, "subsample_op": "tdnn_k3_d1_s3"},
      "ops": ["tdnn_k5_d1", "tdnn_k5_d2", ...],            # one per searchable block
      "candidates": [["tdnn_k3_d1", ...], ...],            # the space's candidates per block
-     "probabilities": [[0.1, 0.2, 0.3, 0.4], ...],        # final p per block (or null)
+     "probabilities": [[0.1, 0.2, 0.3, 0.4], ...],        # p the choice was made from (or null)
+     "history": [{"epoch": 0, "held_out_loss": 1.23,      # searched: p at each epoch's end
+                  "probabilities": [[...], ...]}, ...],
      "provenance": {"strategy": "st", "exp_dir": ..., "epoch": ..., "seed": ...,
-                    "git_sha": ..., "created": ...}}
+                    "chosen_epoch": ..., "rule": ..., "git_sha": ..., "created": ...}}
 
 ``net`` holds everything needed to build the model, so :meth:`Arch.build` needs neither the
 space file nor any supernet code: an architecture searched on one corpus is retrained on
@@ -44,7 +46,9 @@ class Arch:
         net: ``input_dim``, ``width``, ``dropout``, ``subsample_after``, ``subsample_op``.
         space_name, space_hash: the space it was chosen in.
         candidates: candidate names per block (for reading ``probabilities``).
-        probabilities: final p per block, or None (hand-designed).
+        probabilities: p per block the choice was made from (a searched architecture: the
+            best held-out epoch's), or None (hand-designed).
+        history: p and held-out loss at the end of each search epoch (or None).
         provenance: where it came from (strategy, exp dir, epoch, seed, git sha, time).
     """
 
@@ -55,6 +59,7 @@ class Arch:
     candidates: List[List[str]]
     probabilities: Optional[List[List[float]]] = None
     provenance: Dict[str, Any] = field(default_factory=dict)
+    history: Optional[List[Dict[str, Any]]] = None
 
     @classmethod
     def from_space(cls, space: SearchSpace, ops: Sequence[str],
@@ -86,7 +91,8 @@ class Arch:
         return {"schema_version": ARCH_SCHEMA_VERSION,
                 "space": {"name": self.space_name, "hash": self.space_hash},
                 "net": dict(self.net), "ops": list(self.ops), "candidates": self.candidates,
-                "probabilities": self.probabilities, "provenance": self.provenance}
+                "probabilities": self.probabilities, "provenance": self.provenance,
+                **({"history": self.history} if self.history is not None else {})}
 
     def to_json(self, path: PathLike) -> None:
         """Write atomically."""
@@ -126,8 +132,11 @@ class Arch:
                                   any(len(p) != len(c) for p, c in zip(probs, cands))):
             raise bad("'probabilities' must have one value per candidate of each block")
         space = data["space"]
+        history = data.get("history")
+        if history is not None and not isinstance(history, list):
+            raise bad("'history' must be a list of epochs")
         return cls(list(ops), dict(net), str(space.get("name", "")), str(space.get("hash", "")),
-                   [list(c) for c in cands], probs, dict(data.get("provenance") or {}))
+                   [list(c) for c in cands], probs, dict(data.get("provenance") or {}), history)
 
     @classmethod
     def from_json(cls, path: PathLike) -> "Arch":

@@ -321,9 +321,31 @@ def random_search(strategy: RandomSearch, short_train: Callable[[Path], None],
     return strategy.derive()
 
 
-def arch_from_strategy(strategy: Strategy, indices: Sequence[int], **provenance: Any) -> Arch:
-    """The :class:`Arch` for derived ``indices`` with the strategy's final probabilities."""
+def best_epoch(history: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """The epoch with the lowest held-out loss (ties: the earliest), the reference rule."""
+    if not history:
+        raise ValueError("no search epoch has ended")
+    return min(history, key=lambda h: (h["held_out_loss"], h["epoch"]))
+
+
+def arch_from_strategy(strategy: Strategy, indices: Sequence[int],
+                       history: Optional[Sequence[Dict[str, Any]]] = None,
+                       **provenance: Any) -> Arch:
+    """The :class:`Arch` for derived ``indices``.
+
+    With a search ``history`` (p and held-out loss per epoch) the architecture is the argmax
+    of p at the best held-out epoch (:func:`best_epoch`), as in the reference implementation,
+    and ``indices`` are ignored; without one, ``indices`` with the strategy's current p.
+    """
     space = strategy.supernet.space
+    probs = strategy.probabilities()
+    if history:
+        best = best_epoch(history)
+        probs = best["probabilities"]
+        indices = [max(range(len(p)), key=lambda k: (p[k], -k)) for p in probs]
+        provenance = {**provenance, "chosen_epoch": best["epoch"],
+                      "rule": "argmax of p at the epoch with the lowest held-out loss"}
     ops = [space.blocks[b][k] for b, k in enumerate(indices)]
-    return Arch.from_space(space, ops, strategy.probabilities(), strategy=strategy.name,
-                           **provenance)
+    arch = Arch.from_space(space, ops, probs, strategy=strategy.name, **provenance)
+    arch.history = [dict(h) for h in history] if history else None
+    return arch

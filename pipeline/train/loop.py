@@ -150,6 +150,7 @@ class Trainer:
                                         max_epochs=cfg.max_epochs)
         self.epoch, self.next_batch, self.step, self.held_pos = 0, 0, 0, 0
         self.bad_batches, self.finished = 0, False
+        self.arch_history: List[Dict[str, Any]] = []  # search: p and held-out loss per epoch
         self.signals = _Signals()
         self._held_iter = None
         self._tb: Any = None
@@ -162,7 +163,8 @@ class Trainer:
                              "step": self.step, "held_pos": self.held_pos,
                              "bad_batches": self.bad_batches, "finished": self.finished},
                 "arch_weights": self.arch_weights.state_dict() if self.arch_weights else None,
-                "strategy": self.strategy.state_dict() if self.strategy else None}
+                "strategy": self.strategy.state_dict() if self.strategy else None,
+                "arch_history": self.arch_history}
 
     def load_state(self, state: Dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -177,6 +179,7 @@ class Trainer:
             self.arch_weights.load_state_dict(state["arch_weights"])
         if self.strategy is not None and state.get("strategy") is not None:
             self.strategy.load_state_dict(state["strategy"])
+        self.arch_history = list(state.get("arch_history") or [])
 
     def checkpoint(self) -> None:
         if self.dist.main:
@@ -388,9 +391,16 @@ class Trainer:
         go_on = self.schedule.end_epoch(held)
         if self.schedule.improved:
             self.save_best()
-        self._log("metrics.jsonl", {"kind": "epoch", "step": self.step, "epoch": self.epoch,
-                                    "held_out_loss": held, "lr": lr_before,
-                                    "bad_batches": self.bad_batches, "seconds": seconds})
+        row = {"kind": "epoch", "step": self.step, "epoch": self.epoch, "held_out_loss": held,
+               "lr": lr_before, "bad_batches": self.bad_batches, "seconds": seconds}
+        if self.strategy is not None and self.cfg.stage == "search":
+            if self.strategy.has_arch_step:
+                self.arch_history.append({"epoch": self.epoch, "held_out_loss": held,
+                                          "probabilities": self.strategy.probabilities()})
+            if hasattr(self.strategy, "tau"):
+                row["tau"] = self.strategy.tau
+            self.strategy.end_epoch(self.epoch)  # SNAS anneals its temperature here
+        self._log("metrics.jsonl", row)
         log.info("%s epoch %d: held-out loss %.4f (best %.4f), lr %.1e", self.cfg.stage,
                  self.epoch + 1, held, self.schedule.best, self.schedule.lr)
         if self.dist.main and self.cfg.average_last:

@@ -209,7 +209,8 @@ def _search_without_arch_steps(trainer: Trainer) -> Dict[str, Any]:
 def _finish_search(trainer: Trainer) -> Dict[str, Any]:
     cfg, d = trainer.cfg, trainer.dir
     indices = trainer.strategy.derive()
-    arch = arch_from_strategy(trainer.strategy, indices, exp_dir=str(Path(cfg.exp_dir)),
+    history = trainer.arch_history if trainer.strategy.has_arch_step else None
+    arch = arch_from_strategy(trainer.strategy, indices, history, exp_dir=str(Path(cfg.exp_dir)),
                               epoch=trainer.epoch, seed=cfg.seed, git_sha=git_sha())
     if trainer.dist.main:
         arch.to_json(d / "arch.json")

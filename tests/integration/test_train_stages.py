@@ -85,6 +85,29 @@ def test_debug_recipe_end_to_end(tts_data, warmed, tmp_path):
     assert not (exp / "retrain").exists()
 
 
+def test_snas_anneals_and_the_arch_comes_from_the_best_held_out_epoch(tts_data, warmed,
+                                                                     tmp_path):
+    exp = tmp_path / "exp"
+    shutil.copytree(warmed / "warmup", exp / "warmup")
+    _run("search", tts_data, exp, "strategy=snas", "max_epochs=3")
+    epochs = [r for r in _read_jsonl(exp / "search" / "metrics.jsonl") if r["kind"] == "epoch"]
+    # tau = max(0.05, 1.0 * 0.7 ** epoch): lower every epoch
+    assert [round(r["tau"], 6) for r in epochs] == [1.0, 0.7, 0.49]
+    assert _final_state(exp, "search")["strategy"]["epoch"] == 3
+    arch = Arch.from_json(exp / "search" / "arch.json")
+    assert [h["epoch"] for h in arch.history] == [0, 1, 2]
+    assert [h["held_out_loss"] for h in arch.history] == [r["held_out_loss"] for r in epochs]
+    best = min(arch.history, key=lambda h: h["held_out_loss"])
+    assert arch.provenance["chosen_epoch"] == best["epoch"]
+    assert arch.probabilities == best["probabilities"]
+    assert arch.ops == [c[max(range(len(p)), key=p.__getitem__)]
+                        for c, p in zip(arch.candidates, best["probabilities"])]
+    saved = torch.load(exp / "search" / "best.pt", weights_only=False)
+    probs = [torch.softmax(a, 0).tolist() for a in saved["arch_weights"].values()]
+    np.testing.assert_allclose(np.concatenate(probs), np.concatenate(best["probabilities"]),
+                               atol=1e-6)
+
+
 def _wait_and_kill(proc, ckpt_dir, min_step):
     while proc.poll() is None:
         steps = [int(p.stem.split("-")[1]) for p in list_checkpoints(ckpt_dir)]
