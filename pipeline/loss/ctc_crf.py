@@ -1,8 +1,10 @@
 """CTC-CRF loss: ``log Z(x) - (1 + lambda) * log p_CTC(l | x)`` per utterance (paper §4).
 
 CTC-CRF models ``log p(l|x) = log p_LM(l) + log p_CTC(l|x) - log Z(x)``. The numerator is
-ordinary CTC (``torch.nn.functional.ctc_loss``, blank 0); ``log p_LM(l)`` is a constant per
-utterance (the ``weight`` file) and is not part of the loss. The denominator
+ordinary CTC (``torch.nn.functional.ctc_loss``, blank 0), computed in float64: in float32 its
+gradient loses up to 4e-2 at T = 1500 frames. ``log p_LM(l)`` is a constant per utterance
+(the ``weight`` file) and is not part of the loss; adding it back gives the true negative
+log-likelihood ``-log p(l|x) = log Z - log p_CTC - log p_LM`` that training reports. The denominator
 
     log Z(x) = log sum_{paths pi of den} exp( sum_t log y_t(label(pi_t)) + sum_t w(pi_t) + f(end) )
 
@@ -88,7 +90,7 @@ class DenLogZ(torch.autograd.Function):
             graph: the den graph on that device and in that dtype.
 
         Returns:
-            log Z, shape (B,), dtype of log_probs; ``-inf`` when no den path has T_b arcs.
+            log Z, shape (B,), float64; ``-inf`` when no den path has T_b arcs.
         """
         lp = log_probs.detach()
         batch = lp.shape[0]
@@ -120,7 +122,7 @@ class DenLogZ(torch.autograd.Function):
         logz = log_scale + torch.log(z.double())
         ctx.graph = graph
         ctx.save_for_backward(lp, lengths, logz, alphas if keep else alphas[:0])
-        return logz.to(lp.dtype)
+        return logz
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -159,7 +161,8 @@ class DenLogZ(torch.autograd.Function):
         grad[:, :frames] = occ.permute(2, 0, 1)
         ok = torch.isfinite(logz)
         scale = torch.where(ok, grad_logz, torch.zeros_like(grad_logz))
-        grad = torch.where(ok[:, None, None], grad, torch.zeros_like(grad)) * scale[:, None, None]
+        grad = torch.where(ok[:, None, None], grad, torch.zeros_like(grad)) \
+            * scale.to(grad.dtype)[:, None, None]
         return grad, None, None
 
 
@@ -168,9 +171,9 @@ class CtcCrfOutput(NamedTuple):
 
     Attributes:
         loss: reduced loss (scalar; per_utt for reduction ``"none"``), differentiable.
-        per_utt: (B,) ``log Z - (1 + lambda) log p_CTC``, 0 for infeasible utterances.
-        den_logz: (B,) log Z(x), detached; 0 where infeasible.
-        num_logp: (B,) log p_CTC(l | x), detached; 0 where infeasible.
+        per_utt: (B,) float64 ``log Z - (1 + lambda) log p_CTC``, 0 for infeasible utterances.
+        den_logz: (B,) float64 log Z(x), detached; 0 where infeasible.
+        num_logp: (B,) float64 log p_CTC(l | x), detached; 0 where infeasible.
         feasible: (B,) bool; False when T_b < L_b + repeats in l_b or a value was not finite.
     """
 
@@ -249,9 +252,7 @@ class CtcCrfLoss(nn.Module):
         """
         padded = self._padded_labels(labels, label_lengths, log_probs.shape[0])
         den = self.den_logz(log_probs, input_lengths)
-        ctc = F.ctc_loss(log_probs.transpose(0, 1), padded.to(log_probs.device),
-                         input_lengths.to(log_probs.device), label_lengths.to(log_probs.device),
-                         blank=0, reduction="none", zero_infinity=True)
+        ctc = ctc_nll(log_probs, padded, input_lengths, label_lengths)
         feasible = (input_lengths.cpu() >= required_frames(padded, label_lengths.cpu()))
         feasible = feasible.to(log_probs.device) & torch.isfinite(den) & torch.isfinite(ctc)
         per_utt = torch.where(feasible, den + (1.0 + self.lamb) * ctc, torch.zeros_like(den))
@@ -300,6 +301,20 @@ class CtcCrfLoss(nn.Module):
             raise ValueError(f"label ids must be in 1..{self.num_units - 1} (0 is blank), "
                              f"got {int(used.min())}..{int(used.max())}")
         return padded
+
+
+def ctc_nll(log_probs: Tensor, labels: Tensor, input_lengths: Tensor,
+            label_lengths: Tensor) -> Tensor:
+    """``-log p_CTC(l | x)`` per utterance in float64 (blank 0), gradient back in the input's
+    dtype; ``0`` (zero_infinity) where no alignment exists.
+
+    Args:
+        log_probs: (B, T, K) log_softmax outputs.
+        labels: (B, L_max) padded unit ids; input_lengths, label_lengths: (B,).
+    """
+    dev = log_probs.device
+    return F.ctc_loss(log_probs.double().transpose(0, 1), labels.to(dev), input_lengths.to(dev),
+                      label_lengths.to(dev), blank=0, reduction="none", zero_infinity=True)
 
 
 def required_frames(labels: Tensor, label_lengths: Tensor) -> Tensor:

@@ -1,7 +1,9 @@
 """Training data: utterances of a Kaldi data dir, held-out split, frame-bounded batches.
 
 Features come from ``feats.scp`` (120-dim, per-speaker CMVN already applied by ``prep``),
-labels from ``text_number``. Batches are length-bucketed: utterances sorted by length are cut
+labels from ``text_number``, and the path weight ``ln p_LM(labels)`` of the den graph's phone LM
+from ``weight`` (0 when prep wrote none), which turns the CTC-CRF objective into a true
+``-log p(l|x)`` for reporting. Batches are length-bucketed: utterances sorted by length are cut
 into batches whose *padded* size ``B * T_max`` stays under ``max_frames`` (and ``B`` under
 ``max_utts``), then the batch order is shuffled from ``(seed, epoch)``: the same seed gives the
 same batches, which is what makes a resumed run continue exactly where it stopped.
@@ -18,7 +20,7 @@ import random
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, NamedTuple, Sequence, Tuple, Union
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import kaldiio
 import numpy as np
@@ -33,13 +35,15 @@ PathLike = Union[str, Path]
 
 @dataclass(frozen=True)
 class Utterance:
-    """One training utterance: id, ``feats.scp`` entry, frames, unit ids, recording id."""
+    """One training utterance: id, ``feats.scp`` entry, frames, unit ids, recording id and
+    the path weight ``ln p_LM(labels </s>)`` (0.0 unknown)."""
 
     utt: str
     feats: str
     num_frames: int
     labels: Tuple[int, ...]
     recording: str
+    lm_logp: float = 0.0
 
 
 def load_utterances(data_dir: PathLike) -> List[Utterance]:
@@ -56,6 +60,7 @@ def load_utterances(data_dir: PathLike) -> List[Utterance]:
     frames = {u: int(n) for u, n in read_map(d / "utt2num_frames").items()} \
         if (d / "utt2num_frames").is_file() else {}
     uniq = read_map(d / "utt2uniq") if (d / "utt2uniq").is_file() else {}
+    weights = read_map(d / "weight") if (d / "weight").is_file() else {}
     out = []
     for line_no, (utt, value) in enumerate(read_kv(d / "text_number", allow_empty_value=True), 1):
         if utt not in feats:
@@ -67,7 +72,11 @@ def load_utterances(data_dir: PathLike) -> List[Utterance]:
         n = frames.get(utt)
         if n is None:
             n = int(kaldiio.load_mat(feats[utt]).shape[0])
-        out.append(Utterance(utt, feats[utt], n, labels, uniq.get(utt, utt)))
+        try:
+            lm_logp = float(weights.get(utt, 0.0))
+        except ValueError:
+            raise DataError("path weight is not a number", d / "weight", utt=utt) from None
+        out.append(Utterance(utt, feats[utt], n, labels, uniq.get(utt, utt), lm_logp))
     if not out:
         raise DataError("no utterance has both features and labels", d)
     return out
@@ -137,6 +146,7 @@ class Batch(NamedTuple):
         labels: (B, L_max) int64 unit ids, zero padded.
         label_lengths: (B,) int64.
         utts: the B utterance ids.
+        lm_logp: (B,) float64 path weights ``ln p_LM(labels </s>)`` (zeros when unknown).
     """
 
     feats: Tensor
@@ -144,10 +154,12 @@ class Batch(NamedTuple):
     labels: Tensor
     label_lengths: Tensor
     utts: List[str]
+    lm_logp: Optional[Tensor] = None
 
     def to(self, device: torch.device) -> "Batch":
         return Batch(self.feats.to(device, non_blocking=True), self.lengths.to(device),
-                     self.labels.to(device), self.label_lengths.to(device), self.utts)
+                     self.labels.to(device), self.label_lengths.to(device), self.utts,
+                     None if self.lm_logp is None else self.lm_logp.to(device))
 
 
 def collate(utts: Sequence[Utterance]) -> Batch:
@@ -168,7 +180,8 @@ def collate(utts: Sequence[Utterance]) -> Batch:
         labels[b, :len(u.labels)] = u.labels
     return Batch(torch.from_numpy(feats), torch.tensor([m.shape[0] for m in mats]),
                  torch.from_numpy(labels), torch.tensor([len(u.labels) for u in utts]),
-                 [u.utt for u in utts])
+                 [u.utt for u in utts],
+                 torch.tensor([u.lm_logp for u in utts], dtype=torch.float64))
 
 
 class BatchStream:

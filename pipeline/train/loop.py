@@ -22,14 +22,13 @@ import math
 import signal
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pipeline.errors import StnasError
-from pipeline.loss.ctc_crf import CtcCrfLoss, required_frames
+from pipeline.loss.ctc_crf import CtcCrfLoss, ctc_nll, required_frames
 from pipeline.nas.arch import Arch
 from pipeline.nas.space import load_space
 from pipeline.nas.strategies import StrategyConfig, make_strategy
@@ -50,8 +49,32 @@ class TrainingError(StnasError):
     """Training cannot go on (the message says why and what was saved)."""
 
 
+class LossParts(NamedTuple):
+    """One batch's losses per utterance (B,); infeasible utterances hold 0 everywhere.
+
+    Attributes:
+        objective: what is minimised: CTC-CRF ``log Z - (1 + λ) log p_CTC``, CTC
+            ``-log p_CTC`` (float64, differentiable).
+        feasible: bool, the utterance has an alignment (and finite values).
+        nll: ``-log p(l|x)``: CTC-CRF ``log Z - log p_CTC - log p_LM(l)`` (the path weight added
+            back, so it is a true negative log-likelihood), CTC ``-log p_CTC``. Detached.
+        den: ``log Z`` (0 for CTC); ctc: ``-log p_CTC``; lm: ``log p_LM(l)``. Detached.
+    """
+
+    objective: Tensor
+    feasible: Tensor
+    nll: Tensor
+    den: Tensor
+    ctc: Tensor
+    lm: Tensor
+
+
+# the per-batch sums every step reduces over ranks (one float64 vector)
+STATS = ("nll", "frames", "utts", "den", "ctc", "lm")
+
+
 class LossFn:
-    """CTC or CTC-CRF per utterance: (B, T, K) log-probs → (B,) losses and feasibility."""
+    """CTC or CTC-CRF per utterance: (B, T, K) log-probs → :class:`LossParts`."""
 
     def __init__(self, kind: str, lamb: float, den_fst: Optional[Path], num_units: int) -> None:
         self.kind = kind
@@ -63,16 +86,23 @@ class LossFn:
                 raise StnasError(f"{den_fst}: den graph missing (run 'stnas prep')")
             self.ctc_crf = CtcCrfLoss(load_den_graph(den_fst, num_units), lamb, reduction="none")
 
-    def __call__(self, log_probs: Tensor, lengths: Tensor, batch: Batch) -> Tuple[Tensor, Tensor]:
+    def __call__(self, log_probs: Tensor, lengths: Tensor, batch: Batch) -> LossParts:
         log_probs = log_probs.float()
+        lm = batch.lm_logp if batch.lm_logp is not None else \
+            torch.zeros(len(batch.utts), dtype=torch.float64)
+        lm = lm.to(log_probs.device, torch.float64)
         if self.ctc_crf is not None:
             out = self.ctc_crf(log_probs, lengths, batch.labels, batch.label_lengths)
-            return out.per_utt, out.feasible
-        per_utt = F.ctc_loss(log_probs.transpose(0, 1), batch.labels, lengths,
-                             batch.label_lengths, blank=0, reduction="none", zero_infinity=True)
-        feasible = lengths.cpu() >= required_frames(batch.labels.cpu(), batch.label_lengths.cpu())
-        feasible = feasible.to(per_utt.device)
-        return torch.where(feasible, per_utt, torch.zeros_like(per_utt)), feasible
+            ok = out.feasible
+            lm = torch.where(ok, lm, torch.zeros_like(lm))
+            nll = out.den_logz - out.num_logp - lm
+            return LossParts(out.per_utt, ok, nll, out.den_logz, -out.num_logp, lm)
+        ctc = ctc_nll(log_probs, batch.labels, lengths, batch.label_lengths)
+        ok = lengths.cpu() >= required_frames(batch.labels.cpu(), batch.label_lengths.cpu())
+        ok = ok.to(ctc.device) & torch.isfinite(ctc)
+        ctc = torch.where(ok, ctc, torch.zeros_like(ctc))
+        zero = torch.zeros_like(ctc)
+        return LossParts(ctc, ok, ctc.detach(), zero, ctc.detach(), zero)
 
 
 def num_units_of(data_dir: Path) -> int:
@@ -237,23 +267,38 @@ class Trainer:
             return module(batch.feats, batch.lengths, choice)
 
     def _batch_loss(self, module: nn.Module, batch: Batch, choice: Optional[Choice],
-                    global_utts: int) -> Tuple[Tensor, Tensor, Tensor]:
-        """(loss to back-propagate, summed per-utterance loss, feasible count), this rank."""
-        log_probs, lengths = self._forward(module, batch, choice)
-        per_utt, feasible = self.loss_fn(log_probs, lengths, batch)
-        # Sum over this rank / global batch × world: DDP's gradient average then gives the
-        # gradient of the mean over the global batch, as one process would compute it.
-        loss = per_utt.sum() * (self.dist.world / max(global_utts, 1))
-        return loss, per_utt.detach().sum(), feasible.sum()
+                    global_utts: int) -> Tuple[Tensor, Tensor]:
+        """(loss to back-propagate, this rank's float64 sums :data:`STATS`).
 
-    def weight_step(self, batch: Batch, global_utts: int) -> Optional[float]:
-        """One optimiser step on ``batch``; None when the loss was not finite (skipped)."""
+        The loss is the objective summed over this rank's utterances / the global batch size
+        × world: DDP's gradient average then gives the gradient of the mean over the global
+        batch, as one process would compute it.
+        """
+        log_probs, lengths = self._forward(module, batch, choice)
+        parts = self.loss_fn(log_probs, lengths, batch)
+        loss = parts.objective.sum() * (self.dist.world / max(global_utts, 1))
+        ok = parts.feasible
+        frames = torch.where(ok, lengths.to(ok.device), torch.zeros_like(lengths, device=ok.device))
+        stats = torch.stack([parts.nll.sum(), frames.sum().double(), ok.sum().double(),
+                             parts.den.sum(), parts.ctc.sum(), parts.lm.sum()]).detach()
+        return loss, stats
+
+    @staticmethod
+    def per_frame(stats: Tensor) -> Dict[str, float]:
+        """Summed :data:`STATS` (over ranks) → ``-log p(l|x)`` per output frame (``loss``) and
+        its parts per frame: ``den`` (log Z), ``ctc`` (-log p_CTC), ``lm`` (log p_LM)."""
+        frames = max(float(stats[1]), 1.0)
+        return {"loss": float(stats[0]) / frames, "den": float(stats[3]) / frames,
+                "ctc": float(stats[4]) / frames, "lm": float(stats[5]) / frames}
+
+    def weight_step(self, batch: Batch, global_utts: int) -> Optional[Dict[str, float]]:
+        """One optimiser step on ``batch``; per-frame losses, None when skipped (non-finite)."""
         self.model.train()
         choice = self.strategy.weight_choice() if self.strategy is not None else None
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr
         self.optimizer.zero_grad(set_to_none=True)
-        loss, total, count = self._batch_loss(self.wrapped, batch, choice, global_utts)
+        loss, stats = self._batch_loss(self.wrapped, batch, choice, global_utts)
         ok = all_sum(torch.tensor([float(torch.isfinite(loss))], device=self.device))
         if float(ok) < self.dist.world:  # every rank skips together
             self.bad_batches += 1
@@ -271,11 +316,10 @@ class Trainer:
                         "so far)", self.step, ",".join(batch.utts[:3]), self.bad_batches)
             return None
         self.optimizer.step()
-        sums = all_sum(torch.stack([total.float(), count.float()]).to(self.device))
-        return float(sums[0] / sums[1].clamp(min=1))
+        return self.per_frame(all_sum(stats))
 
     def arch_step(self) -> Optional[float]:
-        """One α update on the next held-out batch (strategies with an arch step)."""
+        """One α update on the next held-out batch; that batch's ``-log p(l|x)`` per frame."""
         if self._held_iter is None:
             self._held_iter = held_out_cycle(self.held_out, self.cfg.max_frames,
                                              self.cfg.max_utts, self.cfg.seed + 1,
@@ -285,13 +329,16 @@ class Trainer:
         batch = batch.to(self.device)
         global_utts = int(all_sum(torch.tensor([len(batch.utts)], device=self.device)))
         self.model.train()
+        seen: List[Tensor] = []
 
         def loss_of(choice: Choice) -> Tensor:
-            return self._batch_loss(self.model, batch, choice, global_utts)[0]
+            loss, stats = self._batch_loss(self.model, batch, choice, global_utts)
+            seen.append(stats)
+            return loss
 
         loss = self.strategy.arch_step(loss_of)
         if math.isfinite(loss):
-            return loss
+            return self.per_frame(all_sum(seen[-1]))["loss"] if seen else None
         self.bad_batches += 1
         log.warning("non-finite arch-step loss or gradient on held-out batch %d: α not updated "
                     "(%d bad batches so far)", pos, self.bad_batches)
@@ -299,15 +346,17 @@ class Trainer:
 
     # -- evaluation -----------------------------------------------------------------------
     @torch.no_grad()
-    def held_out_loss(self, model: Optional[nn.Module] = None,
-                      choice_fn: Optional[Callable[[torch.Generator], Choice]] = None) -> float:
-        """Mean per-utterance loss over the whole held-out set (supernet: sampled paths)."""
+    def held_out_stats(self, model: Optional[nn.Module] = None,
+                       choice_fn: Optional[Callable[[torch.Generator], Choice]] = None
+                       ) -> Dict[str, float]:
+        """Per-frame ``-log p(l|x)`` (``loss``) and its parts over the whole held-out set
+        (supernet: sampled paths, the same every epoch)."""
         model = model or self.model
         model.eval()
         gen = torch.Generator().manual_seed(self.cfg.seed + 12345)  # same paths every epoch
         if choice_fn is None and self.strategy is not None and model is self.model:
             choice_fn = self.strategy.eval_choice
-        total = torch.zeros(2, device=self.device)
+        total = torch.zeros(len(STATS), dtype=torch.float64, device=self.device)
         batches = make_batches(self.held_out, self.cfg.max_frames, self.cfg.max_utts,
                                self.cfg.seed, 0, shuffle=False, min_utts=self.dist.world)
         stream = BatchStream(self.held_out, batches, 0, self.dist.rank, self.dist.world)
@@ -315,12 +364,15 @@ class Trainer:
             for _, batch in stream:
                 batch = batch.to(self.device)
                 choice = choice_fn(gen) if choice_fn is not None else None
-                _, s, n = self._batch_loss(model, batch, choice, 1)
-                total += torch.stack([s.float(), n.float()])
+                total += self._batch_loss(model, batch, choice, 1)[1]
         finally:
             stream.close()
-        total = all_sum(total)
-        return float(total[0] / total[1].clamp(min=1))
+        return self.per_frame(all_sum(total))
+
+    def held_out_loss(self, model: Optional[nn.Module] = None,
+                      choice_fn: Optional[Callable[[torch.Generator], Choice]] = None) -> float:
+        """``-log p(l|x)`` per output frame over the held-out set (what schedules decide on)."""
+        return self.held_out_stats(model, choice_fn)["loss"]
 
     # -- the loop -------------------------------------------------------------------------
     def train_epochs(self, on_step: Optional[Callable[[], None]] = None) -> None:
@@ -329,8 +381,10 @@ class Trainer:
 
         cfg = self.cfg
         if self.step == 0 and self.epoch == 0 and self.next_batch == 0:
-            self._log("metrics.jsonl", {"kind": "init", "step": 0,
-                                        "held_out_loss": self.held_out_loss()})
+            held = self.held_out_stats()
+            self._log("metrics.jsonl", {"kind": "init", "step": 0, "held_out_loss": held["loss"],
+                                        **{f"held_out_{k}": v for k, v in held.items()
+                                           if k != "loss"}})
         with self.signals.installed():
             while not self.finished:
                 batches = make_batches(self.train, cfg.max_frames, cfg.max_utts, cfg.seed,
@@ -364,7 +418,8 @@ class Trainer:
             arch_loss = self.arch_step()
             self._log("alphas.jsonl", {"step": self.step + 1,
                                        "probs": self.strategy.probabilities()})
-        loss = self.weight_step(batch, global_utts)
+        losses = self.weight_step(batch, global_utts)
+        loss = losses["loss"] if losses is not None else None
         self.step += 1
         if self.bad_batches > self.cfg.max_bad_batches:
             self.checkpoint()
@@ -376,8 +431,8 @@ class Trainer:
         bar.update(1)
         if loss is not None:
             bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.schedule.lr:.1e}", fps=f"{fps:.0f}")
-        if loss is not None and self.step % self.cfg.log_every == 0:
-            row = {"kind": "train", "step": self.step, "epoch": self.epoch, "loss": loss,
+        if losses is not None and self.step % self.cfg.log_every == 0:
+            row = {"kind": "train", "step": self.step, "epoch": self.epoch, **losses,
                    "lr": self.schedule.lr, "frames_per_s": fps}
             if arch_loss is not None:
                 row["arch_loss"] = arch_loss
@@ -386,12 +441,14 @@ class Trainer:
             on_step()
 
     def _end_epoch(self, seconds: float) -> None:
-        held = self.held_out_loss()
+        held_parts = self.held_out_stats()
+        held = held_parts["loss"]
         lr_before = self.schedule.lr
         go_on = self.schedule.end_epoch(held)
         if self.schedule.improved:
             self.save_best()
         row = {"kind": "epoch", "step": self.step, "epoch": self.epoch, "held_out_loss": held,
+               **{f"held_out_{k}": v for k, v in held_parts.items() if k != "loss"},
                "lr": lr_before, "bad_batches": self.bad_batches, "seconds": seconds}
         if self.strategy is not None and self.cfg.stage == "search":
             if self.strategy.has_arch_step:

@@ -186,8 +186,8 @@ def _search_without_arch_steps(trainer: Trainer) -> Dict[str, Any]:
             for index, batch in stream:
                 batch = batch.to(trainer.device)
                 opt.zero_grad(set_to_none=True)
-                loss, _, _ = trainer._batch_loss(trainer.wrapped, batch, path,
-                                                 len(batches[index]))
+                loss, _ = trainer._batch_loss(trainer.wrapped, batch, path,
+                                              len(batches[index]))
                 if torch.isfinite(loss):
                     loss.backward()
                     opt.step()

@@ -96,14 +96,36 @@ def test_zero_weight_lm_gives_logz_zero_and_plain_ctc():
         labels = torch.tensor([[1, 2, 2, 3], [4, 1, 0, 0], [3, 3, 0, 0]])
         label_lengths = torch.tensor([4, 2, 2])
         out = loss(logits.log_softmax(-1), lengths, labels, label_lengths)
-        torch.testing.assert_close(out.den_logz, torch.zeros(3, dtype=dtype), atol=tol, rtol=0)
+        # log Z and the per-utterance values are float64 whatever the input dtype
+        torch.testing.assert_close(out.den_logz, torch.zeros(3, dtype=torch.float64), atol=tol,
+                                   rtol=0)
         ctc = F.ctc_loss(logits.log_softmax(-1).transpose(0, 1), labels, lengths, label_lengths,
                          reduction="none")
-        torch.testing.assert_close(out.per_utt, ctc, atol=tol, rtol=1e-6)
+        torch.testing.assert_close(out.per_utt, ctc.double(), atol=tol, rtol=1e-6)
         assert out.feasible.all()
         g_crf, = torch.autograd.grad(out.loss, logits)
         g_ctc, = torch.autograd.grad(ctc.sum(), logits)
         torch.testing.assert_close(g_crf, g_ctc, atol=tol, rtol=1e-5)
+
+
+def test_long_utterance_numerator_gradient_matches_float64():
+    """At T = 1500 a float32 CTC numerator's gradient is off by up to ~4e-2; ours is not."""
+    k = 41
+    loss = CtcCrfLoss(zero_lm_den_graph(k), lamb=0.0, reduction="sum")
+    torch.manual_seed(3)
+    logits = torch.randn(2, 1500, k) * 4
+    labels = torch.randint(1, k, (2, 300))
+    lengths, label_lengths = torch.tensor([1500, 1200]), torch.tensor([300, 250])
+
+    def grad(dtype):
+        x = logits.to(dtype).requires_grad_()
+        out = loss(x.log_softmax(-1), lengths, labels, label_lengths)
+        return torch.autograd.grad(out.loss, x)[0].double(), out.num_logp
+
+    g32, num32 = grad(torch.float32)
+    g64, num64 = grad(torch.float64)
+    assert float((g32 - g64).abs().max()) < 1e-5
+    torch.testing.assert_close(num32, num64, rtol=1e-6, atol=1e-3)
 
 
 def test_loss_is_den_minus_scaled_ctc_and_mean_reduction():
@@ -223,3 +245,27 @@ def test_cuda_matches_cpu():
         results.append((out.per_utt.cpu(), grad.cpu()))
     torch.testing.assert_close(results[1][0], results[0][0], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(results[1][1], results[0][1], atol=1e-4, rtol=1e-4)
+
+
+def test_reported_loss_is_a_true_negative_log_likelihood(tts_data):
+    """With the path weights prep writes, -log p(l|x) >= 0 for any network output; without
+    them (the old report) the "loss" goes negative."""
+    from pipeline.train.data import collate, load_utterances
+    from pipeline.train.loop import LossFn
+
+    utts = load_utterances(tts_data / "train_sp")[:12]
+    assert any(u.lm_logp < 0 for u in utts)
+    batch = collate(utts)
+    k = sum(1 for _ in open(tts_data / "lang" / "units.txt"))
+    fn = LossFn("ctc_crf", 0.01, tts_data / "den" / "den.fst", k)
+    lengths = batch.lengths // 3
+    torch.manual_seed(0)
+    for scale in (0.0, 1.0, 5.0):  # uniform, soft and peaky random outputs
+        log_probs = (torch.randn(len(utts), int(lengths.max()), k) * scale).log_softmax(-1)
+        parts = fn(log_probs, lengths, batch)
+        assert parts.feasible.all()
+        assert (parts.nll >= -1e-6).all(), parts.nll
+        torch.testing.assert_close(parts.nll, parts.den + parts.ctc - parts.lm)
+        no_weight = parts.den + parts.ctc  # log Z - log p_CTC, what was logged before
+        if scale == 0.0:
+            assert (no_weight < 0).any()
