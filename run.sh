@@ -111,7 +111,7 @@ run_stage 3 retrain stnas retrain --config "$conf/retrain.yaml" "${common[@]}" -
 model=$exp/retrain/avg.pt
 [ -f "$model" ] || model=$exp/retrain/best.pt
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "stage 4: decode dev (every LM weight and word penalty) and test (the pair dev chooses) with $model"
+  log "stage 4: decode dev (every LM weight and word penalty), test at the pair dev chooses: $model"
   $decode_cmd stnas decode --model "$model" --data-dir "$data" --sets dev,test --nj "$nj" \
     --device "$device"
 fi

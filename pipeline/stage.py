@@ -88,7 +88,8 @@ def fingerprint(path: PathLike) -> str:
 
     A file up to 64 MiB is hashed whole; a larger one (feature archives of a big corpus) by
     its size and 64 blocks of 64 KiB at evenly spaced offsets, which tells a regenerated file
-    from the old one while reading 4 MiB at most.
+    from the old one while reading 4 MiB at most (an edit confined to the bytes between two
+    sampled blocks would go unnoticed).
     """
     path = Path(path)
     size = path.stat().st_size
@@ -256,8 +257,8 @@ class StageDir:
     def record_inputs(self, inputs: Dict[str, Dict[str, str]], options: Dict[str, Any]) -> None:
         """Write ``inputs.json`` (what a run that has started is built from)."""
         atomic_write_text(self.root / "inputs.json", json.dumps(
-            {"fingerprints": 1, "inputs": inputs, "options": options}, indent=2,
-            sort_keys=True, default=str) + "\n")
+            {"fingerprints": 1, "inputs": inputs, "options": options,
+             "torch_threads": torch_threads()}, indent=2, sort_keys=True, default=str) + "\n")
 
     def reset(self) -> None:
         """Remove everything in the stage dir (``--force``)."""

@@ -8,6 +8,10 @@ import sys
 
 import click
 
+from pipeline.threads import disable_dynamic_threads
+
+disable_dynamic_threads()  # before any stage imports torch: see pipeline/threads.py
+
 from steps_py.decode import decode, score
 from steps_py.prep import prep
 from steps_py.training import retrain, search, warmup

@@ -7,9 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from pipeline.data.audio import write_wav
+from pipeline.threads import disable_dynamic_threads
+
+disable_dynamic_threads()  # before torch is loaded, as the stnas command does
+
+import torch  # noqa: E402
+
+from pipeline.data.audio import write_wav  # noqa: E402
 
 HAS_TTS = all(shutil.which(b) for b in ("espeak-ng", "flite", "text2wave", "sox"))
 

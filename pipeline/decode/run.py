@@ -68,6 +68,7 @@ class DecodeConfig:
     #                            lattice: one LatticeSimpleDecoder lattice per penalty
     nj: int = 1
     device: str = "cpu"
+    num_threads: int = 0       # torch threads of the forward pass (pipeline/threads.py)
     write_logits: bool = False
     progress: bool = True
 
@@ -166,9 +167,12 @@ def run_decode(cfg: DecodeConfig, force: bool = False) -> Dict[str, dict]:
         StnasError: a set other than the tuning set, with no tuning decode to take the setting
             from.
     """
+    from pipeline.threads import pin_threads
+
     data_dir, model = Path(cfg.data_dir), Path(cfg.model)
     if not model.is_file():
         raise DataError("model not found (run 'stnas retrain')", model)
+    pin_threads(cfg.num_threads)
     lang_test = lang_test_dir(data_dir, cfg.lm, cfg.lm_order)
     graph_k = json.loads((lang_test / "graph_info.json").read_text())["num_units"]
     sets = sorted(cfg.sets, key=lambda s: s != cfg.tune_set)  # the tuning set first

@@ -333,7 +333,8 @@ def build_lang_test(lang_dir: PathLike, arpa: PathLike, out_dir: PathLike,
     if not lexicon:
         raise DataError("no lexicon word is in the LM: nothing could be decoded", arpa)
     write_lexicon(out_dir / "lexicon.txt", lexicon)
-    words = _words_with_specials(read_symbol_table(lang_dir / "words.txt"), sorted(lm_words, key=c_sort_key))
+    words = _words_with_specials(read_symbol_table(lang_dir / "words.txt"),
+                                 sorted(lm_words, key=c_sort_key))
     _write_table(out_dir / "words.txt", words)
 
     sizes: Dict[str, Dict[str, int]] = {}

@@ -1,8 +1,8 @@
 """A PNG drawing of a derived network: one box per layer, bottom (input) to top (output).
 
 Each searchable block shows its chosen op, kernel/dilation, receptive field so far (in input
-frames) and, when the architecture was searched, a bar of the probabilities (at the chosen epoch) of its
-candidates with the chosen one highlighted.
+frames) and, when the architecture was searched, a bar of the probabilities of its candidates
+(those the choice was made from) with the chosen one highlighted.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def draw_arch(arch: Arch, path: Union[str, Path], num_units: int, title: str = "
     box(len(layers) + 1, f"linear → {num_units} units, log-softmax", "#e3f2d9")
     params = arch.num_parameters(num_units)
     ax.set_title(title or f"{arch.space_name}: {arch.describe()}\n{params / 1e6:.2f} M parameters"
-                 + ("; bars: p of each candidate the choice was made from (red: chosen)" if arch.probabilities
+                 + ("; bars: p the choice was made from (red: chosen)" if arch.probabilities
                     else ""), fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:

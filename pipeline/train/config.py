@@ -29,6 +29,7 @@ class TrainConfig:
     train_set: str = "train_sp"
     seed: int = 1
     device: str = "cpu"
+    num_threads: int = 0              # torch threads; 0: OMP_NUM_THREADS or the CPUs available
     amp: bool = False
     # model
     space: str = "tiny"

@@ -33,6 +33,7 @@ from pipeline.nas.strategies import arch_from_strategy, random_search
 from pipeline.nas.supernet import Path as NetPath
 from pipeline.stage import (StageDir, atomic_path, atomic_write_text, git_sha,
                             input_fingerprints, remove_dependents)
+from pipeline.threads import pin_threads
 from pipeline.train.config import TrainConfig, config_dict
 from pipeline.train.distributed import barrier, init_distributed
 from pipeline.train.loop import Trainer, average_checkpoints
@@ -41,7 +42,7 @@ from pipeline.train.plots import plot_alphas, plot_curves
 log = logging.getLogger(__name__)
 # Settings that may change between a run and its resumption without changing the result.
 _RESUME_FREE = {"device", "progress", "log_every", "ckpt_every", "keep_checkpoints",
-                "max_bad_batches"}
+                "max_bad_batches", "num_threads"}
 # Paths whose *content* is an input (fingerprinted in stage_inputs), not an option.
 _LOCATIONS = {"data_dir", "exp_dir", "arch", "init"}
 
@@ -110,9 +111,11 @@ def run_stage(cfg: TrainConfig, force: bool = False) -> Dict[str, Any]:
             options; ``force`` starts it over.
     """
     dist_info = init_distributed(cfg.device)
+    threads = pin_threads(cfg.num_threads)
     stage_dir = Path(cfg.exp_dir) / cfg.stage
     sd = StageDir(stage_dir, force=force)
     inputs, options = _fingerprints(cfg), stage_options(cfg)
+    started_with = sd.recorded().get("torch_threads")
     if not force:
         changed = sd.changes(inputs, options)
         if changed:
@@ -130,6 +133,10 @@ def run_stage(cfg: TrainConfig, force: bool = False) -> Dict[str, Any]:
         sd.reset()
     barrier()
     _check_frozen_config(stage_dir, cfg)
+    if started_with not in (None, threads) and not force:
+        log.warning("%s was started with %s torch threads and goes on with %d: the result "
+                    "will not be bit-identical to an uninterrupted run (set num_threads=%s to "
+                    "match)", stage_dir, started_with, threads, started_with)
     if dist_info.main:
         atomic_write_text(stage_dir / "config.yaml",
                           yaml.safe_dump(config_dict(cfg), sort_keys=True))
