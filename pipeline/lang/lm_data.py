@@ -8,9 +8,11 @@ n-gram (:mod:`pipeline.lang.word_lm`) on
 2. the ``train`` transcripts (Switchboard, ``--corpus kaldi``), as Kaldi's Switchboard recipe
    does for its ``sw1_tg``,
 
-after removing every sentence that is a dev or test sentence, or contains one, or is contained
-in one (:func:`exclude_eval_text`: "THE SYSTEM IS GOING TO CRASH" goes when test has "AND THE
-SYSTEM IS GOING TO CRASH"). Containment counts only for word sequences of at least
+after removing every sentence that is a dev or test sentence, or a near-copy of one
+(:func:`exclude_eval_text`): it contains one or is contained in one ("THE SYSTEM IS GOING TO
+CRASH" goes when test has "AND THE SYSTEM IS GOING TO CRASH"), or it differs from one by at
+most a quarter of that sentence's words (word edit distance: "YOUR MILEAGE MAY VARY" for "YOUR
+OWN MILEAGE MAY VARY"). Near-copies count only for dev/test sentences of at least
 ``min_words`` (4) words, so that common short phrases ("YEAH", "I KNOW") stay in the text.
 The decoding vocabulary is this LM's (:func:`pipeline.lang.graphs.build_lang_test`), so a word
 that occurs only in dev/test can never be recognised.
@@ -30,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
+import kaldialign
+
 from pipeline.data.datadir import read_map
 from pipeline.errors import DataError
 from pipeline.stage import atomic_write_text
@@ -37,7 +41,9 @@ from pipeline.stage import atomic_write_text
 log = logging.getLogger(__name__)
 EVAL_SETS = ("dev", "test")
 # 2: modified-KN n4 counts exactly 4; near-copies of dev/test sentences removed
-LM_BUILD_VERSION = 2
+# 3: near-copies include sentences within a quarter of the words' edit distance
+LM_BUILD_VERSION = 3
+_MAX_POSTINGS = 50  # word bigrams in more dev/test sentences than this do not propose pairs
 Words = Tuple[str, ...]
 
 
@@ -51,37 +57,72 @@ def _spans(words: Words, min_len: int) -> Iterable[Words]:
 
 def exclude_eval_text(sentences: Sequence[Sequence[str]], held: Iterable[Sequence[str]],
                       min_words: int = 4) -> Tuple[List[List[str]], Dict[str, int]]:
-    """LM text without the dev/test sentences and their near-copies.
+    """LM text without the dev/test sentences and their near-copies (module docstring).
 
     Args:
         sentences: the candidate LM text, one word list per sentence.
         held: the dev/test transcripts.
-        min_words: containment (either way) counts only for sequences this long or longer;
-            an identical sentence is removed whatever its length.
+        min_words: near-copies (containment either way, small edit distance) count only for
+            sequences this long or longer; an identical sentence is removed whatever its length.
 
     Returns:
-        (kept sentences, counts ``{"identical", "contains", "contained", "kept"}``).
+        (kept sentences, counts ``{"identical", "contains", "contained", "similar", "kept"}``).
     """
     held_set: Set[Words] = {tuple(h) for h in held if h}
     held_long = {h for h in held_set if len(h) >= min_words}
     held_parts: Set[Words] = set()
+    by_head: Dict[Words, List[Words]] = {}   # first min_words words -> dev/test sentences
+    by_bigram: Dict[Words, List[Words]] = {}
     for h in held_long:
         held_parts.update(_spans(h, min_words))
-    longest = max((len(h) for h in held_long), default=0)
+        by_head.setdefault(h[:min_words], []).append(h)
+        for bigram in set(zip(h, h[1:])):
+            by_bigram.setdefault(bigram, []).append(h)
     kept: List[List[str]] = []
-    counts = {"identical": 0, "contains": 0, "contained": 0}
+    counts = {"identical": 0, "contains": 0, "contained": 0, "similar": 0}
     for s in sentences:
         t = tuple(s)
         if t in held_set:
             counts["identical"] += 1
         elif len(t) >= min_words and t in held_parts:
             counts["contained"] += 1
-        elif any(p in held_long for p in _spans(t, min_words) if len(p) <= longest):
+        elif _contains(t, by_head, min_words):
             counts["contains"] += 1
+        elif _similar(t, by_bigram):
+            counts["similar"] += 1
         else:
             kept.append(list(s))
     counts["kept"] = len(kept)
     return kept, counts
+
+
+def _contains(t: Words, by_head: Dict[Words, List[Words]], min_words: int) -> bool:
+    """Whether a dev/test sentence (indexed by its first words) occurs inside ``t``."""
+    for i in range(len(t) - min_words + 1):
+        for h in by_head.get(t[i:i + min_words], ()):
+            if t[i:i + len(h)] == h:
+                return True
+    return False
+
+
+def _similar(t: Words, by_bigram: Dict[Words, List[Words]]) -> bool:
+    """Whether ``t`` is within ``len(h) // 4`` word edits of a dev/test sentence ``h``.
+
+    Only sentences sharing enough of ``t``'s less common word bigrams are compared: ``d``
+    edits leave at least ``len(h) - 1 - 2d`` of ``h``'s bigrams in place.
+    """
+    shared: Dict[Words, int] = {}
+    for bigram in set(zip(t, t[1:])):
+        posting = by_bigram.get(bigram, ())
+        if len(posting) <= _MAX_POSTINGS:
+            for h in posting:
+                shared[h] = shared.get(h, 0) + 1
+    for h, n in shared.items():
+        budget = len(h) // 4
+        if budget and n >= len(h) - 1 - 2 * budget and abs(len(h) - len(t)) <= budget and \
+                kaldialign.edit_distance(list(h), list(t))["total"] <= budget:
+            return True
+    return False
 
 
 def eval_transcripts(data_dir: Path) -> List[List[str]]:
@@ -189,7 +230,6 @@ def word_lm_arpa(data_dir: Path, lm: str, order: int = 3) -> Path:
          "vocabulary": len(model.words), "dev": ppl,
          "seconds": round(time.perf_counter() - t0, 2)}, indent=2) + "\n")
     log.info("word LM %s: %d sentences of %s (%d dev/test sentences and near-copies removed), "
-             "dev perplexity %s", arpa, len(kept), source,
-             removed["identical"] + removed["contains"] + removed["contained"],
+             "dev perplexity %s", arpa, len(kept), source, len(text) - len(kept),
              ppl.get("perplexity"))
     return arpa

@@ -19,17 +19,22 @@ def _w(text):
 
 
 def test_near_copies_of_dev_and_test_sentences_are_removed():
-    held = _w(["AND THE SYSTEM IS GOING TO CRASH", "YEAH", "I KNOW", "ALL WORK AND NO PLAY"])
+    held = _w(["AND THE SYSTEM IS GOING TO CRASH", "YEAH", "I KNOW", "ALL WORK AND NO PLAY",
+               "YOUR OWN MILEAGE MAY VARY", "THE DOG RAN IN THE PARK TODAY"])
     text = _w(["THE SYSTEM IS GOING TO CRASH",          # contained in a test sentence
                "ALL WORK AND NO PLAY",                   # identical
                "SO ALL WORK AND NO PLAY MAKES JACK",     # contains a test sentence
+               "YOUR MILEAGE MAY VARY",                  # one word from a test sentence
+               "THE DOG SAT IN THE PARK TODAY",          # one of seven words changed
                "YEAH",                                   # identical, short
                "YEAH I KNOW WHAT YOU MEAN",              # holds short test phrases: kept
                "SYSTEM IS GOING",                        # contained but short: kept
+               "THE CAT SAT ON THE MAT TODAY",           # four of seven words changed: kept
                "THE CAT SAT ON THE MAT"])
     kept, counts = exclude_eval_text(text, held)
-    assert kept == _w(["YEAH I KNOW WHAT YOU MEAN", "SYSTEM IS GOING", "THE CAT SAT ON THE MAT"])
-    assert counts == {"identical": 2, "contains": 1, "contained": 1, "kept": 3}
+    assert kept == _w(["YEAH I KNOW WHAT YOU MEAN", "SYSTEM IS GOING",
+                       "THE CAT SAT ON THE MAT TODAY", "THE CAT SAT ON THE MAT"])
+    assert counts == {"identical": 2, "contains": 1, "contained": 1, "similar": 2, "kept": 4}
 
 
 def _corpus(root: Path, train, dev, test, lexicon=None):
