@@ -48,7 +48,7 @@ def plot_curves(metrics_jsonl: PathLike, out_png: PathLike, title: str = "") -> 
     if epochs:
         ax_lr.semilogy([r["step"] for r in epochs], [r["lr"] for r in epochs], "s-",
                        color="#2ca02c")
-    ax.set_ylabel("loss per utterance")
+    ax.set_ylabel("-log p(l|x) per frame")
     ax.legend()
     ax.grid(alpha=0.3)
     ax.set_title(title)
