@@ -51,6 +51,9 @@ CORPORA = {
 DEFAULT_FBANK_CONF = {"swbd": "fbank_8k.conf"}
 DEFAULT_KEEP_STRESS = {"wsj": True, "swbd": True}
 EVAL_SETS = ("dev", "test")
+# 2: the lexicon holds every pronunciation of the whole dictionary (tts: of every word of the
+#    LM text, written to local/lm/text), so the decoding vocabulary is the LM's alone
+PREP_VERSION = 2
 
 
 @dataclass
@@ -73,6 +76,7 @@ class PrepConfig:
     lm_max_extra_states: int = 1000
     skip_bad: bool = False
     corpus_opts: Dict[str, str] = field(default_factory=dict)
+    prep_version: int = PREP_VERSION  # a data dir of another version is redone only by --force
 
     def resolve(self) -> "PrepConfig":
         """Fill corpus-dependent defaults and make paths absolute."""

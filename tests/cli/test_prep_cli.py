@@ -95,6 +95,14 @@ def test_rerun_resumes_and_refuses_changed_options(tts_data, tmp_path):
     assert r.exit_code == 0 and "nothing to do" not in r.output
     assert (d / ".done" / "labels_dev").exists()
     assert (d / "train_sp" / "text_number").stat().st_mtime == mtime
+    # a data dir prepared before the lexicon held the whole dictionary must be redone
+    import yaml
+
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    del cfg["prep_version"]
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    r = run("--corpus", "tts", "--data-dir", d, "--hours", 0.05)
+    assert r.exit_code == 1 and "prep_version: None → 2" in r.output
 
 
 def _kaldi_case(tmp_path, mutate):

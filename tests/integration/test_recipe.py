@@ -22,7 +22,7 @@ def test_debug_recipe_through_run_sh(tmp_path):
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     wer = {m.group(2): float(m.group(1)) for m in re.finditer(
-        r"%WER ([\d.]+) .*decode_(dev|test)_tg", out.stdout)}
+        r"%WER ([\d.]+) .*/exp/retrain/decode_(dev|test)_tg", out.stdout)}  # the searched net
     # A broken pipeline (untrained or mis-wired model, wrong units, wrong graph) scores ~100 %.
     assert wer["test"] < 90.0, out.stdout[-2000:]
     assert "architecture:" in out.stdout

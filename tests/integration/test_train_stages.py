@@ -116,15 +116,28 @@ def test_snas_anneals_and_the_arch_comes_from_the_best_held_out_epoch(tts_data, 
                                atol=1e-6)
 
 
+class _CpuHog:
+    """Busy-loop processes on every CPU, started on demand: results must not depend on load."""
+
+    def __init__(self) -> None:
+        self.procs = []
+
+    def start(self) -> None:
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                      for _ in range(os.cpu_count() or 2)]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        self.procs = []
+
+
 @pytest.fixture
 def cpu_hog():
-    """Busy-loop processes on every CPU while the test runs: results must not depend on load."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-             for _ in range(os.cpu_count() or 2)]
-    yield procs
-    for p in procs:
-        p.kill()
-        p.wait()
+    hog = _CpuHog()
+    yield hog
+    hog.stop()
 
 
 def _wait_and_kill(proc, ckpt_dir, min_step):
@@ -151,6 +164,7 @@ def test_retrain_killed_and_resumed_equals_uninterrupted(tts_data, tmp_path, cpu
     arch = str(REPO / "conf" / "arch" / "tdnn_d_tiny.json")
     cmd = lambda exp: _cli("retrain", tts_data, exp, "--arch", arch, "--set", "max_epochs=3")
     subprocess.run(cmd(tmp_path / "full"), check=True, capture_output=True, cwd=REPO)
+    cpu_hog.start()  # the uninterrupted run had the CPUs to itself, this one shares them
     proc = subprocess.Popen(cmd(tmp_path / "killed"), stderr=subprocess.PIPE, text=True, cwd=REPO)
     _wait_and_kill(proc, tmp_path / "killed" / "retrain" / "ckpt", min_step=6)
     assert proc.returncode == -signal.SIGKILL
@@ -175,7 +189,9 @@ def test_search_killed_and_resumed_gives_the_same_arch(tts_data, warmed, tmp_pat
     for run in ("full", "killed"):
         shutil.copytree(warmed / "warmup", tmp_path / run / "warmup")
     cmd = lambda exp: _cli("search", tts_data, exp, "--set", "max_epochs=3")
+    cpu_hog.start()  # this time the uninterrupted run shares the CPUs, the resumed one not
     subprocess.run(cmd(tmp_path / "full"), check=True, capture_output=True, cwd=REPO)
+    cpu_hog.stop()
     proc = subprocess.Popen(cmd(tmp_path / "killed"), stderr=subprocess.PIPE, text=True, cwd=REPO)
     _wait_and_kill(proc, tmp_path / "killed" / "search" / "ckpt", min_step=6)
     subprocess.run(cmd(tmp_path / "killed"), check=True, capture_output=True, cwd=REPO)
