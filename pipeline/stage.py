@@ -243,7 +243,9 @@ class StageDir:
 
         Returns:
             descriptions such as ``input model changed`` or ``beam: 17.0 → 20.0``; empty when
-            nothing changed or nothing was recorded (a stage from before fingerprints).
+            nothing changed or nothing was recorded (a stage from before fingerprints). An
+            option the record lacks (added by a later version, whose default keeps the old
+            behaviour) is not a change.
         """
         rec = self.recorded()
         if "fingerprints" not in rec:
@@ -251,8 +253,11 @@ class StageDir:
         old_in = {k: v.get("fingerprint") for k, v in (rec.get("inputs") or {}).items()
                   if isinstance(v, dict)}
         new_in = {k: v["fingerprint"] for k, v in inputs.items()}
+        old_opts = rec.get("options") or {}
+        # an option a later version added is not a change: its default keeps the old behaviour
+        new_opts = {k: v for k, v in options.items() if k in old_opts}
         return (describe_changes(old_in, new_in, "input")
-                + describe_changes(rec.get("options") or {}, options, "option"))
+                + describe_changes(old_opts, new_opts, "option"))
 
     def record_inputs(self, inputs: Dict[str, Dict[str, str]], options: Dict[str, Any]) -> None:
         """Write ``inputs.json`` (what a run that has started is built from)."""

@@ -14,6 +14,7 @@ disable_dynamic_threads()  # before any stage imports torch: see pipeline/thread
 
 from steps_py.decode import decode, score
 from steps_py.prep import prep
+from steps_py.show import show
 from steps_py.training import retrain, search, warmup
 
 
@@ -31,5 +32,5 @@ def cli(verbose: int) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
-for command in (prep, warmup, search, retrain, decode, score):
+for command in (prep, warmup, search, retrain, decode, score, show):
     cli.add_command(command)

@@ -28,6 +28,8 @@ class TrainConfig:
     exp_dir: str = "exp/tts/st"
     train_set: str = "train_sp"
     seed: int = 1
+    split_seed: Optional[int] = None  # held-out split [default: seed]; fix it to vary seeds of
+    #                                   a search without moving data the warm-up trained on
     device: str = "cpu"
     num_threads: int = 0              # torch threads; 0: OMP_NUM_THREADS or the CPUs available
     amp: bool = False
@@ -38,6 +40,7 @@ class TrainConfig:
     strategy: str = "st"
     strategy_conf: Dict[str, Any] = field(default_factory=dict)
     random_short_steps: int = 50      # random search: weight steps per candidate
+    diagnostics: bool = True          # search: per-op held-out losses and report.md at the end
     # loss
     loss: str = "ctc"                 # ctc | ctc_crf
     lamb: float = 0.01                # CTC weight inside CTC-CRF
@@ -52,6 +55,8 @@ class TrainConfig:
     held_out_fraction: float = 0.1
     max_frames: int = 40000           # padded frames per batch (global, over all ranks)
     max_utts: int = 128
+    arch_max_frames: Optional[int] = None  # search: held-out batch of an arch step [max_frames]
+    arch_max_utts: Optional[int] = None    # [max_utts]
     average_last: int = 0             # retrain: average the last k epoch models into avg.pt
     # bookkeeping
     ckpt_every: int = 200             # steps

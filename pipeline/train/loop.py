@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from pipeline.errors import StnasError
 from pipeline.loss.ctc_crf import CtcCrfLoss, ctc_nll, required_frames
 from pipeline.nas.arch import Arch
+from pipeline.nas.diagnostics import GradStats, block_stats
 from pipeline.nas.space import load_space
 from pipeline.nas.strategies import StrategyConfig, make_strategy
 from pipeline.nas.supernet import ArchWeights, Choice, Supernet
@@ -145,7 +146,8 @@ class Trainer:
         data_dir = Path(cfg.data_dir)
         self.num_units = num_units_of(data_dir)
         utts = load_utterances(data_dir / cfg.train_set)
-        self.train, self.held_out = split_held_out(utts, cfg.held_out_fraction, cfg.seed)
+        split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+        self.train, self.held_out = split_held_out(utts, cfg.held_out_fraction, split_seed)
         self.loss_fn = LossFn(cfg.loss, cfg.lamb, data_dir / "den" / "den.fst", self.num_units)
         torch.manual_seed(cfg.seed)
         self.arch_weights: Optional[ArchWeights] = None
@@ -181,6 +183,8 @@ class Trainer:
         self.epoch, self.next_batch, self.step, self.held_pos = 0, 0, 0, 0
         self.bad_batches, self.finished = 0, False
         self.arch_history: List[Dict[str, Any]] = []  # search: p and held-out loss per epoch
+        self.grad_stats = GradStats([len(a) for a in self.arch_weights.alphas]) \
+            if self.arch_weights is not None else None
         self.signals = _Signals()
         self._held_iter = None
         self._tb: Any = None
@@ -194,7 +198,8 @@ class Trainer:
                              "bad_batches": self.bad_batches, "finished": self.finished},
                 "arch_weights": self.arch_weights.state_dict() if self.arch_weights else None,
                 "strategy": self.strategy.state_dict() if self.strategy else None,
-                "arch_history": self.arch_history}
+                "arch_history": self.arch_history,
+                "grad_stats": self.grad_stats.state_dict() if self.grad_stats else None}
 
     def load_state(self, state: Dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -210,6 +215,8 @@ class Trainer:
         if self.strategy is not None and state.get("strategy") is not None:
             self.strategy.load_state_dict(state["strategy"])
         self.arch_history = list(state.get("arch_history") or [])
+        if self.grad_stats is not None and state.get("grad_stats"):
+            self.grad_stats.load_state_dict(state["grad_stats"])
 
     def checkpoint(self) -> None:
         if self.dist.main:
@@ -244,6 +251,17 @@ class Trainer:
                 if key in row:
                     writer.add_scalar(f"{row.get('kind', 'train')}/{key}", row[key], row["step"])
             writer.flush()
+
+    def _log_block_stats(self, probs: List[List[float]]) -> None:
+        """Entropy, max p and margin of every block, to TensorBoard (search diagnostics)."""
+        writer = self._tensorboard() if self.dist.main else None
+        if writer is None:
+            return
+        for b, p in enumerate(probs):
+            for key, value in block_stats(p).items():
+                if key != "argmax":
+                    writer.add_scalar(f"arch/block{b + 1}/{key}", value, self.step)
+        writer.flush()
 
     def _tensorboard(self):
         """A SummaryWriter on ``<stage>/tensorboard`` when tensorboard is installed, else None."""
@@ -321,8 +339,9 @@ class Trainer:
     def arch_step(self) -> Optional[float]:
         """One α update on the next held-out batch; that batch's ``-log p(l|x)`` per frame."""
         if self._held_iter is None:
-            self._held_iter = held_out_cycle(self.held_out, self.cfg.max_frames,
-                                             self.cfg.max_utts, self.cfg.seed + 1,
+            cfg = self.cfg
+            self._held_iter = held_out_cycle(self.held_out, cfg.arch_max_frames or cfg.max_frames,
+                                             cfg.arch_max_utts or cfg.max_utts, cfg.seed + 1,
                                              self.held_pos, self.dist.rank, self.dist.world)
         pos, batch = next(self._held_iter)
         self.held_pos = pos + 1
@@ -338,6 +357,7 @@ class Trainer:
 
         loss = self.strategy.arch_step(loss_of)
         if math.isfinite(loss):
+            self.grad_stats.add([a.grad for a in self.arch_weights.alphas])
             return self.per_frame(all_sum(seen[-1]))["loss"] if seen else None
         self.bad_batches += 1
         log.warning("non-finite arch-step loss or gradient on held-out batch %d: α not updated "
@@ -416,7 +436,7 @@ class Trainer:
         arch_loss = None
         if self.strategy is not None and self.strategy.has_arch_step:
             arch_loss = self.arch_step()
-            self._log("alphas.jsonl", {"step": self.step + 1,
+            self._log("alphas.jsonl", {"step": self.step + 1, "epoch": self.epoch,
                                        "probs": self.strategy.probabilities()})
         losses = self.weight_step(batch, global_utts)
         loss = losses["loss"] if losses is not None else None
@@ -452,8 +472,13 @@ class Trainer:
                "lr": lr_before, "bad_batches": self.bad_batches, "seconds": seconds}
         if self.strategy is not None and self.cfg.stage == "search":
             if self.strategy.has_arch_step:
+                probs = self.strategy.probabilities()
                 self.arch_history.append({"epoch": self.epoch, "held_out_loss": held,
-                                          "probabilities": self.strategy.probabilities()})
+                                          "probabilities": probs,
+                                          "grad_snr": self.grad_stats.snr(),
+                                          "arch_steps": self.grad_stats.n})
+                self.grad_stats.reset()
+                self._log_block_stats(probs)
             if hasattr(self.strategy, "tau"):
                 row["tau"] = self.strategy.tau
             self.strategy.end_epoch(self.epoch)  # SNAS anneals its temperature here

@@ -34,6 +34,7 @@ class PlateauSchedule:
     best_epoch: int = -1
     bad_epochs: int = 0
     epochs: int = 0
+    stopped_by: str = ""  # why training stopped: max_epochs, stalled or min_lr
 
     def end_epoch(self, held_out_loss: float) -> bool:
         """Record an epoch's held-out loss; update lr; say whether to go on."""
@@ -42,15 +43,20 @@ class PlateauSchedule:
             self.best, self.best_epoch, self.bad_epochs = held_out_loss, self.epochs - 1, 0
         else:
             self.bad_epochs += 1
-        if self.max_epochs is not None and self.epochs >= self.max_epochs:
-            return False
         if self.stop_patience is not None and self.bad_epochs >= self.stop_patience:
+            self.stopped_by = f"stalled ({self.bad_epochs} epochs without improvement)"
+            return False
+        if self.max_epochs is not None and self.epochs >= self.max_epochs:
+            self.stopped_by = f"max_epochs ({self.max_epochs})"
             return False
         if self.decay < 1.0 and self.epochs > self.min_epochs and \
                 self.bad_epochs >= self.patience and self.bad_epochs > 0:
             self.lr *= self.decay
             self.bad_epochs = 0
-        return self.lr >= self.stop_lr
+        if self.lr < self.stop_lr:
+            self.stopped_by = f"lr {self.lr:.1e} < stop_lr {self.stop_lr:.1e}"
+            return False
+        return True
 
     @property
     def improved(self) -> bool:

@@ -28,6 +28,7 @@ import yaml
 
 from pipeline.errors import StaleResultError, StnasError
 from pipeline.nas.arch import Arch
+from pipeline.nas.diagnostics import op_losses
 from pipeline.nas.draw import draw_arch
 from pipeline.nas.strategies import arch_from_strategy, random_search
 from pipeline.nas.supernet import Path as NetPath
@@ -37,12 +38,13 @@ from pipeline.threads import pin_threads
 from pipeline.train.config import TrainConfig, config_dict
 from pipeline.train.distributed import barrier, init_distributed
 from pipeline.train.loop import Trainer, average_checkpoints
-from pipeline.train.plots import plot_alphas, plot_curves
+from pipeline.train.plots import plot_alphas, plot_curves, read_jsonl
+from pipeline.train.search_report import summarise, write_report
 
 log = logging.getLogger(__name__)
 # Settings that may change between a run and its resumption without changing the result.
 _RESUME_FREE = {"device", "progress", "log_every", "ckpt_every", "keep_checkpoints",
-                "max_bad_batches", "num_threads"}
+                "max_bad_batches", "num_threads", "diagnostics"}
 # Paths whose *content* is an input (fingerprinted in stage_inputs), not an option.
 _LOCATIONS = {"data_dir", "exp_dir", "arch", "init"}
 
@@ -158,6 +160,7 @@ def run_stage(cfg: TrainConfig, force: bool = False) -> Dict[str, Any]:
     if cfg.stage == "retrain":
         summary.update(_finish_retrain(trainer))
     summary.update({"epochs": trainer.epoch, "steps": trainer.step,
+                    "stopped_by": trainer.schedule.stopped_by,
                     "best_held_out_loss": trainer.schedule.best,
                     "bad_batches": trainer.bad_batches,
                     "ranks_identical": trainer.ranks_identical()})
@@ -219,6 +222,10 @@ def _finish_search(trainer: Trainer) -> Dict[str, Any]:
     history = trainer.arch_history if trainer.strategy.has_arch_step else None
     arch = arch_from_strategy(trainer.strategy, indices, history, exp_dir=str(Path(cfg.exp_dir)),
                               epoch=trainer.epoch, seed=cfg.seed, git_sha=git_sha())
+    losses = None
+    if history and cfg.diagnostics:  # the supernet's own ranking of every op
+        losses = op_losses(lambda fn: trainer.held_out_loss(choice_fn=fn), arch.probabilities)
+    out = {"arch": arch.describe(trainer.num_units), "arch_json": str(d / "arch.json")}
     if trainer.dist.main:
         arch.to_json(d / "arch.json")
         draw_arch(arch, d / "arch.png", trainer.num_units)
@@ -227,7 +234,22 @@ def _finish_search(trainer: Trainer) -> Dict[str, Any]:
                         f"{cfg.strategy} search: p(op) per block")
         if not (d / "best.pt").is_file():
             trainer.save_best()
-    return {"arch": arch.describe(trainer.num_units), "arch_json": str(d / "arch.json")}
+        if history:
+            warm_dir = Path(cfg.init).parent
+            warm = json.loads((warm_dir / "stage.json").read_text()) \
+                if (warm_dir / "stage.json").is_file() else {}
+            summary = summarise(arch, losses, read_jsonl(d / "alphas.jsonl"),
+                                read_jsonl(warm_dir / "metrics.jsonl"),
+                                read_jsonl(d / "metrics.jsonl"))
+            out["report"] = str(write_report(d, arch, summary,
+                                             (warm.get("summary") or {}).get("stopped_by", ""),
+                                             trainer.schedule.stopped_by))
+            out["diagnostics"] = {k: summary[k] for k in ("decided", "stable",
+                                                          "argmax_changes_last_epoch")}
+            if "agreement" in summary:
+                out["diagnostics"]["top1_agrees"] = [a["top1_agrees"]
+                                                     for a in summary["agreement"]]
+    return out
 
 
 def _finish_retrain(trainer: Trainer) -> Dict[str, Any]:

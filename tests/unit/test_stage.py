@@ -63,6 +63,7 @@ def test_fingerprints_follow_content_not_names(tmp_path):
     assert sd.changes(ins, {"beam": 17.0}) == []  # nothing recorded yet
     sd.record_inputs(ins, {"beam": 17.0})
     assert sd.changes(ins, {"beam": 17.0}) == []
+    assert sd.changes(ins, {"beam": 17.0, "added_later": 3}) == []
     b.write_bytes(b"new")
     assert sd.changes(input_fingerprints({"features": scp, "model": b}), {"beam": 12.0}) == [
         "input model changed", "beam: 17.0 → 12.0"]
