@@ -24,9 +24,16 @@ def _short(op: str) -> str:
     return op.replace("tdnn_", "").replace("_", "")
 
 
-def summarise(arch: Arch, losses: Optional[List[List[float]]], alpha_rows: Sequence[dict],
+def summarise(arch: Arch, warm_losses: Optional[List[List[float]]],
+              losses: Optional[List[List[float]]], alpha_rows: Sequence[dict],
               warmup_rows: Sequence[dict], search_rows: Sequence[dict]) -> Dict[str, Any]:
-    """The report's numbers as a dict (also stored in the search's ``stage.json``)."""
+    """The report's numbers as a dict (also stored in the search's ``stage.json``).
+
+    ``warm_losses``: per-op held-out losses of the warm-up supernet, the other blocks drawn
+    uniformly: the supernet's preference before the search trained some ops more than others,
+    the reference α is compared with. ``losses``: the same after the search, the other blocks
+    drawn from p; biased towards what α chose (the chosen ops got the training).
+    """
     history = arch.history or []
     probs = arch.probabilities or []
     per_block = [block_stats(p) for p in probs]
@@ -50,7 +57,9 @@ def summarise(arch: Arch, losses: Optional[List[List[float]]], alpha_rows: Seque
     }
     if losses is not None and probs:
         out["op_losses"] = losses
-        out["agreement"] = agreement(probs, losses)
+    if warm_losses is not None and probs:
+        out["warmup_op_losses"] = warm_losses
+        out["agreement"] = agreement(probs, warm_losses)
     return out
 
 
@@ -72,7 +81,7 @@ def write_report(out_dir: PathLike, arch: Arch, summary: Dict[str, Any],
     sep = "|---|---|---|---|---|---|---|"
     agree = summary.get("agreement")
     if agree:
-        head += " lowest held-out loss | agrees | Kendall τ |"
+        head += " lowest warm-up loss | agrees | Kendall τ |"
         sep += "---|---|---|"
     lines += ["## Blocks (p at the chosen epoch)", "", head, sep]
     snr = next((h.get("grad_snr") for h in history
@@ -90,14 +99,19 @@ def write_report(out_dir: PathLike, arch: Arch, summary: Dict[str, Any],
                     f" | {a['kendall_tau']:+.2f} |")
         lines.append(row)
     if "op_losses" in summary:
-        lines += ["", "## Held-out loss of each op (the other blocks sampled from p)", "",
-                  "-log p(l|x) per frame; lower is better. The supernet's own preference, to "
-                  "compare with what α learned.", "",
-                  "| block | op | p | held-out loss |", "|---|---|---|---|"]
+        warm = summary.get("warmup_op_losses")
+        lines += ["", "## Held-out loss of each op", "",
+                  "-log p(l|x) per frame, lower is better. *Warm-up*: the warm-up supernet, the "
+                  "other blocks drawn uniformly: what the supernet prefers before the search "
+                  "trained some ops more than others, the reference α is compared with above. "
+                  "*After search*: the searched supernet, the other blocks drawn from p: biased "
+                  "towards the ops α chose, which got the training.", "",
+                  "| block | op | p | warm-up | after search |", "|---|---|---|---|---|"]
         for b, (row, cands) in enumerate(zip(summary["op_losses"], arch.candidates)):
             for k, loss in enumerate(row):
+                w = f"{warm[b][k]:.4f}" if warm else "–"
                 lines.append(f"| {b + 1} | {_short(cands[k])} | {arch.probabilities[b][k]:.3f}"
-                             f" | {loss:.4f} |")
+                             f" | {w} | {loss:.4f} |")
     lines += ["", "## Per epoch", "", "| epoch | held-out loss | arch steps | max p per block "
               "| max α-grad SNR per block |", "|---|---|---|---|---|"]
     for h in history:
@@ -132,7 +146,7 @@ def plot_diagnostics(arch: Arch, summary: Dict[str, Any], out_png: PathLike) -> 
     import matplotlib.pyplot as plt
 
     history = arch.history or []
-    losses = summary.get("op_losses")
+    losses = summary.get("warmup_op_losses") or summary.get("op_losses")
     n_blocks = len(arch.candidates)
     fig, axes = plt.subplots(1, 3 if losses else 2, figsize=(13 if losses else 9, 3.6),
                              squeeze=False)
@@ -159,7 +173,7 @@ def plot_diagnostics(arch: Arch, summary: Dict[str, Any], out_png: PathLike) -> 
         low = min(min(r) for r in losses)
         high = max(max(r) for r in losses)
         ax.set_ylim(low - 0.1 * (high - low + 1e-9), high + 0.25 * (high - low + 1e-9))
-        ax.set(title="held-out loss per op (red: chosen)", xticks=[])
+        ax.set(title="warm-up held-out loss per op (red: chosen)", xticks=[])
     for ax in axes[0]:
         ax.grid(alpha=0.3)
     fig.suptitle(f"{arch.describe()}", fontsize=9)

@@ -222,9 +222,15 @@ def _finish_search(trainer: Trainer) -> Dict[str, Any]:
     history = trainer.arch_history if trainer.strategy.has_arch_step else None
     arch = arch_from_strategy(trainer.strategy, indices, history, exp_dir=str(Path(cfg.exp_dir)),
                               epoch=trainer.epoch, seed=cfg.seed, git_sha=git_sha())
-    losses = None
+    losses = warm_losses = None
     if history and cfg.diagnostics:  # the supernet's own ranking of every op
-        losses = op_losses(lambda fn: trainer.held_out_loss(choice_fn=fn), arch.probabilities)
+        def held_out(fn):
+            return trainer.held_out_loss(choice_fn=fn)
+        searched = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+        trainer.load_init(Path(cfg.init))  # before the search trained some ops more than others
+        warm_losses = op_losses(held_out, [[1.0 / len(c)] * len(c) for c in arch.candidates])
+        trainer.model.load_state_dict(searched)
+        losses = op_losses(held_out, arch.probabilities)
     out = {"arch": arch.describe(trainer.num_units), "arch_json": str(d / "arch.json")}
     if trainer.dist.main:
         arch.to_json(d / "arch.json")
@@ -238,7 +244,7 @@ def _finish_search(trainer: Trainer) -> Dict[str, Any]:
             warm_dir = Path(cfg.init).parent
             warm = json.loads((warm_dir / "stage.json").read_text()) \
                 if (warm_dir / "stage.json").is_file() else {}
-            summary = summarise(arch, losses, read_jsonl(d / "alphas.jsonl"),
+            summary = summarise(arch, warm_losses, losses, read_jsonl(d / "alphas.jsonl"),
                                 read_jsonl(warm_dir / "metrics.jsonl"),
                                 read_jsonl(d / "metrics.jsonl"))
             out["report"] = str(write_report(d, arch, summary,

@@ -110,6 +110,9 @@ def test_snas_anneals_and_the_arch_comes_from_the_best_held_out_epoch(tts_data, 
     assert arch.probabilities == best["probabilities"]
     assert arch.ops == [c[max(range(len(p)), key=p.__getitem__)]
                         for c, p in zip(arch.candidates, best["probabilities"])]
+    report = (exp / "search" / "report.md").read_text()  # the search diagnostics
+    assert "Decided (max p >= 0.5 in every block)" in report and "| block | op | p | warm-up" \
+        in report and (exp / "search" / "diagnostics.png").is_file()
     saved = torch.load(exp / "search" / "best.pt", weights_only=False)
     probs = [torch.softmax(a, 0).tolist() for a in saved["arch_weights"].values()]
     np.testing.assert_allclose(np.concatenate(probs), np.concatenate(best["probabilities"]),

@@ -70,7 +70,7 @@ def test_diagnostics_rank_the_better_op_first(tmp_path):
     history = [{"epoch": 0, "held_out_loss": held_out(lambda g: Path(BETTER)) + 0.1,
                 "probabilities": probs, "grad_snr": snr, "arch_steps": 300}]
     arch = arch_from_strategy(strategy, aw.argmax(), history, exp_dir="toy", seed=3)
-    summary = summarise(arch, losses, rows, [], [{"kind": "epoch", "held_out_loss": 0.2}])
+    summary = summarise(arch, losses, losses, rows, [], [{"kind": "epoch", "held_out_loss": 0.2}])
     assert summary["decided"]
     report = write_report(tmp_path, arch, summary).read_text()
     blocks = report.split("## Blocks")[1].split("##")[0]
