@@ -71,8 +71,9 @@ def main() -> None:
         "decode", "Decoding speed on the tts test set (CPU, one process)",
         ["work", "CPU s", "RTF per core"], rows,
         [f"{len(mats)} test utterances, {audio:.1f} s of audio; TLG {info['TLG']['states']} "
-         f"states / {info['TLG']['arcs']} arcs (trigram on the fortunes pool minus dev/test, "
-         f"{len(decoder.words)} words); debug-size model; beams 17 / 8 / 7000; median of "
+         f"states / {info['TLG']['arcs']} arcs (trigram on the fortunes pool minus dev/test "
+         f"and their near-copies; {len(decoder.words)} words in G, the decoding vocabulary "
+         f"its words with a pronunciation); debug-size model; beams 17 / 8 / 7000; median of "
          f"{REPEATS}; network forward excluded.",
          "Target: RTF <= 0.05 per core for one search on TLG."])
 

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Union
 
 from pipeline import __version__
 
@@ -69,14 +69,6 @@ def atomic_write_text(path: PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temp file + rename)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def file_checksum(path: PathLike, limit_bytes: int = 1 << 26) -> str:
-    """sha256 of a file (first ``limit_bytes`` only, so huge archives stay cheap), hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        h.update(f.read(limit_bytes))
-    return h.hexdigest()
 
 
 _WHOLE_FILE = 1 << 26   # files up to 64 MiB are hashed whole
@@ -166,13 +158,7 @@ def remove_dependents(stage_dir: PathLike) -> List[Path]:
         for sib in sorted(src.parent.iterdir()):
             if sib == src or not sib.is_dir() or sib in removed:
                 continue
-            rec = {}
-            for name in ("stage.json", "inputs.json"):
-                if (sib / name).is_file():
-                    try:
-                        rec.update(json.loads((sib / name).read_text()).get("inputs") or {})
-                    except (ValueError, AttributeError):
-                        continue
+            rec = StageDir(sib).recorded().get("inputs") or {}
             paths = [Path(v["path"]) for v in rec.values() if isinstance(v, dict) and "path" in v]
             if any(src in p.resolve().parents for p in paths):
                 shutil.rmtree(sib)
@@ -274,23 +260,17 @@ class StageDir:
         self,
         command: str,
         seed: Optional[int] = None,
-        inputs: Iterable[PathLike] = (),
-        extra: Optional[Dict[str, Any]] = None,
         fingerprints: Optional[Dict[str, Dict[str, str]]] = None,
         options: Optional[Dict[str, Any]] = None,
+        extra: Optional[Dict[str, Any]] = None,
     ) -> Path:
         """Write ``stage.json``: command, versions, git sha, seed, torch threads, inputs (named
-        fingerprints, or checksums of ``inputs``), options, wall time."""
+        fingerprints, :func:`input_fingerprints`), options, wall time."""
         versions = {"stnas": __version__, "python": platform.python_version()}
         for mod in ("torch", "numpy", "kaldiio", "kaldi_native_fbank", "kaldifst"):
             m = sys.modules.get(mod)
             if m is not None:
                 versions[mod] = getattr(m, "__version__", "unknown")
-        checksums: Dict[str, Any] = {}
-        for p in inputs:
-            p = Path(p)
-            if p.is_file():
-                checksums[str(p)] = file_checksum(p)
         info = {
             "command": command,
             "seed": seed,
@@ -298,12 +278,12 @@ class StageDir:
             "git_sha": git_sha(),
             "host": platform.node(),
             "torch_threads": torch_threads(),
-            "inputs": fingerprints if fingerprints is not None else checksums,
+            "fingerprints": 1,
+            "inputs": fingerprints or {},
+            "options": options or {},
             "wall_time_s": round(time.time() - self._t0, 3),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        if fingerprints is not None:
-            info.update({"fingerprints": 1, "options": options or {}})
         if extra:
             info.update(extra)
         out = self.root / "stage.json"

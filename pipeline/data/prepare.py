@@ -32,7 +32,7 @@ from pipeline.data.validate import validate_data_dir
 from pipeline.errors import DataError, StnasError
 from pipeline.lang.lexicon import (read_lexicon, read_symbol_table, units_from_lexicon,
                                    write_lexicon, write_units, write_words)
-from pipeline.stage import StageDir, atomic_write_text
+from pipeline.stage import StageDir, atomic_write_text, input_fingerprints
 
 # options every local/<corpus>/prepare.py receives from PrepConfig (not --corpus-opt).
 _COMMON_OPTS = {"hours", "seed", "nj", "noise_snr_db", "lexicon", "keep_stress", "skip_bad",
@@ -95,6 +95,14 @@ class PrepConfig:
 
     # options that change no output (or only where it is): a rerun with other values resumes
     RUNTIME_ONLY = ("nj", "data_dir")
+
+
+def corpus_of(data_dir: PathLike) -> str:
+    """The corpus a prepared data dir holds (its ``config.yaml``; else the dir's name)."""
+    cfg = Path(data_dir) / "config.yaml"
+    if not cfg.is_file():
+        return Path(data_dir).name
+    return str((yaml.safe_load(cfg.read_text()) or {}).get("corpus", Path(data_dir).name))
 
 
 def train_set_name(cfg: PrepConfig) -> str:
@@ -233,9 +241,9 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
     _substage(stage, "den", den, ran)
 
     summary = _summary(stage, sets, ran)
+    inputs = {"fbank_conf": cfg.fbank_conf, **({"lexicon": cfg.lexicon} if cfg.lexicon else {})}
     stage.write_stage_json(f"stnas prep --corpus {cfg.corpus}", seed=cfg.seed,
-                           inputs=[cfg.fbank_conf] + ([cfg.lexicon] if cfg.lexicon else []),
-                           extra={"summary": summary})
+                           fingerprints=input_fingerprints(inputs), extra={"summary": summary})
     stage.mark_done("stage")
     return summary
 

@@ -176,6 +176,7 @@ def run_decode(cfg: DecodeConfig, force: bool = False) -> Dict[str, dict]:
     lang_test = lang_test_dir(data_dir, cfg.lm, cfg.lm_order)
     graph_k = json.loads((lang_test / "graph_info.json").read_text())["num_units"]
     sets = sorted(cfg.sets, key=lambda s: s != cfg.tune_set)  # the tuning set first
+    built_from = input_fingerprints({"model": model, "graph": lang_test / "TLG.fst"})
     summary: Dict[str, dict] = {}
     for name in sets:
         feats = data_dir / name / "feats.scp"
@@ -185,8 +186,7 @@ def run_decode(cfg: DecodeConfig, force: bool = False) -> Dict[str, dict]:
         tuning = not cfg.tune_set or name == cfg.tune_set
         settings = cfg.grid() if tuning else \
             [read_tuned(decode_dir_of(model, cfg.tune_set, cfg.lm))]
-        inputs = input_fingerprints({"model": model, "graph": lang_test / "TLG.fst",
-                                     "features": feats})
+        inputs = {**built_from, **input_fingerprints({"features": feats})}
         options = {"lm": cfg.lm, "settings": [list(s) for s in settings], "beam": cfg.beam,
                    "lattice_beam": cfg.lattice_beam, "max_active": cfg.max_active,
                    "method": cfg.method}
@@ -204,9 +204,10 @@ def run_decode(cfg: DecodeConfig, force: bool = False) -> Dict[str, dict]:
         if force:
             sd.reset()
         sd.record_inputs(inputs, options)
-        summary[name] = _decode_one(cfg, name, model, feats, lang_test, graph_k, settings, out)
+        summary[name], hyps = _decode_one(cfg, name, model, feats, lang_test, graph_k, settings,
+                                          out)
         if tuning and cfg.tune_set:
-            summary[name]["tuned"] = _tune(cfg, out, _read_sweep(out))
+            summary[name]["tuned"] = _tune(cfg, out, hyps)
         sd.write_stage_json("stnas decode", None, fingerprints=inputs, options=options,
                             extra={"summary": {k: v for k, v in summary[name].items()
                                                if k != "config"}})
@@ -215,8 +216,10 @@ def run_decode(cfg: DecodeConfig, force: bool = False) -> Dict[str, dict]:
 
 
 def _decode_one(cfg: DecodeConfig, name: str, model: Path, feats: Path, lang_test: Path,
-                graph_k: int, settings: List[Setting], out: Path) -> dict:
-    """Forward pass and search of one set; writes ``hyp/`` and ``decode_info.json``."""
+                graph_k: int, settings: List[Setting], out: Path
+                ) -> Tuple[dict, Dict[Setting, Dict[str, List[str]]]]:
+    """Forward pass and search of one set; writes ``hyp/`` and ``decode_info.json``; returns
+    the info and the hypotheses (setting → utt → words)."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -261,10 +264,4 @@ def _decode_one(cfg: DecodeConfig, name: str, model: Path, feats: Path, lang_tes
     atomic_write_text(out / "decode_info.json", json.dumps(info, indent=2) + "\n")
     log.info("decoded %s: %d utterances at %d settings, RTF per core %.4f (search only)", name,
              len(mats), len(settings), info["rtf_per_core"])
-    return info
-
-
-def _read_sweep(decode_dir: Path) -> Dict[Setting, Dict[str, str]]:
-    from pipeline.decode.score_stage import read_hyps
-
-    return read_hyps(decode_dir)
+    return info, hyps

@@ -46,8 +46,10 @@ def read_hyps(decode_dir: Path) -> Dict[Setting, Dict[str, str]]:
     return out
 
 
-def check_fresh(decode_dir: Path) -> dict:
+def check_fresh(decode_dir: Path, known: Optional[Dict[str, str]] = None) -> dict:
     """The decode info of a finished decode whose model and graph are unchanged.
+
+    ``known`` caches fingerprints by path across calls (the sets share model and graph).
 
     Raises:
         StnasError: not decoded (or not finished).
@@ -57,12 +59,15 @@ def check_fresh(decode_dir: Path) -> dict:
         raise StnasError(f"{decode_dir}: not decoded (run 'stnas decode')")
     info = json.loads((decode_dir / "decode_info.json").read_text())
     rec = StageDir(decode_dir).recorded().get("inputs") or {}
+    known = {} if known is None else known
     for name in ("model", "graph"):
         entry = rec.get(name)
         if not isinstance(entry, dict):
             continue  # decoded before fingerprints were recorded
         path = Path(entry["path"])
-        if not path.is_file() or fingerprint(path) != entry["fingerprint"]:
+        if str(path) not in known:
+            known[str(path)] = fingerprint(path) if path.is_file() else None
+        if known[str(path)] != entry["fingerprint"]:
             raise StaleResultError(
                 f"{decode_dir} is stale: its {name} {path} has changed (or gone) since it was "
                 "decoded; run 'stnas decode --force' to decode again")
@@ -94,7 +99,8 @@ def run_score(model_dir: Path, data_dir: Path, lm: str, dev: str, tests: Sequenc
         return read_map(data_dir / name / "text", allow_empty_value=True)
 
     dirs = {name: model_dir / f"decode_{name}_{lm}" for name in [dev, *tests]}
-    infos = {name: check_fresh(d) for name, d in dirs.items()}
+    known: Dict[str, str] = {}
+    infos = {name: check_fresh(d, known) for name, d in dirs.items()}
     models = {i["model_fingerprint"] for i in infos.values() if i.get("model_fingerprint")}
     if len(models) > 1:
         raise StaleResultError(f"the decodes of {', '.join(dirs)} come from different models; "
@@ -124,7 +130,9 @@ def run_score(model_dir: Path, data_dir: Path, lm: str, dev: str, tests: Sequenc
             out[name] = score_at_weight(ref(name), hyps, setting, dirs[name], use_sclite,
                                         extra(name))
     params = _params(Path(infos[dev]["model"]))
-    corpus = _corpus(data_dir)
+    from pipeline.data.prepare import corpus_of
+
+    corpus = corpus_of(data_dir)
     rows = []
     for name, res in out.items():
         n, words = oov[name.split(".")[0]]
@@ -168,12 +176,3 @@ def _params(model: Path) -> str:
         return "?"
     net, _, _ = load_model(model)
     return f"{num_parameters(net) / 1e6:.2f}M"
-
-
-def _corpus(data_dir: Path) -> str:
-    if (data_dir / "config.yaml").is_file():
-        import yaml
-
-        return str((yaml.safe_load((data_dir / "config.yaml").read_text()) or {})
-                   .get("corpus", data_dir.name))
-    return data_dir.name

@@ -44,13 +44,14 @@ from pipeline.data.datadir import c_sort_key
 from pipeline.errors import DataError, StnasError
 from pipeline.lang.lexicon import Lexicon, read_lexicon, read_symbol_table, write_lexicon
 from pipeline.lang.token_fst import build_token_fst
-from pipeline.stage import atomic_path, atomic_write_text, file_checksum
+from pipeline.stage import atomic_path, atomic_write_text, fingerprint
 
 PathLike = Union[str, Path]
 log = logging.getLogger(__name__)
 
-GRAPH_VERSION = 2  # bump when the construction changes, so that old graphs are rebuilt
+GRAPH_VERSION = 3  # bump when the construction changes, so that old graphs are rebuilt
 # 2: the decoding vocabulary is the LM's (L holds only lexicon words the LM knows)
+# 3: inputs recorded by content fingerprint
 INPUTS_FILE = ".inputs.json"
 WORD_DISAMBIG = "#0"
 
@@ -231,7 +232,7 @@ def _write_table(path: PathLike, table: Mapping[str, int]) -> None:
 def _input_checksums(paths: Sequence[Path]) -> Dict[str, object]:
     sums: Dict[str, object] = {"graph_version": GRAPH_VERSION}
     for p in paths:
-        sums[p.name] = {"size": p.stat().st_size, "sha256": file_checksum(p)}
+        sums[p.name] = fingerprint(p)
     return sums
 
 

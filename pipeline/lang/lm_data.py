@@ -4,7 +4,8 @@ Dev and test must never reach the decoder through the LM or its vocabulary. For 
 without an LM of its own, :func:`word_lm_arpa` estimates an interpolated modified Kneser-Ney
 n-gram (:mod:`pipeline.lang.word_lm`) on
 
-1. ``local/lm/text`` when prep wrote one (``tts``: the fortunes sentence pool), else
+1. ``local/lm/text`` when prep wrote one (``tts`` always does: the fortunes sentence pool),
+   else
 2. the ``train`` transcripts (Switchboard, ``--corpus kaldi``), as Kaldi's Switchboard recipe
    does for its ``sw1_tg``,
 
@@ -151,12 +152,11 @@ def lm_training_text(data_dir: Path) -> Tuple[str, List[List[str]]]:
     if lm_text.is_file():
         lines = lm_text.read_text(encoding="utf-8").splitlines()
         return str(lm_text), [line.split() for line in lines if line.strip()]
-    corpus = _corpus_name(data_dir)
-    if corpus == "tts":  # prepared before prep wrote local/lm/text: the same pool
-        from local.tts.sentences import sentence_pool
-        from pipeline.lang.lexicon import read_festival_cmudict
+    from pipeline.data.prepare import corpus_of
 
-        return "fortunes", [s.split() for s in sentence_pool(read_festival_cmudict())]
+    if corpus_of(data_dir) == "tts":
+        raise DataError("missing: this tts data dir was prepared by an older stnas; prepare it "
+                        "again with 'stnas prep --force'", lm_text)
     train_text = data_dir / "train" / "text"
     if not train_text.is_file():
         raise DataError("no text to estimate a word LM from: write one sentence per line to "
@@ -164,15 +164,6 @@ def lm_training_text(data_dir: Path) -> Tuple[str, List[List[str]]]:
                         train_text)
     return str(train_text), [v.split() for v in
                              read_map(train_text, allow_empty_value=True).values()]
-
-
-def _corpus_name(data_dir: Path) -> str:
-    cfg = data_dir / "config.yaml"
-    if not cfg.is_file():
-        return data_dir.name
-    import yaml
-
-    return str((yaml.safe_load(cfg.read_text()) or {}).get("corpus", data_dir.name))
 
 
 def word_lm_arpa(data_dir: Path, lm: str, order: int = 3) -> Path:

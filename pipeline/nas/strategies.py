@@ -67,12 +67,6 @@ class StrategyConfig:
     fixed_arch: Optional[str] = None
 
 
-def broadcast_from_rank0(values: Tensor) -> Tensor:
-    """Rank 0's copy of ``values`` on every rank (identity when not distributed); the
-    collective runs on the process group's device (:mod:`pipeline.train.distributed`)."""
-    return broadcast(values, src=0)
-
-
 class Strategy:
     """Base class: owns α's optimiser, the sampler and the derivation rule."""
 
@@ -92,7 +86,7 @@ class Strategy:
     def draw_path(self, uniform: bool = False) -> Tuple[int, ...]:
         """One op per block from p (or uniform), the same on every rank."""
         drawn = torch.tensor(self.arch.sample(self.generator, uniform=uniform))
-        return tuple(int(i) for i in broadcast_from_rank0(drawn))
+        return tuple(int(i) for i in broadcast(drawn))
 
     # -- the two steps --------------------------------------------------------------------
     def weight_choice(self) -> Choice:
@@ -108,7 +102,7 @@ class Strategy:
         the expected performance of the current supernet), drawn from ``generator`` so that
         evaluation never moves the training sampler."""
         drawn = torch.tensor(self.arch.sample(generator))
-        return Path(tuple(int(i) for i in broadcast_from_rank0(drawn)))
+        return Path(tuple(int(i) for i in broadcast(drawn)))
 
     def arch_step(self, loss_of: LossOf) -> float:
         """One α update on a held-out batch with the weights frozen; returns the loss."""
@@ -189,7 +183,7 @@ class Darts(Strategy):
 def gumbel_softmax(logits: Tensor, tau: float, generator: torch.Generator) -> Tensor:
     """Soft one-hot ``softmax((α + g) / τ)`` with Gumbel noise g drawn from ``generator``."""
     u = torch.rand(logits.shape, generator=generator).clamp_(1e-10, 1.0 - 1e-7)
-    noise = broadcast_from_rank0(-torch.log(-torch.log(u))).to(logits.device, logits.dtype)
+    noise = broadcast(-torch.log(-torch.log(u))).to(logits.device, logits.dtype)
     return ((logits + noise) / tau).softmax(dim=-1)
 
 
@@ -229,7 +223,7 @@ class RandomSearch(Strategy):
 
     def eval_choice(self, generator: torch.Generator) -> Choice:
         drawn = torch.tensor(self.arch.sample(generator, uniform=True))
-        return Path(tuple(int(i) for i in broadcast_from_rank0(drawn)))
+        return Path(tuple(int(i) for i in broadcast(drawn)))
 
     def candidates(self) -> List[Tuple[int, ...]]:
         """k distinct uniformly drawn architectures (fewer if the space is smaller)."""

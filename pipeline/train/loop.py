@@ -305,9 +305,9 @@ class Trainer:
     def per_frame(stats: Tensor) -> Dict[str, float]:
         """Summed :data:`STATS` (over ranks) → ``-log p(l|x)`` per output frame (``loss``) and
         its parts per frame: ``den`` (log Z), ``ctc`` (-log p_CTC), ``lm`` (log p_LM)."""
-        frames = max(float(stats[1]), 1.0)
-        return {"loss": float(stats[0]) / frames, "den": float(stats[3]) / frames,
-                "ctc": float(stats[4]) / frames, "lm": float(stats[5]) / frames}
+        sums = dict(zip(STATS, stats.tolist()))
+        frames = max(sums["frames"], 1.0)
+        return {"loss": sums["nll"] / frames, **{k: sums[k] / frames for k in ("den", "ctc", "lm")}}
 
     def weight_step(self, batch: Batch, global_utts: int) -> Optional[Dict[str, float]]:
         """One optimiser step on ``batch``; per-frame losses, None when skipped (non-finite)."""

@@ -37,11 +37,8 @@ def summarise(arch: Arch, warm_losses: Optional[List[List[float]]],
     history = arch.history or []
     probs = arch.probabilities or []
     per_block = [block_stats(p) for p in probs]
-    last = history[-1] if history else None
-    if last and alpha_rows and "epoch" in alpha_rows[-1]:
-        last_rows = [r for r in alpha_rows if r["epoch"] == last["epoch"]]
-    else:
-        last_rows = list(alpha_rows[-(last.get("arch_steps") or 1):]) if last else []
+    last_epoch = history[-1]["epoch"] if history else None
+    last_rows = [r for r in alpha_rows if r.get("epoch") == last_epoch]
     changes = argmax_changes(last_rows)
     final = [block_stats(p) for p in alpha_rows[-1]["probs"]] if alpha_rows else per_block
     out: Dict[str, Any] = {

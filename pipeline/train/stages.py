@@ -17,7 +17,6 @@ retrained model). An interrupted stage resumes only with the same inputs and opt
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -47,19 +46,6 @@ _RESUME_FREE = {"device", "progress", "log_every", "ckpt_every", "keep_checkpoin
                 "max_bad_batches", "num_threads", "diagnostics"}
 # Paths whose *content* is an input (fingerprinted in stage_inputs), not an option.
 _LOCATIONS = {"data_dir", "exp_dir", "arch", "init"}
-
-
-def _check_frozen_config(stage_dir: Path, cfg: TrainConfig) -> None:
-    frozen = stage_dir / "config.yaml"
-    if not frozen.is_file():
-        return
-    old = yaml.safe_load(frozen.read_text()) or {}
-    new = config_dict(cfg)
-    changed = sorted(k for k in new
-                     if k not in _RESUME_FREE | _LOCATIONS and old.get(k) != new[k])
-    if changed:
-        raise StnasError(f"{stage_dir} was started with other settings ({', '.join(changed)}); "
-                         "rerun with the same ones to resume, or with --force to start over")
 
 
 def stage_inputs(cfg: TrainConfig) -> Dict[str, Path]:
@@ -98,10 +84,8 @@ def _fingerprints(cfg: TrainConfig) -> Dict[str, Dict[str, str]]:
     return input_fingerprints(paths)
 
 
-def _up_to_date(stage_dir: Path) -> Dict[str, Any]:
-    rec = json.loads((stage_dir / "stage.json").read_text()) \
-        if (stage_dir / "stage.json").is_file() else {}
-    return {**(rec.get("summary") or {}), "stage": stage_dir.name, "dir": str(stage_dir),
+def _up_to_date(sd: StageDir) -> Dict[str, Any]:
+    return {**(sd.recorded().get("summary") or {}), "stage": sd.root.name, "dir": str(sd.root),
             "up_to_date": True}
 
 
@@ -128,13 +112,12 @@ def run_stage(cfg: TrainConfig, force: bool = False) -> Dict[str, Any]:
                 + ("redo it (this also removes the stages built from it)" if done
                    else "start it over"))
         if sd.is_done("stage"):
-            return _up_to_date(stage_dir)
+            return _up_to_date(sd)
     if force and dist_info.main:
         for dep in remove_dependents(stage_dir):
             log.warning("removed %s: it was built from %s, which is redone", dep, stage_dir)
         sd.reset()
     barrier()
-    _check_frozen_config(stage_dir, cfg)
     if started_with not in (None, threads) and not force:
         log.warning("%s was started with %s torch threads and goes on with %d: the result "
                     "will not be bit-identical to an uninterrupted run (set num_threads=%s to "
@@ -242,8 +225,7 @@ def _finish_search(trainer: Trainer) -> Dict[str, Any]:
             trainer.save_best()
         if history:
             warm_dir = Path(cfg.init).parent
-            warm = json.loads((warm_dir / "stage.json").read_text()) \
-                if (warm_dir / "stage.json").is_file() else {}
+            warm = StageDir(warm_dir).recorded()
             summary = summarise(arch, warm_losses, losses, read_jsonl(d / "alphas.jsonl"),
                                 read_jsonl(warm_dir / "metrics.jsonl"),
                                 read_jsonl(d / "metrics.jsonl"))
