@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 from typing import Callable, List, Sequence
 
+from pipeline.threads import disable_dynamic_threads
+
+disable_dynamic_threads()  # as the stnas command does: import this before torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

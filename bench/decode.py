@@ -19,6 +19,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from pipeline.threads import disable_dynamic_threads  # noqa: E402
+
+disable_dynamic_threads()  # before torch loads, as the stnas command does
+
 REPEATS = 3
 WEIGHTS = [0.3, 0.5, 0.7, 1.0, 1.5, 2.0]
 PENALTIES = [0.0, 0.5, 1.0]

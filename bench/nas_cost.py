@@ -33,6 +33,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipeline.threads import disable_dynamic_threads  # noqa: E402
+
+disable_dynamic_threads()  # before torch loads, as the stnas command does
+
 
 CONFIGS = ("single", "st_weight", "st_arch", "darts", "snas")
 K = 72

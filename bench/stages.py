@@ -22,6 +22,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from pipeline.threads import disable_dynamic_threads  # noqa: E402
+
+disable_dynamic_threads()  # before torch loads, as the stnas command does
+
 STAGES = ("warmup", "search", "retrain")
 
 
