@@ -180,6 +180,19 @@ def git_sha(repo: Optional[PathLike] = None) -> Optional[str]:
         return None
 
 
+def peak_memory() -> Dict[str, float]:
+    """Peak memory of this process so far, MiB: ``peak_rss_mib`` (resident set, the whole
+    process: the stage's own when it runs as its own command) and, when CUDA was used,
+    ``peak_cuda_mib`` (torch's peak allocation on the current device)."""
+    import resource
+
+    out = {"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+    return out
+
+
 class StageDir:
     """A stage's output directory with per-sub-stage done markers.
 
@@ -265,7 +278,7 @@ class StageDir:
         extra: Optional[Dict[str, Any]] = None,
     ) -> Path:
         """Write ``stage.json``: command, versions, git sha, seed, torch threads, inputs (named
-        fingerprints, :func:`input_fingerprints`), options, wall time."""
+        fingerprints, :func:`input_fingerprints`), options, wall time, peak memory."""
         versions = {"stnas": __version__, "python": platform.python_version()}
         for mod in ("torch", "numpy", "kaldiio", "kaldi_native_fbank", "kaldifst"):
             m = sys.modules.get(mod)
@@ -282,6 +295,7 @@ class StageDir:
             "inputs": fingerprints or {},
             "options": options or {},
             "wall_time_s": round(time.time() - self._t0, 3),
+            **peak_memory(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         if extra:

@@ -15,6 +15,7 @@ disable_dynamic_threads()  # before any stage imports torch: see pipeline/thread
 from steps_py.decode import decode, score
 from steps_py.prep import prep
 from steps_py.show import show
+from steps_py.study import study
 from steps_py.training import retrain, search, warmup
 
 
@@ -32,5 +33,5 @@ def cli(verbose: int) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
-for command in (prep, warmup, search, retrain, decode, score, show):
+for command in (prep, warmup, search, retrain, decode, score, show, study):
     cli.add_command(command)

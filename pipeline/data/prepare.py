@@ -32,7 +32,7 @@ from pipeline.data.validate import validate_data_dir
 from pipeline.errors import DataError, StnasError
 from pipeline.lang.lexicon import (read_lexicon, read_symbol_table, units_from_lexicon,
                                    write_lexicon, write_units, write_words)
-from pipeline.stage import StageDir, atomic_write_text, input_fingerprints
+from pipeline.stage import StageDir, atomic_write_text, fingerprint, input_fingerprints
 
 # options every local/<corpus>/prepare.py receives from PrepConfig (not --corpus-opt).
 _COMMON_OPTS = {"hours", "seed", "nj", "noise_snr_db", "lexicon", "keep_stress", "skip_bad",
@@ -116,8 +116,19 @@ def _check_same_config(stage: StageDir, cfg: PrepConfig) -> None:
         return
     old = yaml.safe_load(path.read_text()) or {}
     new = asdict(cfg)
-    diffs = [f"{k}: {old.get(k)!r} → {new[k]!r}" for k in new
-             if k not in PrepConfig.RUNTIME_ONLY and old.get(k) != new[k]]
+    recorded = stage.recorded().get("inputs") or {}
+
+    def same(k: str) -> bool:
+        # a file input (fbank config, lexicon) is compared by content: the same file at
+        # another path (a moved checkout) is no change, an edited one at the same path is
+        rec = recorded.get(k)
+        if isinstance(rec, dict) and new[k] and Path(new[k]).is_file():
+            return fingerprint(new[k]) == rec.get("fingerprint")
+        return old.get(k) == new[k]
+
+    diffs = [f"{k}: {new[k]} has changed" if old.get(k) == new[k] else
+             f"{k}: {old.get(k)!r} → {new[k]!r}" for k in new
+             if k not in PrepConfig.RUNTIME_ONLY and not same(k)]
     if diffs:
         raise StnasError(f"{stage.root} was prepared with other options ({'; '.join(diffs)}); "
                          "use --force to redo it or choose another --data-dir")

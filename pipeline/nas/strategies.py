@@ -55,6 +55,10 @@ class StrategyConfig:
         tau_start, tau_min, tau_decay: SNAS temperature ``max(tau_min, tau_start *
             tau_decay ** epoch)``.
         random_candidates: k, architectures tried by ``random``.
+        arch_samples: M, architectures drawn per arch step (``st``: paths, ``snas``: Gumbel
+            samples) on the same held-out batch, their gradients averaged: an M-sample Monte
+            Carlo estimate whose variance from the sampling falls as 1/M (``darts`` is
+            deterministic and uses one).
         fixed_arch: path of the ``arch.json`` for ``fixed``.
     """
 
@@ -64,6 +68,7 @@ class StrategyConfig:
     tau_min: float = 0.05
     tau_decay: float = 0.7
     random_candidates: int = 10
+    arch_samples: int = 1
     fixed_arch: Optional[str] = None
 
 
@@ -72,6 +77,7 @@ class Strategy:
 
     name = ""
     has_arch_step = False
+    stochastic = False  # whether arch_choice() draws a new sample on each call
 
     def __init__(self, supernet: Supernet, arch: ArchWeights, config: StrategyConfig) -> None:
         self.supernet = supernet
@@ -109,15 +115,19 @@ class Strategy:
         if not self.has_arch_step or self.optimizer is None:
             raise RuntimeError(f"strategy '{self.name}' has no arch step")
         self.optimizer.zero_grad(set_to_none=True)
+        samples = max(1, self.config.arch_samples) if self.stochastic else 1
+        total = 0.0
         with self.supernet.frozen_weights():
-            loss = loss_of(self.arch_choice())
-            loss.backward()
+            for _ in range(samples):
+                loss = loss_of(self.arch_choice())
+                (loss / samples).backward()
+                total += float(loss.detach())
         self._average_alpha_grads()
         if not all(a.grad is None or bool(torch.isfinite(a.grad).all()) for a in self.arch.alphas):
             self.optimizer.zero_grad(set_to_none=True)  # a NaN batch must not poison α
             return math.nan
         self.optimizer.step()
-        return float(loss.detach())
+        return total / samples
 
     def _average_alpha_grads(self) -> None:
         if not distributed():
@@ -156,6 +166,7 @@ class StraightThroughNas(Strategy):
 
     name = "st"
     has_arch_step = True
+    stochastic = True
 
     def weight_choice(self) -> Choice:
         return Path(self.draw_path())
@@ -192,6 +203,7 @@ class Snas(Strategy):
 
     name = "snas"
     has_arch_step = True
+    stochastic = True
 
     @property
     def tau(self) -> float:

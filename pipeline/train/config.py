@@ -17,6 +17,7 @@ import yaml
 from pipeline.errors import StnasError
 
 STAGES = ("warmup", "search", "retrain")
+SCRATCH = "scratch"  # search init: a freshly initialised supernet (no warm-up, paper §4.5)
 
 
 @dataclass
@@ -36,7 +37,8 @@ class TrainConfig:
     # model
     space: str = "tiny"
     arch: Optional[str] = None        # retrain: the arch.json
-    init: Optional[str] = None        # search: warm-up weights [default: <exp>/warmup/best.pt]
+    init: Optional[str] = None        # search: warm-up weights [default: <exp>/warmup/best.pt];
+    #                                   'scratch': no warm-up, a freshly initialised supernet
     strategy: str = "st"
     strategy_conf: Dict[str, Any] = field(default_factory=dict)
     random_short_steps: int = 50      # random search: weight steps per candidate

@@ -34,7 +34,7 @@ from pipeline.nas.supernet import Path as NetPath
 from pipeline.stage import (StageDir, atomic_path, atomic_write_text, git_sha,
                             input_fingerprints, remove_dependents)
 from pipeline.threads import pin_threads
-from pipeline.train.config import TrainConfig, config_dict
+from pipeline.train.config import SCRATCH, TrainConfig, config_dict
 from pipeline.train.distributed import barrier, init_distributed
 from pipeline.train.loop import Trainer, average_checkpoints
 from pipeline.train.plots import plot_alphas, plot_curves, read_jsonl
@@ -62,7 +62,7 @@ def stage_inputs(cfg: TrainConfig) -> Dict[str, Path]:
         space = Path(cfg.space)
         if space.suffix == ".json" and space.is_file():
             inputs["space"] = space
-    if cfg.stage == "search":
+    if cfg.stage == "search" and cfg.init != SCRATCH:
         inputs["init"] = Path(cfg.init)
     if cfg.strategy_conf.get("fixed_arch") and cfg.stage != "retrain":
         inputs["fixed_arch"] = Path(cfg.strategy_conf["fixed_arch"])
@@ -128,7 +128,7 @@ def run_stage(cfg: TrainConfig, force: bool = False) -> Dict[str, Any]:
         sd.record_inputs(inputs, options)
     trainer = Trainer(cfg, dist_info, stage_dir)
     resumed = trainer.resume()
-    if cfg.stage == "search" and not resumed:
+    if cfg.stage == "search" and not resumed and cfg.init != SCRATCH:
         trainer.load_init(Path(cfg.init))
     summary: Dict[str, Any] = {"stage": cfg.stage, "dir": str(stage_dir), "resumed": resumed,
                                "train_utts": len(trainer.train),
@@ -209,10 +209,11 @@ def _finish_search(trainer: Trainer) -> Dict[str, Any]:
     if history and cfg.diagnostics:  # the supernet's own ranking of every op
         def held_out(fn):
             return trainer.held_out_loss(choice_fn=fn)
-        searched = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-        trainer.load_init(Path(cfg.init))  # before the search trained some ops more than others
-        warm_losses = op_losses(held_out, [[1.0 / len(c)] * len(c) for c in arch.candidates])
-        trainer.model.load_state_dict(searched)
+        if cfg.init != SCRATCH:  # before the search trained some ops more than others
+            searched = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+            trainer.load_init(Path(cfg.init))
+            warm_losses = op_losses(held_out, [[1.0 / len(c)] * len(c) for c in arch.candidates])
+            trainer.model.load_state_dict(searched)
         losses = op_losses(held_out, arch.probabilities)
     out = {"arch": arch.describe(trainer.num_units), "arch_json": str(d / "arch.json")}
     if trainer.dist.main:
@@ -224,10 +225,10 @@ def _finish_search(trainer: Trainer) -> Dict[str, Any]:
         if not (d / "best.pt").is_file():
             trainer.save_best()
         if history:
-            warm_dir = Path(cfg.init).parent
-            warm = StageDir(warm_dir).recorded()
+            warm_dir = Path(cfg.init).parent if cfg.init != SCRATCH else None
+            warm = StageDir(warm_dir).recorded() if warm_dir else {}
             summary = summarise(arch, warm_losses, losses, read_jsonl(d / "alphas.jsonl"),
-                                read_jsonl(warm_dir / "metrics.jsonl"),
+                                read_jsonl(warm_dir / "metrics.jsonl") if warm_dir else [],
                                 read_jsonl(d / "metrics.jsonl"))
             out["report"] = str(write_report(d, arch, summary,
                                              (warm.get("summary") or {}).get("stopped_by", ""),

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import kaldiio
 import numpy as np
@@ -225,3 +226,23 @@ def test_shipped_prep_configs_parse(corpus):
     module = importlib.import_module(f"local.{'tts' if corpus == 'debug' else corpus}.prepare")
     params = inspect.signature(module.prepare).parameters
     assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY for k in opts)
+
+
+def test_fbank_config_moved_with_the_same_content_is_no_change(tmp_path):
+    """A moved checkout (the same fbank.conf at another path) keeps its prepared data; a
+    changed config is refused, naming it."""
+    root = make_kaldi_corpus(tmp_path / "corpus")
+    out = tmp_path / "data"
+    conf = tmp_path / "a" / "fbank.conf"
+    conf.parent.mkdir()
+    conf.write_text((Path(__file__).resolve().parents[2] / "conf" / "fbank.conf").read_text())
+    base = ("--corpus", "kaldi", "--corpus-root", root, "--data-dir", out, "--no-speed-perturb")
+    assert run(*base, "--fbank-conf", conf).exit_code == 0
+    moved = tmp_path / "b" / "fbank.conf"
+    moved.parent.mkdir()
+    moved.write_text(conf.read_text())
+    r = run(*base, "--fbank-conf", moved)
+    assert r.exit_code == 0, r.output
+    moved.write_text(conf.read_text() + "--dither=0.5\n")
+    r = run(*base, "--fbank-conf", moved)
+    assert r.exit_code == 1 and "prepared with other options (fbank_conf:" in r.output

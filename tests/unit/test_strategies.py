@@ -170,3 +170,39 @@ def test_two_gloo_processes_derive_the_same_architecture(tmp_path, name):
     assert r0["alphas"] == r1["alphas"]  # bitwise: the same averaged gradients on both ranks
     assert r0["arch"] == r1["arch"] and r0["draws"] == r1["draws"]
     assert any(abs(v) > 1e-4 for block in r0["alphas"] for v in block)  # α did move
+
+
+@pytest.mark.parametrize("name", ["st", "snas", "darts"])
+def test_arch_samples_average_the_gradients_of_independent_draws(name):
+    """M samples per arch step: α's gradient is the mean of the M single-sample gradients
+    (the same draws, in order); deterministic DARTS draws nothing and computes one."""
+    space = _small_space()
+    torch.manual_seed(0)
+    net, arch = Supernet(space, 5).eval(), ArchWeights(space)
+    with torch.no_grad():
+        for a in arch.alphas:
+            a.normal_()
+    x, lengths = torch.randn(2, 24, 120), torch.tensor([24, 20])
+    calls = []
+
+    def loss_of(c):
+        calls.append(c)
+        out = net(x, lengths, c)[0]
+        return out.exp().sum(dim=-1).mean() + out[..., 1].mean()
+
+    many = make_strategy(name, net, arch, StrategyConfig(seed=3, arch_samples=3, arch_lr=0.0))
+    many.arch_step(loss_of)
+    got = [a.grad.clone() for a in arch.alphas]
+    expected_calls = 3 if name != "darts" else 1
+    assert len(calls) == expected_calls
+    one = make_strategy(name, net, arch, StrategyConfig(seed=3, arch_samples=1, arch_lr=0.0))
+    grads = []
+    for _ in range(expected_calls):
+        one.arch_step(loss_of)
+        grads.append([a.grad.clone() for a in arch.alphas])
+    if name == "st":  # the single-sample strategy drew the same paths, in the same order
+        assert [c.indices for c in calls[:3]] == [c.indices for c in calls[3:]]
+        assert len({c.indices for c in calls[:3]}) > 1
+    for b, g in enumerate(got):
+        mean = torch.stack([gr[b] for gr in grads]).mean(0)
+        torch.testing.assert_close(g, mean, rtol=1e-5, atol=1e-7)

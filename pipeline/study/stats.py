@@ -1,0 +1,94 @@
+"""Numbers of a study: per-utterance errors, mean ± standard deviation over seeds, and a
+paired bootstrap test of one method against another.
+
+The test (:func:`paired_bootstrap`) resamples at two levels, so that both sources of
+variation a reader cares about are in the interval: the test utterances (drawn with
+replacement, the *same* draw for both methods: paired) and the seeds (each method's seeds
+drawn with replacement, independently: a search seed is not paired with the other method's).
+Each replicate gives ``WER(other) - WER(reference)`` in % absolute (the mean over the drawn
+seeds of each method's corpus-level WER on the drawn utterances); the interval is the 2.5 and
+97.5 percentiles, and the two-sided p-value is ``2 * min(P(Δ <= 0), P(Δ >= 0))`` over the
+replicates (floored at ``1 / resamples``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Sequence, Tuple
+
+import numpy as np
+
+from pipeline.decode.scoring import align_like_sclite
+
+
+def utterance_errors(ref: Mapping[str, str], hyp: Mapping[str, str]
+                     ) -> Tuple[List[str], np.ndarray, np.ndarray]:
+    """(utterance ids sorted, errors per utterance, reference words per utterance), aligned
+    with sclite's costs; a missing hypothesis is all deletions."""
+    utts = sorted(ref)
+    errors, words = [], []
+    for u in utts:
+        r, h = ref[u].split(), hyp.get(u, "").split()
+        _, sub, dels, ins = align_like_sclite(r, h)
+        errors.append(sub + dels + ins)
+        words.append(len(r))
+    return utts, np.array(errors, dtype=np.int64), np.array(words, dtype=np.int64)
+
+
+def mean_std(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0 for one value)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return math.nan, math.nan
+    return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0
+
+
+@dataclass
+class Comparison:
+    """``other`` minus ``reference``, %WER absolute (positive: the reference is better)."""
+
+    delta: float          # on all utterances, mean over seeds
+    low: float            # 95 % bootstrap interval
+    high: float
+    p_value: float        # two-sided
+    resamples: int
+
+    def as_dict(self) -> Dict[str, float]:
+        return {"delta": self.delta, "ci95": [self.low, self.high], "p": self.p_value,
+                "resamples": self.resamples}
+
+
+def paired_bootstrap(reference: np.ndarray, other: np.ndarray, words: np.ndarray,
+                     resamples: int = 2000, seed: int = 0) -> Comparison:
+    """Compare two methods on the same utterances (see the module docstring).
+
+    Args:
+        reference, other: errors per utterance, shape (seeds, utterances) each (the number of
+            seeds may differ).
+        words: reference words per utterance, (utterances,).
+        resamples: bootstrap replicates.
+        seed: of the resampling.
+    """
+    reference, other = np.atleast_2d(reference), np.atleast_2d(other)
+    words = np.asarray(words, dtype=np.float64)
+    if reference.shape[1] != words.size or other.shape[1] != words.size:
+        raise ValueError("both methods must be scored on the same utterances")
+    if words.sum() <= 0:
+        raise ValueError("no reference words")
+    rng = np.random.default_rng(seed)
+    n_utt = words.size
+    delta = 100.0 * (other.sum(1).mean() - reference.sum(1).mean()) / words.sum()
+    deltas = np.empty(resamples)
+    for b in range(resamples):
+        idx = rng.integers(0, n_utt, n_utt)
+        w = words[idx].sum()
+        ref_seeds = rng.integers(0, reference.shape[0], reference.shape[0])
+        oth_seeds = rng.integers(0, other.shape[0], other.shape[0])
+        ref_wer = reference[np.ix_(ref_seeds, idx)].sum(1).mean() / w
+        oth_wer = other[np.ix_(oth_seeds, idx)].sum(1).mean() / w
+        deltas[b] = 100.0 * (oth_wer - ref_wer)
+    p = 2.0 * min(float((deltas <= 0).mean()), float((deltas >= 0).mean()))
+    low, high = np.percentile(deltas, [2.5, 97.5])
+    return Comparison(float(delta), float(low), float(high),
+                      float(min(1.0, max(p, 1.0 / resamples))), resamples)
