@@ -6,6 +6,7 @@ is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Optional, Union
 
@@ -44,3 +45,47 @@ class DataError(StnasError):
 
 class StaleResultError(StnasError):
     """A finished result was built from other inputs or options than the present ones."""
+
+
+# errno values that mean "this file cannot be written here", a problem of the machine the
+# user can fix (free space, permissions, a read-only mount), not a bug
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+class WriteError(StnasError):
+    """A file could not be written (no space, read-only, permission); the previous version of
+    the file, if any, is intact."""
+
+
+def write_error(path: Union[str, Path], exc: BaseException) -> Optional[WriteError]:
+    """The :class:`WriteError` for ``exc`` raised while writing ``path``, or None when ``exc``
+    is not a write failure. torch reports a full disk as a RuntimeError without an errno
+    (``PytorchStreamWriter failed writing file``); the free space tells what happened."""
+    import shutil
+
+    where = Path(path).parent
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return WriteError(f"no space left on {_mount_of(where)} while writing {path}")
+        return WriteError(f"cannot write {path}: {exc.strerror}")
+    if isinstance(exc, RuntimeError) and "write" in str(exc).lower() and \
+            ("PytorchStreamWriter" in str(exc) or "inline_container" in str(exc)):
+        try:
+            free = shutil.disk_usage(where).free
+        except OSError:
+            free = -1
+        why = (f"no space left on {_mount_of(where)}" if 0 <= free < 64 * 2 ** 20
+               else f"the write failed ({str(exc).strip().splitlines()[-1][:200]})")
+        return WriteError(f"{why} while writing {path}")
+    return None
+
+
+def _mount_of(path: Path) -> str:
+    import os
+
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    return str(p)

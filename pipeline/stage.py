@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Union
 
 from pipeline import __version__
+from pipeline.errors import write_error
+from pipeline.locks import lock_dir, unlock_dir
 
 PathLike = Union[str, Path]
 
@@ -49,10 +51,17 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     A crash or exception leaves any previous ``path`` untouched and removes the temporary.
     The file gets the permissions of a plain ``open()`` under the process umask (``mkstemp``
     alone would leave it readable by its owner only).
+
+    Raises:
+        WriteError: the disk is full, read-only or not writable (a user error naming the
+            place), instead of the raw OS or torch exception.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise (write_error(path, e) or e) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -60,8 +69,11 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         if tmp_path.exists():
             os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
         tmp_path.unlink(missing_ok=True)
+        err = write_error(path, e) if isinstance(e, (OSError, RuntimeError)) else None
+        if err is not None:
+            raise err from None
         raise
 
 
@@ -161,7 +173,9 @@ def remove_dependents(stage_dir: PathLike) -> List[Path]:
             rec = StageDir(sib).recorded().get("inputs") or {}
             paths = [Path(v["path"]) for v in rec.values() if isinstance(v, dict) and "path" in v]
             if any(src in p.resolve().parents for p in paths):
+                lock_dir(sib)  # not while another process works in it (LockedError)
                 shutil.rmtree(sib)
+                unlock_dir(sib)
                 removed.append(sib)
                 todo.append(sib)
     return removed
@@ -265,8 +279,10 @@ class StageDir:
              "torch_threads": torch_threads()}, indent=2, sort_keys=True, default=str) + "\n")
 
     def reset(self) -> None:
-        """Remove everything in the stage dir (``--force``)."""
+        """Remove everything in the stage dir (``--force``) but its lock file."""
         for p in self.root.iterdir():
+            if p.name == ".lock":
+                continue
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
     def write_stage_json(

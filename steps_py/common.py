@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 from typing import Any, Dict, Iterator, Optional
 
 import click
@@ -10,16 +11,23 @@ import click
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Report :class:`pipeline.errors.StnasError` as ``Error: ...`` with exit status 1.
+    """Report :class:`pipeline.errors.StnasError`, and files that cannot be written or read
+    for want of space or permission, as ``Error: ...`` with exit status 1.
 
     Anything else is a bug and keeps its traceback. Ctrl-C exits with status 130.
     """
-    from pipeline.errors import StnasError
+    from pipeline.errors import WRITE_ERRNOS, StnasError, write_error
 
     try:
         yield
     except StnasError as e:
         raise click.ClickException(str(e)) from None
+    except OSError as e:  # outside the atomic helpers (feature archives, logs, inputs)
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise click.ClickException(str(write_error(e.filename or "?", e))) from None
+        raise click.ClickException(f"{e.filename or '?'}: {e.strerror}") from None
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         raise SystemExit(130) from None

@@ -40,11 +40,14 @@ from steps_py.common import options_from_yaml, user_errors
               "(e.g. dev_utts=4000 for swbd, test_set=eval92_5k for wsj). Repeatable.")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable utterances, listing them in "
               "bad_utts.txt, instead of stopping.")
+@click.option("--channel", type=click.IntRange(min=1), default=None,
+              help="1-based channel to take from multi-channel audio [default: multi-channel "
+              "audio is an error].")
 @click.option("--force", is_flag=True, help="Redo every sub-stage.")
 def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours: float,
          seed: int, nj: int, speed_perturb: bool, fbank_conf: Optional[str],
          lexicon: Optional[str], keep_stress: Optional[bool], noise_snr: float,
-         corpus_opt: Tuple[str, ...], skip_bad: bool, force: bool) -> None:
+         corpus_opt: Tuple[str, ...], skip_bad: bool, channel: Optional[int], force: bool) -> None:
     """Prepare CORPUS: data dirs, 120-dim features, lexicon/units, labels (resumable).
 
     \b
@@ -66,7 +69,7 @@ def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours
                          corpus_root=corpus_root, hours=hours, seed=seed, nj=nj,
                          speed_perturb=speed_perturb, fbank_conf=fbank_conf,
                          keep_stress=keep_stress, lexicon=lexicon, noise_snr_db=noise_snr,
-                         skip_bad=skip_bad, corpus_opts=opts)
+                         skip_bad=skip_bad, channel=channel, corpus_opts=opts)
         summary = run_prep(cfg, force=force)
     click.echo(f"prep done: {summary['data_dir']} ({summary['units']} units)"
                + ("" if summary["ran"] else " — already complete, nothing to do"))

@@ -32,7 +32,9 @@ def prepare(corpus_root: Optional[Path], out_dir: Path, *, lexicon: Optional[Pat
         src = root / s
         if not src.is_dir():
             raise DataError(f"expected a Kaldi data dir '{s}/' here", src)
-        info["sets"][s] = validate_data_dir(src)["utts"]
+        # --skip-bad: empty transcripts and missing audio are left out by prep, listed
+        info["sets"][s] = validate_data_dir(src, check_audio=not skip_bad,
+                                            allow_empty_text=skip_bad)["utts"]
         dst = Path(out_dir) / s
         dst.mkdir(parents=True, exist_ok=True)
         for name in FILES:

@@ -40,12 +40,31 @@ def _ulaw_to_linear(codes: np.ndarray) -> np.ndarray:
     return np.where(sign != 0, -magnitude, magnitude).astype(np.float32)
 
 
+def pick_channel(data: np.ndarray, channel: Optional[int], where: str) -> np.ndarray:
+    """Column ``channel`` (1-based) of (N, C) ``data``; a multi-channel file with no channel
+    chosen is an error, never a silent pick.
+
+    Raises:
+        DataError: several channels and none chosen, or a channel the file does not have.
+    """
+    nchan = data.shape[1]
+    if channel is None:
+        if nchan > 1:
+            raise DataError(f"has {nchan} channels: choose one with 'stnas prep --channel N' "
+                            "(1-based), or make the wav.scp entry a mono pipe, e.g. "
+                            "'sox FILE -t wav - remix 1 |'", where)
+        channel = 1
+    if not 1 <= channel <= nchan:
+        raise DataError(f"channel {channel} requested but the file has {nchan}", where)
+    return np.ascontiguousarray(data[:, channel - 1])
+
+
 def read_sphere(path: str, channel: Optional[int] = None) -> Tuple[int, np.ndarray]:
     """Read an uncompressed NIST SPHERE file.
 
     Args:
         path: the .sph/.wv1 file.
-        channel: 1-based channel to return; None returns channel 1 of a multi-channel file.
+        channel: 1-based channel to return; None: the file must be mono.
 
     Returns:
         (sample rate in Hz, samples (N,) float32 in int16 range).
@@ -57,10 +76,12 @@ def read_sphere(path: str, channel: Optional[int] = None) -> Tuple[int, np.ndarr
         head = f.read(1024)
         if not head.startswith(b"NIST_1A"):
             raise DataError("not a NIST SPHERE file", path)
+        second = head.split(b"\n")[1:2]
         try:
-            header_bytes = int(head.split(b"\n")[1].strip())
+            header_bytes = int(second[0].strip())
         except (IndexError, ValueError):
-            raise DataError("corrupt SPHERE header", path) from None
+            raise DataError("corrupt SPHERE header: the second line must be the header size "
+                            f"in bytes, got {second!r}", path) from None
         if header_bytes > len(head):
             head += f.read(header_bytes - len(head))
         fields = {}
@@ -90,29 +111,53 @@ def read_sphere(path: str, channel: Optional[int] = None) -> Tuple[int, np.ndarr
         dtype = "<i2" if order in ("01", "1") else ">i2"
         usable = len(payload) - len(payload) % 2
         data = np.frombuffer(payload[:usable], dtype=dtype).astype(np.float32)
+    declared = fields.get("sample_count")
+    if declared is not None and declared.isdigit() and data.size < int(declared) * nchan:
+        raise DataError(f"truncated: the header declares {int(declared)} samples per channel, "
+                        f"the file holds {data.size // nchan}", path)
     if data.size % nchan:
         raise DataError("SPHERE payload is not a whole number of frames (truncated?)", path)
-    data = data.reshape(-1, nchan)
-    ch = (channel or 1) - 1
-    if not 0 <= ch < nchan:
-        raise DataError(f"channel {ch + 1} requested but file has {nchan}", path)
-    return rate, np.ascontiguousarray(data[:, ch])
+    return rate, pick_channel(data.reshape(-1, nchan), channel, path)
 
 
-def read_wav_bytes(blob: bytes, where: str) -> Tuple[int, np.ndarray]:
-    """Parse RIFF wav bytes (16-bit PCM) → (rate, first-channel samples float32 in int16 range)."""
+def read_wav_bytes(blob: bytes, where: str, channel: Optional[int] = None,
+                   check_length: bool = True) -> Tuple[int, np.ndarray]:
+    """Parse RIFF wav bytes (16-bit PCM) → (rate, samples float32 in int16 range).
+
+    Args:
+        blob: the file's bytes.
+        where: the file or command, for messages.
+        channel: 1-based channel; None: the wav must be mono.
+        check_length: refuse a file with fewer samples than its header declares (off for the
+            output of a pipe, whose header cannot know the length).
+
+    Raises:
+        DataError: corrupt or truncated (with the reason), not 16-bit, several channels and
+            none chosen.
+    """
     try:
         with wave.open(io.BytesIO(blob), "rb") as w:
             rate, nchan, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
-            frames = w.readframes(w.getnframes())
+            declared = w.getnframes()
+            frames = w.readframes(declared)
     except (wave.Error, EOFError) as e:
-        raise DataError(f"corrupt wav ({e})", where) from None
+        if not blob.startswith(b"RIFF") or blob[8:12] != b"WAVE":
+            reason = f"not a RIFF/WAVE file: it starts with {blob[:12]!r}"
+        elif str(e):
+            reason = str(e)
+        else:
+            reason = f"the header ends before its chunks do ({len(blob)} bytes in all)"
+        raise DataError(f"corrupt wav header ({reason})", where) from None
     if width != 2:
         raise DataError(f"unsupported wav sample width {8 * width} bits (need 16-bit PCM)", where)
-    data = np.frombuffer(frames[: len(frames) - len(frames) % (2 * nchan)], dtype="<i2")
+    present = len(frames) // (width * nchan)
+    if check_length and present < declared:
+        raise DataError(f"truncated wav: the header declares {declared} samples per channel, "
+                        f"the file holds {present}", where)
+    data = np.frombuffer(frames[: present * width * nchan], dtype="<i2")
     if data.size == 0:
         raise DataError("wav has no samples", where)
-    return rate, data.reshape(-1, nchan)[:, 0].astype(np.float32)
+    return rate, pick_channel(data.reshape(-1, nchan), channel, where).astype(np.float32)
 
 
 def _parse_sph2pipe(cmd: str) -> Optional[Tuple[str, Optional[int]]]:
@@ -142,15 +187,18 @@ def _parse_sph2pipe(cmd: str) -> Optional[Tuple[str, Optional[int]]]:
     return (files[0], channel) if len(files) == 1 else None
 
 
-def read_audio(entry: str, utt: str = "") -> Tuple[int, np.ndarray]:
+def read_audio(entry: str, utt: str = "", channel: Optional[int] = None
+               ) -> Tuple[int, np.ndarray]:
     """Load the audio of one ``wav.scp`` entry.
 
     Args:
         entry: the value of the wav.scp line (path, or command ending in ``|``).
         utt: the id, for error messages.
+        channel: 1-based channel of multi-channel audio (an ``sph2pipe -c N`` in the entry
+            wins); None: the audio must be mono.
 
     Returns:
-        (sample rate in Hz, samples (N,) float32 in int16 range, first/selected channel).
+        (sample rate in Hz, samples (N,) float32 in int16 range, of the selected channel).
 
     Raises:
         DataError: missing file, failing command, corrupt or unsupported audio; names ``utt``.
@@ -164,14 +212,14 @@ def read_audio(entry: str, utt: str = "") -> Tuple[int, np.ndarray]:
             sph = _parse_sph2pipe(head)
             stdin = None
             if sph is not None:
-                path, channel = sph
+                path, sph_channel = sph
                 if not Path(path).is_file():
                     raise DataError(f"audio file {path} not found")
                 with open(path, "rb") as f:
                     magic = f.read(1024)
                 shortened = b"shorten" in magic.split(b"end_head")[0]
                 if not shortened or shutil.which("sph2pipe") is None:
-                    rate, samples = read_sphere(path, channel)
+                    rate, samples = read_sphere(path, sph_channel or channel)
                     if not rest.strip():
                         return rate, samples
                     stdin, cmd = wav_bytes(rate, samples), rest.strip()
@@ -179,14 +227,14 @@ def read_audio(entry: str, utt: str = "") -> Tuple[int, np.ndarray]:
             if proc.returncode != 0:
                 msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
                 raise DataError(f"command failed ({msg[-1] if msg else proc.returncode}): {cmd}")
-            return read_wav_bytes(proc.stdout, cmd)
+            return read_wav_bytes(proc.stdout, cmd, channel, check_length=False)
         if not Path(entry).is_file():
             raise DataError(f"audio file {entry} not found")
         with open(entry, "rb") as f:
             blob = f.read()
         if blob.startswith(b"NIST_1A"):
-            return read_sphere(entry)
-        return read_wav_bytes(blob, entry)
+            return read_sphere(entry, channel)
+        return read_wav_bytes(blob, entry, channel)
     except DataError as e:
         if utt and e.utt is None:
             raise DataError(str(e), utt=utt) from None

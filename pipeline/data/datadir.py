@@ -155,3 +155,37 @@ def combine_data_dirs(dst: PathLike, srcs: Sequence[PathLike]) -> Path:
         write_map(dst / name, merged)
     write_spk2utt(dst)
     return dst
+
+
+SKIPPED_TEXT = "text.skipped"  # transcripts of dev/test utterances prep --skip-bad left out
+
+
+def drop_utterances(data_dir: PathLike, bad: Mapping[str, str],
+                    keep_reference: bool = False) -> None:
+    """Remove ``bad`` utterances (id → reason) from a data dir, in place: appended to
+    ``bad_utts.txt`` with their reason; with ``keep_reference`` (a dev or test set) their
+    non-empty transcripts go to ``text.skipped``, so that scoring counts them as deletions
+    (:func:`read_reference`) instead of forgetting them."""
+    d = Path(data_dir)
+    if not bad:
+        return
+    old = read_map(d / "bad_utts.txt", allow_empty_value=True) \
+        if (d / "bad_utts.txt").is_file() else {}
+    write_map(d / "bad_utts.txt", sorted({**old, **bad}.items(), key=lambda kv: c_sort_key(kv[0])))
+    if keep_reference and (d / "text").is_file():
+        text = read_map(d / "text", allow_empty_value=True)
+        skipped = read_map(d / SKIPPED_TEXT) if (d / SKIPPED_TEXT).is_file() else {}
+        skipped.update({u: text[u] for u in bad if text.get(u, "").strip()})
+        write_map(d / SKIPPED_TEXT, sorted(skipped.items(), key=lambda kv: c_sort_key(kv[0])))
+    keep = [u for u in utterance_ids(d) if u not in bad]
+    subset_data_dir(d, d, keep)
+
+
+def read_reference(set_dir: PathLike) -> Dict[str, str]:
+    """What a set is scored against: ``text`` plus the transcripts of the utterances prep
+    left out (``text.skipped``), which have no hypothesis and so count as deletions."""
+    d = Path(set_dir)
+    ref = read_map(d / "text", allow_empty_value=True)
+    if (d / SKIPPED_TEXT).is_file():
+        ref.update(read_map(d / SKIPPED_TEXT))
+    return dict(sorted(ref.items(), key=lambda kv: c_sort_key(kv[0])))

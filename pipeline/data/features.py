@@ -11,6 +11,7 @@ speaker) and each writes its own ``ark``/``scp``; the merged ``feats.scp``, ``cm
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -19,13 +20,13 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from pipeline.children import die_with_parent
 from pipeline.data.audio import read_audio
 from pipeline.data.cmvn import apply_cmvn, cmvn_stats
-from pipeline.data.datadir import read_map, subset_data_dir, write_map
+from pipeline.data.datadir import drop_utterances, read_map, write_map
 from pipeline.data.deltas import add_deltas
 from pipeline.data.fbank import FbankExtractor
 from pipeline.errors import DataError
-from pipeline.stage import atomic_write_text
 
 PathLike = Union[str, Path]
 
@@ -50,11 +51,21 @@ class FeatureResult:
     bad: List[Tuple[str, str]] = field(default_factory=list)
 
 
-class _AudioSource:
-    """Reads an utterance's samples, cutting ``segments`` out of cached recordings."""
+MAX_OVERSHOOT = 0.5  # s: a segment may end this far after its recording (Kaldi's default)
 
-    def __init__(self, wav_scp: Dict[str, str], segments: Optional[Dict[str, str]]) -> None:
+
+class _AudioSource:
+    """Reads an utterance's samples, cutting ``segments`` out of cached recordings.
+
+    A segment that ends after its recording is cut at the recording's end when it overshoots
+    by at most ``max_overshoot`` seconds, and is an error beyond that (Kaldi's
+    ``extract-segments --max-overshoot``).
+    """
+
+    def __init__(self, wav_scp: Dict[str, str], segments: Optional[Dict[str, str]],
+                 channel: Optional[int] = None, max_overshoot: float = MAX_OVERSHOOT) -> None:
         self.wav_scp, self.segments = wav_scp, segments
+        self.channel, self.max_overshoot = channel, max_overshoot
         self._rec: Optional[str] = None
         self._audio: Tuple[int, np.ndarray] = (0, np.zeros(0, np.float32))
 
@@ -62,32 +73,40 @@ class _AudioSource:
         if self.segments is None:
             if utt not in self.wav_scp:
                 raise DataError("not in wav.scp", utt=utt)
-            return read_audio(self.wav_scp[utt], utt)
+            return read_audio(self.wav_scp[utt], utt, self.channel)
         rec, start, end = self.segments[utt].split()
         if rec != self._rec:
-            self._audio = read_audio(self.wav_scp[rec], rec)
+            self._audio = read_audio(self.wav_scp[rec], rec, self.channel)
             self._rec = rec
         rate, x = self._audio
         a, b = int(round(float(start) * rate)), int(round(float(end) * rate))
+        length = len(x) / rate
         if a >= len(x):
-            raise DataError(f"segment starts at {start}s after the end of recording {rec}", utt=utt)
+            raise DataError(f"segment starts at {start}s after the end of recording {rec} "
+                            f"({length:.2f}s)", utt=utt)
+        if float(end) > length + self.max_overshoot:
+            raise DataError(f"segment ends at {end}s, {float(end) - length:.2f}s after the end "
+                            f"of recording {rec} ({length:.2f}s; at most {self.max_overshoot}s "
+                            "is cut silently)", utt=utt)
         return rate, x[a:min(b, len(x))]
 
 
 _progress = None  # set in worker processes: a shared counter of finished utterances
 
 
-def _init_worker(counter) -> None:
+def _init_worker(counter, parent_pid: int) -> None:
     global _progress
+    die_with_parent(parent_pid)
     _progress = counter
 
 
 def _run_job(job: FeatureJob, wav_scp: Dict[str, str], segments: Optional[Dict[str, str]],
-             conf: str, skip_bad: bool, order: int, window: int) -> FeatureResult:
+             conf: str, skip_bad: bool, order: int, window: int,
+             channel: Optional[int] = None) -> FeatureResult:
     import kaldiio
 
     fbank = FbankExtractor(conf)
-    source = _AudioSource(wav_scp, segments)
+    source = _AudioSource(wav_scp, segments, channel)
     result = FeatureResult()
     with kaldiio.WriteHelper(f"ark,scp:{job.ark},{job.scp}") as feats_out, \
             kaldiio.WriteHelper(f"ark,scp:{job.cmvn_ark},{job.cmvn_scp}") as cmvn_out:
@@ -136,6 +155,8 @@ def make_features(
     delta_order: int = 2,
     delta_window: int = 2,
     progress: bool = True,
+    channel: Optional[int] = None,
+    keep_reference: bool = False,
 ) -> FeatureResult:
     """Compute ``feats.scp``, ``cmvn.scp`` and ``utt2num_frames`` for a data dir.
 
@@ -148,6 +169,9 @@ def make_features(
             data dir) instead of failing.
         delta_order, delta_window: ``add-deltas`` options.
         progress: show a progress bar.
+        channel: 1-based channel of multi-channel audio; None: multi-channel audio is an error.
+        keep_reference: a dev/test set: skipped utterances keep their transcripts in
+            ``text.skipped`` and are scored as deletions.
 
     Returns:
         FeatureResult with frames per utterance and the skipped utterances.
@@ -171,7 +195,7 @@ def make_features(
                    str(fd / f"cmvn_{name}.{j + 1}.ark"), str(fd / f"cmvn_{name}.{j + 1}.scp"))
         for j, spks in enumerate(_split_speakers(spk2utt, max(1, nj)))
     ]
-    args = (wav_scp, segments, str(conf), skip_bad, delta_order, delta_window)
+    args = (wav_scp, segments, str(conf), skip_bad, delta_order, delta_window, channel)
     bar = tqdm(total=total, desc=f"features {name}", unit="utt", disable=not progress, leave=False)
     if len(jobs) == 1:
         results = [_run_job(jobs[0], *args)]
@@ -179,7 +203,7 @@ def make_features(
     else:
         counter = mp.get_context("fork").Value("i", 0)
         with ProcessPoolExecutor(len(jobs), mp_context=mp.get_context("fork"),
-                                 initializer=_init_worker, initargs=(counter,)) as ex:
+                                 initializer=_init_worker, initargs=(counter, os.getpid())) as ex:
             futures = [ex.submit(_run_job, job, *args) for job in jobs]
             while not all(f.done() for f in futures):
                 time.sleep(0.2)
@@ -201,8 +225,7 @@ def make_features(
         feats.update(read_map(job.scp))
         cmvn.update(read_map(job.cmvn_scp))
     if merged.bad:
-        atomic_write_text(d / "bad_utts.txt", "".join(f"{u} {why}\n" for u, why in sorted(merged.bad)))
-        subset_data_dir(d, d, merged.num_frames.keys())
+        drop_utterances(d, dict(merged.bad), keep_reference)
     write_map(d / "feats.scp", feats)
     write_map(d / "cmvn.scp", cmvn)
     write_map(d / "utt2num_frames", {u: str(n) for u, n in merged.num_frames.items()})

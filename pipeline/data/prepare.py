@@ -18,18 +18,20 @@ import importlib
 import inspect
 import json
 import logging
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
 
 import yaml
 
-from pipeline.data.datadir import read_map
+from pipeline.data.datadir import drop_utterances, read_map
 from pipeline.data.features import make_features
 from pipeline.data.labels import make_labels
 from pipeline.data.perturb import speed_perturb_data_dir
-from pipeline.data.validate import validate_data_dir
+from pipeline.data.validate import unusable_utterances, validate_data_dir
 from pipeline.errors import DataError, StnasError
+from pipeline.locks import dir_locks
 from pipeline.lang.lexicon import (read_lexicon, read_symbol_table, units_from_lexicon,
                                    write_lexicon, write_units, write_words)
 from pipeline.stage import StageDir, atomic_write_text, fingerprint, input_fingerprints
@@ -75,6 +77,7 @@ class PrepConfig:
     lm_order: int = 4
     lm_max_extra_states: int = 1000
     skip_bad: bool = False
+    channel: Optional[int] = None  # 1-based channel of multi-channel audio (None: mono only)
     corpus_opts: Dict[str, str] = field(default_factory=dict)
     prep_version: int = PREP_VERSION  # a data dir of another version is redone only by --force
 
@@ -161,6 +164,11 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
             done, so a rerun after fixing resumes there.
     """
     cfg.resolve()
+    with dir_locks((cfg.data_dir, False), what=" ".join(sys.argv)):
+        return _run_prep(cfg, force, progress)
+
+
+def _run_prep(cfg: PrepConfig, force: bool, progress: bool) -> Dict[str, object]:
     d = Path(cfg.data_dir)
     stage = StageDir(d, force=force)
     _check_same_config(stage, cfg)
@@ -192,6 +200,12 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
                 raise StnasError(f"--corpus-opt not understood by --corpus {cfg.corpus}: {e}") from None
             raise
         for s in ("train", *EVAL_SETS):
+            if cfg.skip_bad:  # empty transcripts and missing audio: left out, listed
+                bad = unusable_utterances(d / s)
+                if bad:
+                    log.warning("%s: %d utterance(s) left out (--skip-bad), listed in %s",
+                                d / s, len(bad), d / s / "bad_utts.txt")
+                drop_utterances(d / s, bad, keep_reference=s in EVAL_SETS)
             validate_data_dir(d / s)
         return json.loads(json.dumps(info, default=str))
 
@@ -210,7 +224,8 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
     def feats(s: str) -> Callable[[], dict]:
         def run() -> dict:
             r = make_features(d / s, d / "fbank", cfg.fbank_conf, nj=cfg.nj,
-                              skip_bad=cfg.skip_bad, progress=progress)
+                              skip_bad=cfg.skip_bad, progress=progress, channel=cfg.channel,
+                              keep_reference=s in EVAL_SETS)
             frames = sum(r.num_frames.values())
             return {"utts": len(r.num_frames), "frames": frames, "bad": len(r.bad),
                     "hours": round(frames / 360000.0, 4)}

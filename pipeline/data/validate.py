@@ -63,6 +63,7 @@ def validate_data_dir(
     need_feats: bool = False,
     check_audio: bool = True,
     need_text: bool = True,
+    allow_empty_text: bool = False,
 ) -> Dict[str, int]:
     """Check a data dir against the Kaldi contract.
 
@@ -76,6 +77,7 @@ def validate_data_dir(
         need_feats: also require ``feats.scp`` and ``cmvn.scp``.
         check_audio: check that audio files exist.
         need_text: require ``text``.
+        allow_empty_text: accept empty transcripts (``prep --skip-bad`` drops them next).
 
     Returns:
         counts: ``{"utts": .., "speakers": .., "recordings": ..}``.
@@ -125,7 +127,7 @@ def validate_data_dir(
     if need_text or (d / "text").is_file():
         text = _load(d / "text", allow_empty=True)
         for n, (utt, words) in enumerate(text.items(), 1):
-            if not words.strip():
+            if not words.strip() and not allow_empty_text:
                 raise DataError("empty transcript", d / "text", n, utt=utt)
         _same_keys(d / "utt2spk", utt2spk, d / "text", text)
 
@@ -167,3 +169,27 @@ def validate_data_dir(
         _same_keys(d / "spk2utt", spk2utt, d / "cmvn.scp", cmvn)
 
     return {"utts": len(utt2spk), "speakers": len(spk2utt), "recordings": len(wav)}
+
+
+def unusable_utterances(data_dir: PathLike) -> Dict[str, str]:
+    """Utterances ``prep --skip-bad`` leaves out before anything is computed: an empty
+    transcript, or audio that does not exist (id → the reason, for ``bad_utts.txt``)."""
+    d = Path(data_dir)
+    bad: Dict[str, str] = {}
+    if (d / "text").is_file():
+        for utt, words in _load(d / "text", allow_empty=True).items():
+            if not words.strip():
+                bad[utt] = "empty transcript"
+    wav = _load(d / "wav.scp")
+    missing = {rec: p for rec, entry in wav.items() for p in audio_paths(entry)
+               if not Path(p).is_file()}
+    if missing:
+        if (d / "segments").is_file():
+            for utt, seg in _load(d / "segments").items():
+                rec = seg.split()[0]
+                if rec in missing:
+                    bad.setdefault(utt, f"audio file {missing[rec]} does not exist")
+        else:
+            for rec, p in missing.items():
+                bad.setdefault(rec, f"audio file {p} does not exist")
+    return bad

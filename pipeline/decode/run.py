@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -39,9 +41,11 @@ from typing import Dict, Iterator, List, Tuple
 import numpy as np
 
 from pipeline.data.datadir import read_map, write_map
+from pipeline.children import die_with_parent
 from pipeline.decode.decoder import Decoder, DecoderConfig, Setting, decode_set
 from pipeline.decode.scoring import setting_name
 from pipeline.errors import DataError, StaleResultError, StnasError
+from pipeline.locks import dir_locks
 from pipeline.stage import StageDir, atomic_write_text, input_fingerprints
 
 log = logging.getLogger(__name__)
@@ -117,7 +121,8 @@ def model_logprobs(model_path: Path, feats_scp: Path, device: str = "cpu",
 _WORKER: Dict[str, Decoder] = {}
 
 
-def _init_worker(lang_test: str, config: dict) -> None:
+def _init_worker(lang_test: str, config: dict, parent_pid: int) -> None:
+    die_with_parent(parent_pid)
     _WORKER["decoder"] = Decoder.from_lang_test(lang_test, DecoderConfig(**config))
 
 
@@ -167,11 +172,17 @@ def run_decode(cfg: DecodeConfig, force: bool = False) -> Dict[str, dict]:
         StnasError: a set other than the tuning set, with no tuning decode to take the setting
             from.
     """
-    from pipeline.threads import pin_threads
-
     data_dir, model = Path(cfg.data_dir), Path(cfg.model)
     if not model.is_file():
         raise DataError("model not found (run 'stnas retrain')", model)
+    locks = [(decode_dir_of(model, name, cfg.lm), False) for name in cfg.sets]
+    with dir_locks((data_dir, True), (model.parent, True), *locks, what=" ".join(sys.argv)):
+        return _run_decode(cfg, data_dir, model, force)
+
+
+def _run_decode(cfg: DecodeConfig, data_dir: Path, model: Path, force: bool) -> Dict[str, dict]:
+    from pipeline.threads import pin_threads
+
     pin_threads(cfg.num_threads)
     lang_test = lang_test_dir(data_dir, cfg.lm, cfg.lm_order)
     graph_k = json.loads((lang_test / "graph_info.json").read_text())["num_units"]
@@ -241,7 +252,7 @@ def _decode_one(cfg: DecodeConfig, name: str, model: Path, feats: Path, lang_tes
     decode_s, audio_s, not_final = 0.0, 0.0, []
     t0 = time.perf_counter()
     with ProcessPoolExecutor(nj, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(str(lang_test), dconf)) as pool, \
+                             initargs=(str(lang_test), dconf, os.getpid())) as pool, \
             tqdm(total=len(mats), desc=f"decode {name} ({len(settings)} settings)", unit="utt",
                  disable=not cfg.progress) as bar:
         for shard_hyps, rtf, nf in pool.map(_decode_shard, shards):

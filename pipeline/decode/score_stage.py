@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Set, Tuple
 
-from pipeline.data.datadir import read_map
+from pipeline.data.datadir import SKIPPED_TEXT, read_map, read_reference
 from pipeline.decode.decoder import Setting, as_setting
 from pipeline.decode.scoring import WerResult, setting_name
 from pipeline.errors import DataError, StaleResultError, StnasError
@@ -95,8 +95,8 @@ def run_score(model_dir: Path, data_dir: Path, lm: str, dev: str, tests: Sequenc
     from pipeline.decode.stm_scoring import has_stm
     from pipeline.lang.graphs import decoding_vocabulary
 
-    def ref(name: str) -> Dict[str, str]:
-        return read_map(data_dir / name / "text", allow_empty_value=True)
+    def ref(name: str) -> Dict[str, str]:  # skipped utterances included: deletions
+        return read_reference(data_dir / name)
 
     dirs = {name: model_dir / f"decode_{name}_{lm}" for name in [dev, *tests]}
     known: Dict[str, str] = {}
@@ -112,8 +112,16 @@ def run_score(model_dir: Path, data_dir: Path, lm: str, dev: str, tests: Sequenc
 
     def extra(name: str):
         n, words = oov[name]
-        return [f"%OOV {100.0 * n / max(words, 1):.2f} [ {n} / {words} reference words are "
-                f"not in the decoding vocabulary {infos[name]['lang_test']}/lexicon.txt ]"]
+        lines = [f"%OOV {100.0 * n / max(words, 1):.2f} [ {n} / {words} reference words are "
+                 f"not in the decoding vocabulary {infos[name]['lang_test']}/lexicon.txt ]"]
+        skipped = data_dir / name / SKIPPED_TEXT
+        if skipped.is_file():
+            left = read_map(skipped)
+            w = sum(len(v.split()) for v in left.values())
+            lines.append(f"%SKIPPED {len(left)} utterances ({w} words) left out by prep "
+                         f"--skip-bad are scored as deletions (see {data_dir / name}/"
+                         "bad_utts.txt)")
+        return lines
 
     out = {dev: score_at_weight(ref(dev), dev_hyps, setting, dirs[dev], use_sclite,
                                 extra(dev))}

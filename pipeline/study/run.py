@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from pipeline.data.datadir import read_map
+from pipeline.data.datadir import read_reference
 from pipeline.errors import StnasError
+from pipeline.locks import dir_locks
 from pipeline.nas.arch import Arch
 from pipeline.stage import atomic_write_text
 from pipeline.study.config import StudyConfig
@@ -82,7 +84,7 @@ def decode_and_score(cfg: StudyConfig, member: Member) -> dict:
     setting = read_tuned(decode_dir_of(model, d.dev, d.lm))
     out: dict = {"wer": {}, "utterances": {}}
     for name in (d.dev, d.test):
-        ref = read_map(Path(td.data_dir) / name / "text", allow_empty_value=True)
+        ref = read_reference(Path(td.data_dir) / name)
         hyp = read_hyps(decode_dir_of(model, name, d.lm))[setting]
         utts, errors, words = utterance_errors(ref, hyp)
         python_wer = 100.0 * errors.sum() / max(words.sum(), 1)
@@ -108,6 +110,35 @@ def member_record(cfg: StudyConfig, member: Member, num_units: int) -> dict:
     return rec
 
 
+def _run_all(cfg: StudyConfig, plan: Plan, say: Callable[[str], None]) -> None:
+    from pipeline.study.report import write_study
+
+    exp = Path(cfg.exp_dir)
+    logs, members_dir = exp / "log", exp / "members"
+    for cmd in plan.prep:
+        say(f"prep {cmd[cmd.index('--data-dir') + 1]}")
+        run_command(cfg, cmd, logs / f"prep_{Path(cmd[cmd.index('--data-dir') + 1]).name}.log")
+    for kind, cmd in plan.warmups.items():
+        say(f"warm-up ({'the search config' if kind == 'conf' else kind})")
+        run_command(cfg, cmd, logs / f"warmup_{kind}.log")
+    units = Path(cfg.train_data.data_dir) / "lang" / "units.txt"
+    num_units = sum(1 for _ in open(units))
+    for seed in cfg.seeds:
+        if "random" in cfg.methods:
+            draw_random_archs(cfg, seed)
+    for i, member in enumerate(plan.members, 1):
+        say(f"[{i}/{len(plan.members)}] {member.name}")
+        tag = member.name.replace("/", "_")
+        if member.search:
+            run_command(cfg, member.search, logs / f"search_{tag}.log")
+        run_command(cfg, plan.retrain_args[member.name], logs / f"retrain_{tag}.log")
+        rec = member_record(cfg, member, num_units)
+        atomic_write_text(members_dir / f"{tag}.json", json.dumps(rec) + "\n")
+        say(f"  {rec['arch']}: dev {rec['wer'][cfg.decode.dev]:.2f} "
+            f"test {rec['wer'][cfg.decode.test]:.2f}")
+        write_study(cfg, plan, members_dir)
+
+
 def run_study(cfg: StudyConfig, report_only: bool = False,
               progress: Optional[Callable[[str], None]] = None) -> Path:
     """Run (or resume) the study and write its report; returns ``study.md``.
@@ -119,30 +150,10 @@ def run_study(cfg: StudyConfig, report_only: bool = False,
     exp = Path(cfg.exp_dir)
     say = progress or (lambda msg: log.info("%s", msg))
     plan: Plan = make_plan(cfg)
-    logs, members_dir = exp / "log", exp / "members"
+    members_dir = exp / "members"
     if not report_only:
-        exp.mkdir(parents=True, exist_ok=True)
-        for cmd in plan.prep:
-            say(f"prep {cmd[cmd.index('--data-dir') + 1]}")
-            run_command(cfg, cmd, logs / f"prep_{Path(cmd[cmd.index('--data-dir') + 1]).name}.log")
-        for kind, cmd in plan.warmups.items():
-            say(f"warm-up ({'the search config' if kind == 'conf' else kind})")
-            run_command(cfg, cmd, logs / f"warmup_{kind}.log")
-        units = Path(cfg.train_data.data_dir) / "lang" / "units.txt"
-        num_units = sum(1 for _ in open(units))
-        for seed in cfg.seeds:
-            if "random" in cfg.methods:
-                draw_random_archs(cfg, seed)
-        for i, member in enumerate(plan.members, 1):
-            say(f"[{i}/{len(plan.members)}] {member.name}")
-            tag = member.name.replace("/", "_")
-            if member.search:
-                run_command(cfg, member.search, logs / f"search_{tag}.log")
-            run_command(cfg, plan.retrain_args[member.name], logs / f"retrain_{tag}.log")
-            rec = member_record(cfg, member, num_units)
-            atomic_write_text(members_dir / f"{tag}.json", json.dumps(rec) + "\n")
-            say(f"  {rec['arch']}: dev {rec['wer'][cfg.decode.dev]:.2f} test {rec['wer'][cfg.decode.test]:.2f}")
-            write_study(cfg, plan, members_dir)
+        with dir_locks((exp, False), what=" ".join(sys.argv)):
+            _run_all(cfg, plan, say)
     if not members_dir.is_dir():
         raise StnasError(f"{members_dir}: no member of the study is scored yet")
     return write_study(cfg, plan, members_dir)

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from pipeline.errors import StnasError
+from pipeline.errors import StnasError, WriteError
 from pipeline.stage import atomic_path
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,14 @@ def save_checkpoint(ckpt_dir: PathLike, step: int, state: Dict[str, Any], keep: 
     """Write ``state`` as ``ckpt_dir/step-<step>.pt`` atomically; prune to the newest ``keep``."""
     ckpt_dir = Path(ckpt_dir)
     path = ckpt_dir / f"step-{step:08d}.pt"
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except WriteError as e:
+        last = list_checkpoints(ckpt_dir)
+        raise WriteError(f"{e} (last good checkpoint: {last[-1]}; free space and rerun the "
+                         "same command to resume from it)" if last else
+                         f"{e} (no checkpoint yet: the stage starts over when rerun)") from None
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -8,6 +8,7 @@ override the file. The fully resolved config is frozen into the stage dir as ``c
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
@@ -131,9 +132,87 @@ def load_config(stage: str, path: Optional[Union[str, Path]] = None,
         cfg.arch = str(Path(cfg.exp_dir) / "search" / "arch.json")
     if stage == "search" and not cfg.init:
         cfg.init = str(Path(cfg.exp_dir) / "warmup" / "best.pt")
-    if cfg.loss not in ("ctc", "ctc_crf"):
-        raise StnasError(f"loss must be 'ctc' or 'ctc_crf', got '{cfg.loss}'")
+    validate(cfg, str(path) if path is not None else "")
     return cfg
+
+
+# The schema: key → (type, check, what the check allows). Types: int, float (an int is
+# accepted), bool, str, dict; "?" after the type: None allowed too.
+def _pos(x: float) -> bool:
+    return x > 0
+
+
+def _nonneg(x: float) -> bool:
+    return x >= 0
+
+
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+SCHEMA: Dict[str, tuple] = {
+    "data_dir": ("str", None, ""), "exp_dir": ("str", None, ""), "train_set": ("str", None, ""),
+    "seed": ("int", _nonneg, ">= 0"), "split_seed": ("int?", _nonneg, ">= 0 or null"),
+    "device": ("str", lambda d: bool(_DEVICE.match(d)), "cpu, cuda or cuda:N"),
+    "num_threads": ("int", _nonneg, ">= 0 (0: automatic)"), "amp": ("bool", None, ""),
+    "space": ("str", None, ""), "arch": ("str?", None, ""), "init": ("str?", None, ""),
+    "strategy": ("str", lambda v: v in ("st", "darts", "snas", "random", "fixed"),
+                 "st, darts, snas, random or fixed"),
+    "strategy_conf": ("dict", None, ""),
+    "random_short_steps": ("int", _pos, ">= 1"), "diagnostics": ("bool", None, ""),
+    "loss": ("str", lambda v: v in ("ctc", "ctc_crf"), "'ctc' or 'ctc_crf'"),
+    "lamb": ("float", _nonneg, ">= 0"), "lr": ("float", _pos, "> 0"),
+    "decay": ("float", lambda v: 0 < v <= 1, "in (0, 1]"),
+    "patience": ("int", _pos, ">= 1"), "min_epochs": ("int", _nonneg, ">= 0"),
+    "stop_lr": ("float", _nonneg, ">= 0"), "stop_patience": ("int?", _pos, ">= 1 or null"),
+    "max_epochs": ("int?", _pos, ">= 1 or null"),
+    "held_out_fraction": ("float", lambda v: 0 < v < 1, "in (0, 1)"),
+    "max_frames": ("int", _pos, ">= 1"), "max_utts": ("int", _pos, ">= 1"),
+    "arch_max_frames": ("int?", _pos, ">= 1 or null"),
+    "arch_max_utts": ("int?", _pos, ">= 1 or null"),
+    "average_last": ("int", _nonneg, ">= 0"), "ckpt_every": ("int", _pos, ">= 1"),
+    "keep_checkpoints": ("int", _pos, ">= 1"), "max_bad_batches": ("int", _nonneg, ">= 0"),
+    "log_every": ("int", _pos, ">= 1"), "progress": ("bool", None, ""),
+}
+# strategy_conf keys (pipeline.nas.strategies.StrategyConfig, seed excepted)
+STRATEGY_SCHEMA: Dict[str, tuple] = {
+    "arch_lr": ("float", _nonneg, ">= 0"), "tau_start": ("float", _pos, "> 0"),
+    "tau_min": ("float", _pos, "> 0"), "tau_decay": ("float", lambda v: 0 < v <= 1, "in (0, 1]"),
+    "random_candidates": ("int", _pos, ">= 1"), "arch_samples": ("int", _pos, ">= 1"),
+    "fixed_arch": ("str?", None, ""),
+}
+
+
+def _check(key: str, value: Any, spec: tuple, where: str) -> None:
+    kind, ok, allowed = spec
+    optional = kind.endswith("?")
+    kind = kind.rstrip("?")
+    if value is None and optional:
+        return
+    types = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
+             "dict": (dict,)}[kind]
+    if not isinstance(value, types) or (kind in ("int", "float") and isinstance(value, bool)):
+        name = {"int": "an integer", "float": "a number", "bool": "true or false",
+                "str": "a string", "dict": "a mapping"}[kind]
+        raise StnasError(f"{where}config key '{key}': {value!r} is not {name}"
+                         + (" (or null)" if optional else "")
+                         + (f"; allowed: {allowed}" if allowed else ""))
+    if ok is not None and not ok(value):
+        raise StnasError(f"{where}config key '{key}': {value!r} is out of range; "
+                         f"allowed: {allowed}")
+
+
+def validate(cfg: TrainConfig, source: str = "") -> None:
+    """Check the type and range of every key (:data:`SCHEMA`) before anything is written.
+
+    Raises:
+        StnasError: naming the key, the value and what is allowed.
+    """
+    where = f"{source}: " if source else ""
+    for key, spec in SCHEMA.items():
+        _check(key, getattr(cfg, key), spec, where)
+    for key, value in cfg.strategy_conf.items():
+        if key not in STRATEGY_SCHEMA:
+            raise StnasError(f"{where}config key 'strategy_conf': unknown key '{key}' (known: "
+                             f"{', '.join(sorted(STRATEGY_SCHEMA))})")
+        _check(f"strategy_conf.{key}", value, STRATEGY_SCHEMA[key], where)
 
 
 def config_dict(cfg: TrainConfig) -> Dict[str, Any]:

@@ -320,8 +320,7 @@ class Trainer:
         ok = all_sum(torch.tensor([float(torch.isfinite(loss))], device=self.device))
         if float(ok) < self.dist.world:  # every rank skips together
             self.bad_batches += 1
-            log.warning("non-finite loss at step %d (utterances %s...): batch skipped (%d so "
-                        "far)", self.step, ",".join(batch.utts[:3]), self.bad_batches)
+            self._report_bad_batch("loss", batch, choice)
             return None
         loss.backward()
         # A NaN/inf anywhere in the batch (e.g. in one utterance's features) reaches the
@@ -330,11 +329,54 @@ class Trainer:
         if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
             self.optimizer.zero_grad(set_to_none=True)
             self.bad_batches += 1
-            log.warning("non-finite gradient at step %d (utterances %s...): batch skipped (%d "
-                        "so far)", self.step, ",".join(batch.utts[:3]), self.bad_batches)
+            self._report_bad_batch("gradient", batch, choice)
             return None
         self.optimizer.step()
         return self.per_frame(all_sum(stats))
+
+    def culprits(self, batch: Batch, choice: Optional[Choice]) -> List[Tuple[str, str]]:
+        """The utterances of a non-finite batch that are non-finite on their own (features,
+        loss or gradient), found by running each alone once; the random state and the
+        gradients are left as they were, so training goes on exactly as without the search."""
+        found: List[Tuple[str, str]] = []
+        rng = torch.get_rng_state()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        try:
+            for i, utt in enumerate(batch.utts):
+                t = int(batch.lengths[i])
+                one = Batch(batch.feats[i:i + 1, :t], batch.lengths[i:i + 1],
+                            batch.labels[i:i + 1], batch.label_lengths[i:i + 1], [utt],
+                            None if batch.lm_logp is None else batch.lm_logp[i:i + 1])
+                if not bool(torch.isfinite(one.feats).all()):
+                    found.append((utt, "non-finite features"))
+                    continue
+                self.optimizer.zero_grad(set_to_none=True)
+                loss, _ = self._batch_loss(self.model, one, choice, 1)
+                if not bool(torch.isfinite(loss)):
+                    found.append((utt, "non-finite loss"))
+                    continue
+                loss.backward()
+                if not all(bool(torch.isfinite(p.grad).all()) for p in params
+                           if p.grad is not None):
+                    found.append((utt, "non-finite gradient"))
+        finally:
+            self.optimizer.zero_grad(set_to_none=True)
+            torch.set_rng_state(rng)
+        return found
+
+    def _report_bad_batch(self, what: str, batch: Batch, choice: Optional[Choice]) -> None:
+        """Name the utterances that made a batch non-finite (warning + ``bad_batches.txt``)."""
+        found = self.culprits(batch, choice)
+        named = ", ".join(f"{u} ({why})" for u, why in found) or \
+            "none alone (only the batch as a whole)"
+        log.warning("non-finite %s at step %d: batch skipped (%d so far); utterance(s): %s",
+                    what, self.step, self.bad_batches, named)
+        line = f"step {self.step} epoch {self.epoch} non-finite {what}: " + (
+            " ".join(f"{u}:{why.replace(' ', '_')}" for u, why in found)
+            or f"no single utterance; batch {' '.join(batch.utts)}") + "\n"
+        with open(self.dir / f"bad_batches{'' if self.dist.rank == 0 else f'.{self.dist.rank}'}"
+                  ".txt", "a") as f:
+            f.write(line)
 
     def arch_step(self) -> Optional[float]:
         """One α update on the next held-out batch; that batch's ``-log p(l|x)`` per frame."""

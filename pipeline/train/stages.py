@@ -26,6 +26,7 @@ import torch
 import yaml
 
 from pipeline.errors import StaleResultError, StnasError
+from pipeline.locks import dir_locks
 from pipeline.nas.arch import Arch
 from pipeline.nas.diagnostics import op_losses
 from pipeline.nas.draw import draw_arch
@@ -97,8 +98,18 @@ def run_stage(cfg: TrainConfig, force: bool = False) -> Dict[str, Any]:
             options; ``force`` starts it over.
     """
     dist_info = init_distributed(cfg.device)
-    threads = pin_threads(cfg.num_threads)
     stage_dir = Path(cfg.exp_dir) / cfg.stage
+    locks = []
+    if dist_info.main:  # one process per stage dir; what it reads is not redone meanwhile
+        locks = [(stage_dir, False), (Path(cfg.data_dir), True)]
+        if cfg.stage == "search" and cfg.init not in (None, SCRATCH):
+            locks.append((Path(cfg.init).parent, True))
+    with dir_locks(*locks, what=" ".join(sys.argv)):
+        return _run_stage(cfg, dist_info, stage_dir, force)
+
+
+def _run_stage(cfg: TrainConfig, dist_info, stage_dir: Path, force: bool) -> Dict[str, Any]:
+    threads = pin_threads(cfg.num_threads)
     sd = StageDir(stage_dir, force=force)
     inputs, options = _fingerprints(cfg), stage_options(cfg)
     started_with = sd.recorded().get("torch_threads")

@@ -228,13 +228,18 @@ def _data_with_nan(tts_data, dst):
     return utt
 
 
-def test_nan_batch_is_skipped_and_counted_then_limit_stops(tts_data, tmp_path):
+def test_nan_batch_is_skipped_and_counted_then_limit_stops(tts_data, tmp_path, caplog):
     data = tmp_path / "data"
-    _data_with_nan(tts_data, data)
+    bad = _data_with_nan(tts_data, data)
     arch = str(REPO / "conf" / "arch" / "tdnn_d_tiny.json")
     summary = _run("retrain", data, tmp_path / "exp", "max_epochs=1", "average_last=0",
                    arch=arch)
     assert summary["bad_batches"] >= 1
+    # the culprit is named (not the batch's first ids): in the warning and bad_batches.txt
+    assert f"{bad} (non-finite features)" in caplog.text
+    lines = (tmp_path / "exp" / "retrain" / "bad_batches.txt").read_text().splitlines()
+    assert len(lines) == summary["bad_batches"]
+    assert all(f"{bad}:non-finite_features" in line for line in lines)
     assert np.isfinite(summary["best_held_out_loss"])
     with pytest.raises(TrainingError, match=r"max_bad_batches=0.*checkpoint saved"):
         _run("retrain", data, tmp_path / "exp2", "max_epochs=1", "max_bad_batches=0", arch=arch)
