@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # stnas recipe: prep → warmup → search → retrain → decode → score, one stnas call per stage.
 #
-# Usage: ./run.sh [--corpus tts|wsj|swbd] [--conf DIR] [--tag NAME] [--stage N] [--stop-stage M]
+# Usage: ./run.sh [--corpus tts|wsj|swbd|kaldi] [--conf DIR] [--tag NAME] [--stage N] [--stop-stage M]
 #                 [--nj N] [--corpus-root DIR] [--hours H] [--corpus-opt KEY=VALUE]...
 #                 [--data DIR] [--exp DIR] [--results FILE] [--device cpu|cuda]
 #                 [--arch arch.json]
@@ -10,6 +10,7 @@
 #        ./run.sh --corpus wsj --corpus-root /export/corpora/LDC --nj 16 --device cuda
 #        ./run.sh --corpus swbd --corpus-root /export/corpora/LDC --arch exp/wsj/st/search/arch.json \
 #                 --tag from_wsj                      # transfer: no warm-up/search, retrain that
+#        ./run.sh --corpus kaldi --corpus-root /data/mine --conf conf/wsj   # your own Kaldi data dirs
 #   --arch skips stages 1-2 and retrains the given architecture (searched on another corpus).
 # Stages: 0 prep, 1 warmup, 2 search, 3 retrain, 4 decode, 5 score, 6 the same retrain/decode/
 # score for the hand-designed TDNN-D of the space (conf/arch/tdnn_d_<space>.json), as a baseline.
@@ -48,8 +49,8 @@ while [ $# -gt 0 ]; do
     --results) results=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
     --arch) arch=$2; shift 2 ;;
-    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
-    *) echo "$0: unknown option $1" >&2; sed -n 2,16p "$0" >&2; exit 1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+    *) echo "$0: unknown option $1" >&2; sed -n '2,/^set -euo/p' "$0" | sed '$d' >&2; exit 1 ;;
   esac
 done
 
@@ -147,4 +148,22 @@ print(f'{a.describe()}  ({num_parameters(a.build(k)) / 1e6:.3f} M parameters wit
   sed -n '/stnas:results:begin/,/stnas:results:end/p' "$results" | grep '^|'
 fi
 
-log "done (stages $stage..$stop_stage)"
+# Stage times, from the stage.json every stage writes (a skipped stage shows its first run).
+python - "$data" "$exp" "${exp}_tdnn_d" <<'PY' || true
+import json, sys
+from pathlib import Path
+rows = []
+for root in map(Path, sys.argv[1:]):
+    for p in sorted([root / "stage.json", *root.glob("*/stage.json"), *root.glob("*/decode_*/stage.json")]):
+        if p.is_file():
+            info = json.loads(p.read_text())
+            rows.append((str(p.parent), info.get("wall_time_s") or 0.0, info.get("finished", "")))
+if rows:
+    width = max(len(r[0]) for r in rows)
+    print("stage times:")
+    for name, secs, when in rows:
+        print(f"  {name:<{width}}  {secs:8.1f} s  (finished {when})")
+PY
+last=$stop_stage
+[ "$last" -gt 6 ] && last=6
+log "done (stages $stage..$last)"

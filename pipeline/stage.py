@@ -279,9 +279,10 @@ class StageDir:
              "torch_threads": torch_threads()}, indent=2, sort_keys=True, default=str) + "\n")
 
     def reset(self) -> None:
-        """Remove everything in the stage dir (``--force``) but its lock file."""
+        """Remove everything in the stage dir (``--force``) but its lock file and its log
+        (which the running command is writing: the redo's lines follow the old ones)."""
         for p in self.root.iterdir():
-            if p.name == ".lock":
+            if p.name in (".lock", "log"):
                 continue
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 

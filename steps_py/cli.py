@@ -31,6 +31,8 @@ def cli(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose + 1, 2)
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for handler in logging.getLogger().handlers:  # the console; stage log files take INFO
+        handler.setLevel(level)
 
 
 for command in (prep, warmup, search, retrain, decode, score, show, study):

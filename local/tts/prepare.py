@@ -18,6 +18,7 @@ from local.tts.voices import Speaker, check_engines, make_speakers, synthesise
 from pipeline.data.datadir import write_data_dir
 from pipeline.errors import DataError
 from pipeline.lang.lexicon import read_cmudict, read_festival_cmudict, write_lexicon
+from pipeline.progress import on_terminal
 from pipeline.stage import atomic_write_text
 
 SPLITS = ("train", "dev", "test")
@@ -162,7 +163,7 @@ def prepare(
         with get_context("fork").Pool(max(1, nj)) as pool_:
             for utt, dur, err in tqdm(pool_.imap_unordered(_synth_one, jobs, chunksize=4),
                                       total=len(jobs), desc="tts synthesis", unit="utt",
-                                      disable=not progress, leave=False):
+                                      disable=not (progress and on_terminal()), leave=False):
                 if err:
                     failed[utt] = err
                 durations[utt] = dur

@@ -8,6 +8,7 @@ first field in C (byte) order, as ``LC_ALL=C sort`` does, with one entry per key
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
@@ -189,3 +190,98 @@ def read_reference(set_dir: PathLike) -> Dict[str, str]:
     if (d / SKIPPED_TEXT).is_file():
         ref.update(read_map(d / SKIPPED_TEXT))
     return dict(sorted(ref.items(), key=lambda kv: c_sort_key(kv[0])))
+
+
+def fix_data_dir(data_dir: PathLike) -> Dict[str, int]:
+    """Kaldi's ``fix_data_dir.sh``: sort every file in C order and keep only the utterances
+    that every per-utterance file has (and the recordings and speakers they use); spk2utt is
+    made again. The files as they were go to ``.backup/``.
+
+    Returns:
+        ``{"kept": .., "removed": ..}`` utterances.
+    """
+    d = Path(data_dir)
+    if not (d / "utt2spk").is_file():
+        raise DataError("required file utt2spk missing", d / "utt2spk")
+    backup = d / ".backup"
+    backup.mkdir(exist_ok=True)
+    for p in d.iterdir():
+        if p.is_file():
+            shutil.copy2(p, backup / p.name)
+    maps = {name: dict(read_kv(d / name, allow_empty_value=True))
+            for name in UTT_FILES if (d / name).is_file()}
+    wav = dict(read_kv(d / "wav.scp")) if (d / "wav.scp").is_file() else None
+    keep: Set[str] = set(maps["utt2spk"])
+    for m in maps.values():
+        keep &= set(m)
+    if "segments" in maps and wav is not None:
+        keep = {u for u in keep if maps["segments"][u].split()[0] in wav}
+    elif wav is not None:
+        keep &= set(wav)
+    before = len(maps["utt2spk"])
+    subset_data_dir(d, d, keep)
+    return {"kept": len(keep), "removed": before - len(keep)}
+
+
+def copy_data_dir(src: PathLike, dst: PathLike, utt_prefix: str = "", utt_suffix: str = "",
+                  spk_prefix: str = "", spk_suffix: str = "") -> Path:
+    """Kaldi's ``copy_data_dir.sh``: a copy with utterance and speaker ids renamed
+    (``<prefix>id<suffix>``); recording ids are kept when there are ``segments``, and follow
+    the utterance ids when ``wav.scp`` is per utterance."""
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+
+    def utt(u: str) -> str:
+        return f"{utt_prefix}{u}{utt_suffix}"
+
+    def spk(s: str) -> str:
+        return f"{spk_prefix}{s}{spk_suffix}"
+
+    segments = (src / "segments").is_file()
+    for name in UTT_FILES:
+        if not (src / name).is_file():
+            continue
+        items = read_kv(src / name, allow_empty_value=True)
+        if name == "utt2spk":
+            items = [(k, spk(v)) for k, v in items]
+        write_map(dst / name, [(utt(k), v) for k, v in items])
+    if (src / "wav.scp").is_file():
+        wav = read_kv(src / "wav.scp")
+        write_map(dst / "wav.scp", wav if segments else [(utt(k), v) for k, v in wav])
+    if (src / "cmvn.scp").is_file():
+        write_map(dst / "cmvn.scp", [(spk(k), v) for k, v in read_kv(src / "cmvn.scp")])
+    for name in ("reco2file_and_channel", "stm", "glm"):
+        if (src / name).is_file():
+            shutil.copyfile(src / name, dst / name)
+    write_spk2utt(dst)
+    return dst
+
+
+def subset_by(data_dir: PathLike, dst: PathLike, utt_list: Optional[PathLike] = None,
+              spk_list: Optional[PathLike] = None, first: Optional[int] = None,
+              last: Optional[int] = None, num: Optional[int] = None) -> Path:
+    """Kaldi's ``subset_data_dir.sh``: the utterances of a list, of listed speakers, the
+    first or last N, or N spread evenly over the dir (the default)."""
+    d = Path(data_dir)
+    utts = utterance_ids(d)
+    if utt_list is not None:
+        wanted = {line.split()[0] for line in Path(utt_list).read_text().splitlines()
+                  if line.strip()}
+        keep = [u for u in utts if u in wanted]
+    elif spk_list is not None:
+        spks = {line.split()[0] for line in Path(spk_list).read_text().splitlines()
+                if line.strip()}
+        u2s = read_map(d / "utt2spk")
+        keep = [u for u in utts if u2s[u] in spks]
+    elif first is not None:
+        keep = utts[:first]
+    elif last is not None:
+        keep = utts[-last:] if last else []
+    elif num is not None:
+        if num >= len(utts):
+            keep = utts
+        else:
+            keep = [utts[(i * len(utts)) // num] for i in range(num)]
+    else:
+        raise ValueError("give utt_list, spk_list, first, last or num")
+    return subset_data_dir(d, dst, keep)

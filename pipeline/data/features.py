@@ -27,6 +27,7 @@ from pipeline.data.datadir import drop_utterances, read_map, write_map
 from pipeline.data.deltas import add_deltas
 from pipeline.data.fbank import FbankExtractor
 from pipeline.errors import DataError
+from pipeline.progress import on_terminal
 
 PathLike = Union[str, Path]
 
@@ -196,7 +197,8 @@ def make_features(
         for j, spks in enumerate(_split_speakers(spk2utt, max(1, nj)))
     ]
     args = (wav_scp, segments, str(conf), skip_bad, delta_order, delta_window, channel)
-    bar = tqdm(total=total, desc=f"features {name}", unit="utt", disable=not progress, leave=False)
+    bar = tqdm(total=total, desc=f"features {name}", unit="utt",
+               disable=not (progress and on_terminal()), leave=False)
     if len(jobs) == 1:
         results = [_run_job(jobs[0], *args)]
         bar.update(total)

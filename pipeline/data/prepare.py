@@ -32,6 +32,7 @@ from pipeline.data.perturb import speed_perturb_data_dir
 from pipeline.data.validate import unusable_utterances, validate_data_dir
 from pipeline.errors import DataError, StnasError
 from pipeline.locks import dir_locks
+from pipeline.logfile import stage_log
 from pipeline.lang.lexicon import (read_lexicon, read_symbol_table, units_from_lexicon,
                                    write_lexicon, write_units, write_words)
 from pipeline.stage import StageDir, atomic_write_text, fingerprint, input_fingerprints
@@ -164,7 +165,8 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
             done, so a rerun after fixing resumes there.
     """
     cfg.resolve()
-    with dir_locks((cfg.data_dir, False), what=" ".join(sys.argv)):
+    with dir_locks((cfg.data_dir, False), what=" ".join(sys.argv)), \
+            stage_log(Path(cfg.data_dir) / "log" / "prep.log"):
         return _run_prep(cfg, force, progress)
 
 

@@ -46,6 +46,8 @@ from pipeline.decode.decoder import Decoder, DecoderConfig, Setting, decode_set
 from pipeline.decode.scoring import setting_name
 from pipeline.errors import DataError, StaleResultError, StnasError
 from pipeline.locks import dir_locks
+from pipeline.logfile import stage_log
+from pipeline.progress import on_terminal
 from pipeline.stage import StageDir, atomic_write_text, input_fingerprints
 
 log = logging.getLogger(__name__)
@@ -176,7 +178,8 @@ def run_decode(cfg: DecodeConfig, force: bool = False) -> Dict[str, dict]:
     if not model.is_file():
         raise DataError("model not found (run 'stnas retrain')", model)
     locks = [(decode_dir_of(model, name, cfg.lm), False) for name in cfg.sets]
-    with dir_locks((data_dir, True), (model.parent, True), *locks, what=" ".join(sys.argv)):
+    with dir_locks((data_dir, True), (model.parent, True), *locks, what=" ".join(sys.argv)), \
+            stage_log(model.parent / "log" / f"decode_{cfg.lm}.log"):
         return _run_decode(cfg, data_dir, model, force)
 
 
@@ -254,7 +257,7 @@ def _decode_one(cfg: DecodeConfig, name: str, model: Path, feats: Path, lang_tes
     with ProcessPoolExecutor(nj, mp_context=get_context("spawn"), initializer=_init_worker,
                              initargs=(str(lang_test), dconf, os.getpid())) as pool, \
             tqdm(total=len(mats), desc=f"decode {name} ({len(settings)} settings)", unit="utt",
-                 disable=not cfg.progress) as bar:
+                 disable=not (cfg.progress and on_terminal())) as bar:
         for shard_hyps, rtf, nf in pool.map(_decode_shard, shards):
             for s, h in shard_hyps.items():
                 hyps[s].update(h)

@@ -137,7 +137,8 @@ def build_lexicon_fst(lexicon: Lexicon, units: Mapping[str, int], words: Mapping
 
 @contextlib.contextmanager
 def _logged_stderr(what: str) -> Iterator[None]:
-    """Route the C++ library's stderr chatter into this module's log (warnings kept).
+    """Route the C++ library's stderr chatter into this module's log: errors as errors,
+    warnings folded into one INFO line with their count (each at debug level).
 
     File descriptor 2 is swapped for the duration, so other threads' stderr is caught too.
     """
@@ -150,11 +151,18 @@ def _logged_stderr(what: str) -> Iterator[None]:
             os.dup2(saved, 2)
             os.close(saved)
             tmp.seek(0)
+            warnings = []
             for line in tmp.read().decode("utf-8", "replace").splitlines():
-                if line.startswith(("[W]", "[E]", "WARNING", "ERROR")):
-                    log.warning("%s: %s", what, line)
+                if line.startswith(("[E]", "ERROR")):
+                    log.error("%s: %s", what, line)
+                elif line.startswith(("[W]", "WARNING")):
+                    warnings.append(line)
+                    log.debug("%s: %s", what, line)
                 elif line.strip():
                     log.debug("%s: %s", what, line)
+            if warnings:  # one line, not one per skipped n-gram (all of them at -vv)
+                log.info("%s: %d warning(s), e.g. %s (all of them with stnas -vv)", what,
+                         len(warnings), warnings[0].strip()[-160:])
 
 
 def build_grammar_fst(arpa: PathLike, words_txt: PathLike) -> kaldifst.StdVectorFst:

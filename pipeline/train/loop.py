@@ -35,6 +35,7 @@ from pipeline.nas.space import load_space
 from pipeline.nas.strategies import StrategyConfig, make_strategy
 from pipeline.nas.supernet import ArchWeights, Choice, Supernet
 from pipeline.stage import atomic_path
+from pipeline.progress import on_terminal
 from pipeline.train.checkpoint import load_file, load_latest, rng_state, save_checkpoint, \
     set_rng_state
 from pipeline.train.config import TrainConfig
@@ -455,7 +456,8 @@ class Trainer:
                                      self.dist.world)
                 bar = tqdm(total=len(batches), initial=self.next_batch,
                            desc=f"{cfg.stage} epoch {self.epoch + 1}", unit="batch",
-                           disable=not (cfg.progress and self.dist.main), dynamic_ncols=True)
+                           disable=not (cfg.progress and self.dist.main and on_terminal()),
+                           dynamic_ncols=True)
                 t0, frames = time.time(), 0
                 try:
                     for index, batch in stream:
@@ -493,6 +495,11 @@ class Trainer:
         bar.update(1)
         if loss is not None:
             bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.schedule.lr:.1e}", fps=f"{fps:.0f}")
+        done = self.next_batch + 1
+        if loss is not None and self.cfg.progress and bar.disable and self.dist.main \
+                and done % max(1, (bar.total or 1) // 5) == 0:  # plain lines in a log file
+            log.info("%s epoch %d: batch %d/%d, loss %.3f, lr %.1e, %.0f frames/s",
+                     self.cfg.stage, self.epoch + 1, done, bar.total, loss, self.schedule.lr, fps)
         if losses is not None and self.step % self.cfg.log_every == 0:
             row = {"kind": "train", "step": self.step, "epoch": self.epoch, **losses,
                    "lr": self.schedule.lr, "frames_per_s": fps}

@@ -17,6 +17,7 @@ retrained model). An interrupted stage resumes only with the same inputs and opt
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ import yaml
 
 from pipeline.errors import StaleResultError, StnasError
 from pipeline.locks import dir_locks
+from pipeline.logfile import stage_log
 from pipeline.nas.arch import Arch
 from pipeline.nas.diagnostics import op_losses
 from pipeline.nas.draw import draw_arch
@@ -104,7 +106,9 @@ def run_stage(cfg: TrainConfig, force: bool = False) -> Dict[str, Any]:
         locks = [(stage_dir, False), (Path(cfg.data_dir), True)]
         if cfg.stage == "search" and cfg.init not in (None, SCRATCH):
             locks.append((Path(cfg.init).parent, True))
-    with dir_locks(*locks, what=" ".join(sys.argv)):
+    with dir_locks(*locks, what=" ".join(sys.argv)), contextlib.ExitStack() as stack:
+        if dist_info.main:
+            stack.enter_context(stage_log(stage_dir / "log" / f"{cfg.stage}.log"))
         return _run_stage(cfg, dist_info, stage_dir, force)
 
 

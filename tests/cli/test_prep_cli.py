@@ -246,3 +246,16 @@ def test_fbank_config_moved_with_the_same_content_is_no_change(tmp_path):
     moved.write_text(conf.read_text() + "--dither=0.5\n")
     r = run(*base, "--fbank-conf", moved)
     assert r.exit_code == 1 and "prepared with other options (fbank_conf:" in r.output
+
+
+def test_kaldi_corpus_without_spk2utt(tmp_path):
+    """wav.scp, text and utt2spk suffice, as README says: spk2utt is made from utt2spk."""
+    root = make_kaldi_corpus(tmp_path / "corpus")
+    for s in ("train", "dev", "test"):
+        (root / s / "spk2utt").unlink()
+    out = tmp_path / "data"
+    r = run("--corpus", "kaldi", "--corpus-root", root, "--data-dir", out, "--no-speed-perturb")
+    assert r.exit_code == 0, r.output
+    for s in ("train", "dev", "test"):
+        validate_data_dir(out / s, need_feats=True)
+    assert read_map(out / "train" / "spk2utt")["trainspk0"].split()[0] == "trainspk0-000"

@@ -26,7 +26,16 @@ def test_debug_recipe_through_run_sh(tmp_path):
     # A broken pipeline (untrained or mis-wired model, wrong units, wrong graph) scores ~100 %.
     assert wer["test"] < 90.0, out.stdout[-2000:]
     assert "architecture:" in out.stdout
+    times = out.stdout.split("stage times:", 1)[1]  # printed at the end, one line per stage
+    for stage in ("warmup", "search", "retrain", "decode_dev_tg", "decode_test_tg"):
+        assert f"/exp/{stage}" in times or f"/{stage} " in times, times
     assert (tmp_path / "exp" / "search" / "alphas.png").is_file()
+    for stage in ("warmup", "search", "retrain"):  # Kaldi-style per-stage logs
+        assert f"{stage} epoch 1: held-out loss" in \
+            (tmp_path / "exp" / stage / "log" / f"{stage}.log").read_text()
+    assert "decoded dev" in (tmp_path / "exp" / "retrain" / "log" / "decode_tg.log").read_text()
+    assert (tmp_path / "data" / "log" / "prep.log").is_file()
+    assert "\r" not in out.stderr  # no progress bars in a log: plain lines
     # Rerunning trains nothing again and prints the same table.
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.count("already done") == 4  # 1-3 and 6

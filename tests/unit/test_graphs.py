@@ -137,3 +137,18 @@ def test_lexicon_with_unknown_phone_names_the_file(tmp_path: Path):
         build_lexicon_fst({"ONE": [["Z"]]}, UNITS, words, tmp_path / "lexicon.txt")
     with pytest.raises(DataError, match="not in words.txt"):
         build_lexicon_fst({"FOUR": [["A"]]}, UNITS, words, tmp_path / "lexicon.txt")
+
+
+def test_library_warnings_fold_into_one_line(caplog):
+    import logging
+    import os
+
+    from pipeline.lang.graphs import _logged_stderr
+
+    with caplog.at_level(logging.INFO, logger="pipeline.lang.graphs"):
+        with _logged_stderr("arpa2fst"):
+            for i in range(31):
+                os.write(2, f"[W] skipped n-gram {i}: word not in symbol table\n".encode())
+    infos = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert len(infos) == 1 and "31 warning(s)" in infos[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
