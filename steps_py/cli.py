@@ -13,6 +13,7 @@ from pipeline.threads import disable_dynamic_threads
 disable_dynamic_threads()  # before any stage imports torch: see pipeline/threads.py
 
 from steps_py.decode import decode, score
+from steps_py.export import export
 from steps_py.prep import prep
 from steps_py.show import show
 from steps_py.study import study
@@ -35,5 +36,5 @@ def cli(verbose: int) -> None:
         handler.setLevel(level)
 
 
-for command in (prep, warmup, search, retrain, decode, score, show, study):
+for command in (prep, warmup, search, retrain, decode, score, show, study, export):
     cli.add_command(command)

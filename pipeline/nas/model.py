@@ -59,8 +59,10 @@ class TdnnNet(nn.Module):
     def forward(self, feats: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
         """(B, T, D) features, (B,) lengths → (B, T', K) log-probs, (B,) output lengths."""
         x = feats * length_mask(lengths, feats.shape[1]).to(feats.dtype)  # padding may be junk
-        for layer in self.layers:
-            x, lengths = apply_layer(layer, x, lengths)
+        for layer in self.layers:  # apply_layer, spelt out so that torch.jit.script takes it
+            lengths = layer.output_lengths(lengths)
+            x = layer(x)
+            x = x * length_mask(lengths, x.shape[1]).to(x.dtype)
         return self.output(x).log_softmax(dim=-1), lengths
 
 
