@@ -18,6 +18,7 @@ from steps_py.prep import prep
 from steps_py.show import show
 from steps_py.study import study
 from steps_py.training import retrain, search, warmup
+from steps_py.transcribe import transcribe
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -36,5 +37,6 @@ def cli(verbose: int) -> None:
         handler.setLevel(level)
 
 
-for command in (prep, warmup, search, retrain, decode, score, show, study, export):
+for command in (prep, warmup, search, retrain, decode, score, show, study, export,
+                transcribe):
     cli.add_command(command)

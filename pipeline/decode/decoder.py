@@ -253,6 +253,44 @@ class Decoder:
         return self._hypothesis(olabels, float(weight.value1),
                                 float(weight.value2) * lm_weight, reached)
 
+    def best_path_timed(self, logprobs: np.ndarray, lm_weight: float = 1.0,
+                        word_penalty: float = 0.0
+                        ) -> Tuple[Hypothesis, List[Tuple[str, int, int]]]:
+        """:meth:`best_path` and each word's frames on it: ``(word, first, end)``, the word
+        from the frame its arc consumes to the next word's (or the utterance's end)."""
+        if lm_weight <= 0:
+            raise ValueError(f"LM weight must be > 0, got {lm_weight}")
+        x = _check_logprobs(logprobs, self.num_units)
+        c = self.config
+        opts = kaldi_decoder.FasterDecoderOptions(beam=c.beam, max_active=c.max_active,
+                                                  min_active=c.min_active)
+        dec = kaldi_decoder.FasterDecoder(self.graph_for(word_penalty), opts)
+        dec.decode(kaldi_decoder.DecodableCtc(x / lm_weight))
+        ok, lat = dec.get_best_path()
+        if not ok:
+            return self._hypothesis([], float("inf"), float("inf"), False), []
+        _, _, olabels, weight = kaldifst.get_linear_symbol_sequence(lat)
+        # the best path is linear: its arcs in the text form "src dst ilabel olabel weight"
+        # (kaldifst iterates no Lattice arcs from Python)
+        arcs = {}
+        for line in lat.to_str(show_weight_one=True).splitlines():
+            f = line.split()
+            if len(f) >= 4:
+                arcs[int(f[0])] = (int(f[1]), int(f[2]), int(f[3]))
+        starts: List[Tuple[int, int]] = []
+        state, frame = lat.start, 0
+        while state in arcs:
+            state, ilabel, olabel = arcs[state]
+            if olabel:
+                starts.append((olabel, frame))
+            if ilabel:
+                frame += 1
+        timed = [(self.words.get(w, f"<id{w}>"), f, starts[i + 1][1] if i + 1 < len(starts)
+                  else frame) for i, (w, f) in enumerate(starts)]
+        hyp = self._hypothesis(olabels, float(weight.value1), float(weight.value2) * lm_weight,
+                               dec.reached_final())
+        return hyp, timed
+
     def lattice(self, logprobs: np.ndarray, word_penalty: float = 0.0
                 ) -> Tuple[kaldifst.Lattice, bool]:
         """Raw state-level lattice (word outputs), acoustic costs at scale 1.

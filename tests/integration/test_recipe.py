@@ -43,6 +43,8 @@ def test_debug_recipe_through_run_sh(tmp_path):
     assert table and table == [line for line in again.stdout.splitlines()
                                 if line.startswith("| tts |")]
 
+    _check_transcribe(tmp_path, env)
+
     # A finished stage whose config changed is refused, naming what changed, not skipped.
     conf = tmp_path / "conf"
     shutil.copytree(REPO / "conf" / "debug", conf)
@@ -71,3 +73,50 @@ def test_debug_recipe_through_run_sh(tmp_path):
     bad = subprocess.run(["bash", str(REPO / "run.sh"), "--corpus", "kaldi"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "no stage configs in 'conf/kaldi'" in bad.stderr
+
+
+def _check_transcribe(tmp_path, env):
+    """stnas transcribe on the recipe's model: the test set's audio (per-speaker CMVN, as prep)
+    gives the very hypotheses of stnas decode at dev's setting; a directory of wav files works
+    with per-utterance CMVN, with a CTM whose words are the text's; another sample rate is
+    refused unless --resample."""
+    import json
+
+    from pipeline.data.audio import read_audio, write_wav
+    from pipeline.data.datadir import read_map
+
+    data, retrain = tmp_path / "data", tmp_path / "exp" / "retrain"
+    model = retrain / "avg.pt" if (retrain / "avg.pt").is_file() else retrain / "best.pt"
+    stnas = [str(Path(sys.executable).parent / "stnas"), "transcribe", "--model", str(model)]
+    out = subprocess.run(stnas + ["--utt2spk", str(data / "test" / "utt2spk"), "--out-dir",
+                                  str(tmp_path / "tr"), str(data / "test" / "wav.scp")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    tuned = json.loads((retrain / "decode_dev_tg" / "tuned.json").read_text())
+    hyp_file = retrain / "decode_test_tg" / "hyp" / \
+        f"{tuned['lm_weight']:g}_{tuned['word_penalty']:g}.txt"
+    decoded = read_map(hyp_file, allow_empty_value=True)
+    got = read_map(tmp_path / "tr" / "text", allow_empty_value=True)
+    assert got == decoded  # same features, model, graph and setting: same words
+    ctm_words = {}
+    for line in (tmp_path / "tr" / "ctm").read_text().splitlines():
+        utt, _, start, dur, word = line.split()
+        assert float(start) >= 0 and float(dur) > 0
+        ctm_words.setdefault(utt, []).append(word)
+    assert {u: " ".join(w) for u, w in ctm_words.items()} == {u: t for u, t in got.items() if t}
+    # a directory of (synthesised) wav files, one of them at 8 kHz
+    utt, entry = next(iter(read_map(data / "test" / "wav.scp").items()))
+    rate, x = read_audio(entry, utt)
+    wavs = tmp_path / "wavs"
+    wavs.mkdir()
+    write_wav(str(wavs / "a.wav"), rate, x)
+    write_wav(str(wavs / "b.wav"), 8000, x[::2])
+    bad = subprocess.run(stnas + [str(wavs)], env=env, capture_output=True, text=True)
+    assert bad.returncode == 1 and "sample rate 8000 Hz" in bad.stderr and "--resample" in \
+        bad.stderr
+    ok = subprocess.run(stnas + ["--resample", str(wavs)], env=env, capture_output=True,
+                        text=True)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    lines = dict(line.split(" ", 1) if " " in line else (line, "")
+                 for line in ok.stdout.splitlines())
+    assert set(lines) == {"a", "b"}

@@ -1,0 +1,213 @@
+"""Transcribe audio with a retrained model: wav files, a ``wav.scp`` or a directory → text and
+CTM (word times from the best path).
+
+Features are made as ``stnas prep`` makes them (the data dir's fbank config, CMVN, Δ+ΔΔ),
+with CMVN per speaker when ``utt2spk`` is given and per utterance otherwise; audio at another
+sample rate than the fbank config's is refused, or resampled with sox (``resample=True``).
+Decoding uses the data dir's ``lang_test_<lm>/TLG.fst`` at the LM weight and word penalty the
+model's dev decode chose (``decode_dev_<lm>/tuned.json``), or the given ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import yaml
+
+from pipeline.children import die_with_parent
+from pipeline.data.audio import read_audio, read_wav_bytes
+from pipeline.data.cmvn import apply_cmvn, cmvn_stats
+from pipeline.data.datadir import read_map
+from pipeline.data.deltas import add_deltas
+from pipeline.data.fbank import FbankExtractor
+from pipeline.decode.decoder import Decoder, DecoderConfig
+from pipeline.errors import DataError, StnasError
+from pipeline.stage import atomic_write_text
+
+log = logging.getLogger(__name__)
+AUDIO_SUFFIXES = (".wav", ".sph", ".WAV")
+FRAME_SHIFT_S = 0.03  # model output frames: 10 ms input frames sub-sampled by 3
+
+
+@dataclass
+class TranscribeConfig:
+    """What ``stnas transcribe`` needs (see the module docstring)."""
+
+    model: str
+    inputs: List[str]
+    data_dir: Optional[str] = None       # [the retrain's data dir]
+    lm: str = "tg"
+    lm_weight: Optional[float] = None    # [decode_dev_<lm>/tuned.json, else 1.0]
+    word_penalty: Optional[float] = None  # [tuned.json, else 0.0]
+    utt2spk: Optional[str] = None
+    resample: bool = False
+    beam: float = 17.0
+    max_active: int = 7000
+    nj: int = 1
+    device: str = "cpu"
+    channel: Optional[int] = None
+    out_dir: Optional[str] = None
+
+
+def resolve_inputs(inputs: Sequence[str]) -> Dict[str, str]:
+    """utt id → wav.scp entry for audio files, ``wav.scp`` files and directories.
+
+    Raises:
+        StnasError: nothing to transcribe, an input that does not exist, a repeated id.
+    """
+    out: Dict[str, str] = {}
+
+    def add(utt: str, entry: str, where: str) -> None:
+        if utt in out:
+            raise StnasError(f"{where}: utterance id '{utt}' given twice")
+        out[utt] = entry
+
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.suffix in AUDIO_SUFFIXES)
+            if not files:
+                raise StnasError(f"{p}: no .wav or .sph files in this directory")
+            for f in files:
+                add(f.stem, str(f), str(p))
+        elif p.is_file() and (p.suffix == ".scp" or p.name == "wav.scp"):
+            for utt, entry in read_map(p).items():
+                add(utt, entry, str(p))
+        elif p.is_file():
+            add(p.stem, str(p), str(p))
+        else:
+            raise StnasError(f"{item}: no such file or directory")
+    if not out:
+        raise StnasError("nothing to transcribe")
+    return out
+
+
+def _model_defaults(model: Path, data_dir: Optional[str], lm: str
+                    ) -> Tuple[Path, Tuple[float, float], bool]:
+    cfg_file = model.parent / "config.yaml"
+    if data_dir is None:
+        if not cfg_file.is_file():
+            raise StnasError(f"{model}: no config.yaml next to it to find its data dir; give "
+                             "--data-dir")
+        data_dir = (yaml.safe_load(cfg_file.read_text()) or {}).get("data_dir")
+    if not (Path(data_dir) / "config.yaml").is_file():
+        raise StnasError(f"{data_dir}: the model's data dir (recorded in {cfg_file}) is not a "
+                         "prepared data dir from here; give --data-dir")
+    tuned = model.parent / f"decode_dev_{lm}" / "tuned.json"
+    if tuned.is_file():
+        t = json.loads(tuned.read_text())
+        return Path(data_dir), (float(t["lm_weight"]), float(t["word_penalty"])), True
+    return Path(data_dir), (1.0, 0.0), False
+
+
+def _audio(entry: str, utt: str, rate: int, resample: bool,
+           channel: Optional[int]) -> np.ndarray:
+    got, x = read_audio(entry, utt, channel)
+    if got == rate:
+        return x
+    if not resample:
+        raise DataError(f"sample rate {got} Hz, but the model's features need {rate} Hz "
+                        "(add --resample to convert it with sox)", utt=utt)
+    from pipeline.data.audio import wav_bytes
+
+    proc = subprocess.run(["sox", "-t", "wav", "-", "-t", "wav", "-r", str(rate), "-"],
+                          input=wav_bytes(got, x), capture_output=True)
+    if proc.returncode != 0:
+        raise DataError(f"sox could not resample: {proc.stderr.decode()[-200:]}", utt=utt)
+    return read_wav_bytes(proc.stdout, f"sox resampling of {utt}", check_length=False)[1]
+
+
+def features(entries: Dict[str, str], fbank_conf: str, utt2spk: Optional[Dict[str, str]],
+             resample: bool = False, channel: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """utt → (T, 120) features as prep makes them (CMVN per speaker or per utterance)."""
+    fb = FbankExtractor(fbank_conf)
+    raw = {utt: fb(_audio(e, utt, fb.sample_rate, resample, channel), fb.sample_rate, utt)
+           for utt, e in entries.items()}
+    groups: Dict[str, List[str]] = {}
+    for utt in raw:
+        spk = utt2spk.get(utt) if utt2spk else utt
+        if spk is None:
+            raise DataError("not in utt2spk", utt=utt)
+        groups.setdefault(spk, []).append(utt)
+    out = {}
+    for utts in groups.values():
+        stats = cmvn_stats(raw[u] for u in utts)
+        for u in utts:
+            out[u] = add_deltas(apply_cmvn(raw[u], stats), 2, 2)
+    return out
+
+
+_DECODER: Dict[str, Decoder] = {}
+
+
+def _init(lang_test: str, config: dict, parent_pid: int) -> None:
+    die_with_parent(parent_pid)
+    _DECODER["d"] = Decoder.from_lang_test(lang_test, DecoderConfig(**config))
+
+
+def _decode(args) -> Tuple[str, List[str], List[Tuple[str, int, int]]]:
+    utt, logprobs, weight, penalty = args
+    hyp, timed = _DECODER["d"].best_path_timed(logprobs, weight, penalty)
+    return utt, hyp.words, timed
+
+
+def transcribe(cfg: TranscribeConfig) -> Dict[str, dict]:
+    """Transcribe ``cfg.inputs``; utt → {"words", "times"}; writes ``text`` and ``ctm`` into
+    ``cfg.out_dir`` when given."""
+    import torch
+
+    from pipeline.decode.run import lang_test_dir
+    from pipeline.train.stages import load_model
+
+    model = Path(cfg.model)
+    if not model.is_file():
+        raise DataError("model not found", model)
+    data_dir, tuned, from_dev = _model_defaults(model, cfg.data_dir, cfg.lm)
+    weight = cfg.lm_weight if cfg.lm_weight is not None else tuned[0]
+    penalty = cfg.word_penalty if cfg.word_penalty is not None else tuned[1]
+    log.info("LM weight %g, word penalty %g (%s)", weight, penalty,
+             "chosen on dev" if from_dev and cfg.lm_weight is None else "given or default")
+    prep_cfg = yaml.safe_load((data_dir / "config.yaml").read_text()) or {}
+    fbank_conf = prep_cfg.get("fbank_conf")
+    if not fbank_conf or not Path(fbank_conf).is_file():
+        raise StnasError(f"{data_dir}/config.yaml: fbank config {fbank_conf} not found")
+    entries = resolve_inputs(cfg.inputs)
+    utt2spk = read_map(cfg.utt2spk) if cfg.utt2spk else None
+    feats = features(entries, fbank_conf, utt2spk, cfg.resample, cfg.channel)
+    net, _, _ = load_model(model, torch.device(cfg.device))
+    logprobs = {}
+    with torch.no_grad():
+        for utt, f in feats.items():
+            x = torch.from_numpy(f).to(cfg.device)[None]
+            lp, n = net(x, torch.tensor([x.shape[1]], device=cfg.device))
+            logprobs[utt] = lp[0, :int(n[0])].float().cpu().numpy()
+    lang_test = lang_test_dir(data_dir, cfg.lm)
+    dconf = {"beam": cfg.beam, "max_active": cfg.max_active}
+    jobs = [(u, logprobs[u], weight, penalty) for u in entries]
+    if cfg.nj <= 1:
+        _DECODER["d"] = Decoder.from_lang_test(lang_test, DecoderConfig(**dconf))
+        results = [_decode(j) for j in jobs]
+    else:
+        with ProcessPoolExecutor(cfg.nj, mp_context=get_context("spawn"), initializer=_init,
+                                 initargs=(str(lang_test), dconf, os.getpid())) as pool:
+            results = list(pool.map(_decode, jobs))
+    out = {utt: {"words": words, "times": [(w, a * FRAME_SHIFT_S, (b - a) * FRAME_SHIFT_S)
+                                           for w, a, b in timed]}
+           for utt, words, timed in results}
+    if cfg.out_dir:
+        d = Path(cfg.out_dir)
+        atomic_write_text(d / "text", "".join(f"{u} {' '.join(r['words'])}\n"
+                                              for u, r in out.items()))
+        atomic_write_text(d / "ctm", "".join(f"{u} 1 {s:.2f} {dur:.2f} {w}\n"
+                                             for u, r in out.items()
+                                             for w, s, dur in r["times"]))
+    return out
