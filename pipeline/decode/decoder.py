@@ -227,6 +227,22 @@ class Decoder:
         return Hypothesis(list(word_ids), [self.words.get(i, f"<id{i}>") for i in word_ids],
                           graph_cost, acoustic_cost, reached_final)
 
+    def _faster(self, logprobs: np.ndarray, lm_weight: float, word_penalty: float
+                ) -> Tuple[Optional[kaldifst.Lattice], bool]:
+        """``FasterDecoder`` at one setting: (its best path, or None, and reached-final)."""
+        if lm_weight <= 0:
+            raise ValueError(f"LM weight must be > 0, got {lm_weight}")
+        x = _check_logprobs(logprobs, self.num_units)
+        c = self.config
+        opts = kaldi_decoder.FasterDecoderOptions(beam=c.beam, max_active=c.max_active,
+                                                  min_active=c.min_active)
+        dec = kaldi_decoder.FasterDecoder(self.graph_for(word_penalty), opts)
+        dec.decode(kaldi_decoder.DecodableCtc(x / lm_weight))
+        ok, lat = dec.get_best_path()
+        if not ok:
+            log.warning("no surviving path (graph and log-probs incompatible?)")
+        return (lat if ok else None), dec.reached_final()
+
     def best_path(self, logprobs: np.ndarray, lm_weight: float = 1.0,
                   word_penalty: float = 0.0) -> Hypothesis:
         """1-best with ``FasterDecoder`` (honours ``max_active``) at one setting.
@@ -236,38 +252,20 @@ class Decoder:
             lm_weight: > 0; the log-probs are scaled by ``1 / lm_weight``.
             word_penalty: cost per output word (the graph cost returned includes it).
         """
-        if lm_weight <= 0:
-            raise ValueError(f"LM weight must be > 0, got {lm_weight}")
-        x = _check_logprobs(logprobs, self.num_units)
-        c = self.config
-        opts = kaldi_decoder.FasterDecoderOptions(beam=c.beam, max_active=c.max_active,
-                                                  min_active=c.min_active)
-        dec = kaldi_decoder.FasterDecoder(self.graph_for(word_penalty), opts)
-        dec.decode(kaldi_decoder.DecodableCtc(x / lm_weight))
-        reached = dec.reached_final()
-        ok, lat = dec.get_best_path()
-        if not ok:
-            log.warning("no surviving path (graph and log-probs incompatible?)")
+        lat, reached = self._faster(logprobs, lm_weight, word_penalty)
+        if lat is None:
             return self._hypothesis([], float("inf"), float("inf"), False)
         _, _, olabels, weight = kaldifst.get_linear_symbol_sequence(lat)
-        return self._hypothesis(olabels, float(weight.value1),
-                                float(weight.value2) * lm_weight, reached)
+        return self._hypothesis(olabels, float(weight.value1), float(weight.value2) * lm_weight,
+                                reached)
 
     def best_path_timed(self, logprobs: np.ndarray, lm_weight: float = 1.0,
                         word_penalty: float = 0.0
                         ) -> Tuple[Hypothesis, List[Tuple[str, int, int]]]:
         """:meth:`best_path` and each word's frames on it: ``(word, first, end)``, the word
         from the frame its arc consumes to the next word's (or the utterance's end)."""
-        if lm_weight <= 0:
-            raise ValueError(f"LM weight must be > 0, got {lm_weight}")
-        x = _check_logprobs(logprobs, self.num_units)
-        c = self.config
-        opts = kaldi_decoder.FasterDecoderOptions(beam=c.beam, max_active=c.max_active,
-                                                  min_active=c.min_active)
-        dec = kaldi_decoder.FasterDecoder(self.graph_for(word_penalty), opts)
-        dec.decode(kaldi_decoder.DecodableCtc(x / lm_weight))
-        ok, lat = dec.get_best_path()
-        if not ok:
+        lat, reached = self._faster(logprobs, lm_weight, word_penalty)
+        if lat is None:
             return self._hypothesis([], float("inf"), float("inf"), False), []
         _, _, olabels, weight = kaldifst.get_linear_symbol_sequence(lat)
         # the best path is linear: its arcs in the text form "src dst ilabel olabel weight"
@@ -288,7 +286,7 @@ class Decoder:
         timed = [(self.words.get(w, f"<id{w}>"), f, starts[i + 1][1] if i + 1 < len(starts)
                   else frame) for i, (w, f) in enumerate(starts)]
         hyp = self._hypothesis(olabels, float(weight.value1), float(weight.value2) * lm_weight,
-                               dec.reached_final())
+                               reached)
         return hyp, timed
 
     def lattice(self, logprobs: np.ndarray, word_penalty: float = 0.0

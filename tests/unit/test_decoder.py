@@ -157,3 +157,19 @@ def test_word_insertion_penalty_costs_each_word_and_drops_weak_words(setup):
         assert swept[(1.0, 5.0)].words == ["ZED"], method
     result = decode_set(decoder, [("u1", weak)], settings, method="redecode")
     assert result.hyps[(1.0, 5.0)] == {"u1": ["ZED"]}
+
+
+def test_best_path_word_times_follow_the_spelled_frames(setup):
+    """Each word of a spelled sequence starts within its own frames (2 per phone + a blank)
+    and the words tile the utterance in order."""
+    decoder, _ = setup
+    words = ["WHY", "ZED", "EX"]
+    logprobs = spell(words)
+    hyp, timed = decoder.best_path_timed(logprobs)
+    assert [w for w, _, _ in timed] == hyp.words == words
+    begin = 0
+    for (w, first, end), nxt in zip(timed, timed[1:] + [(None, len(logprobs), None)]):
+        span = 2 * len(LEXICON[w][0]) + 1
+        assert begin <= first < begin + span and end == nxt[1]
+        begin += span
+    assert timed[-1][2] == len(logprobs)
