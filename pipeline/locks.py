@@ -62,10 +62,10 @@ def lock_dir(directory: Union[str, Path], shared: bool = False, what: str = "") 
     except BlockingIOError:
         if held is None:
             os.close(fd)
-        if shared:  # only a writer blocks a reader: the file names it
+        if shared or not _readers_only(path):  # a writer holds it: the file names it
             who = f"in use by {_holder(path)}"
-        else:  # readers do not write the file: it names the last writer
-            who = f"in use by another process (being written or read; last writer: {_holder(path)})"
+        else:  # readers do not write the file
+            who = "being read by another process (a stage that reads it is running)"
         raise LockedError(f"{d} is {who}; wait for it to finish or stop it (the lock goes "
                           "with the process)") from None
     _HELD[key] = (fd, not shared)
@@ -73,6 +73,18 @@ def lock_dir(directory: Union[str, Path], shared: bool = False, what: str = "") 
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}: {what or ' '.join(sys.argv)}\n".encode(), 0)
     return path
+
+
+def _readers_only(path: Path) -> bool:
+    """Whether only readers hold ``path``'s lock: a shared lock can then be had."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # releases the probe's lock, if it got one
 
 
 def unlock_dir(directory: Union[str, Path]) -> None:

@@ -55,7 +55,7 @@ def test_readers_share_and_keep_writers_out(tmp_path):
     try:
         lock_dir(d, shared=True)  # another reader: fine
         unlock_dir(d)
-        with pytest.raises(LockedError, match="being written or read"):
+        with pytest.raises(LockedError, match="being read by another process"):
             lock_dir(d)
     finally:
         reader.kill()
@@ -92,7 +92,7 @@ def test_stage_commands_refuse_a_dir_in_use(tmp_path):
     reader = _holder(data, shared=True)  # as a training stage holds its data dir
     try:
         r = CliRunner().invoke(cli, ["prep", "--corpus", "tts", "--data-dir", str(data)])
-        assert r.exit_code == 1 and "is in use by another process" in r.output
+        assert r.exit_code == 1 and "is being read by another process" in r.output
         assert not (data / "config.yaml").exists()
     finally:
         reader.kill()

@@ -75,6 +75,54 @@ def test_decode_and_score_end_to_end(tts_data, tmp_path):
     r = CliRunner().invoke(cli, ["decode", "--model", str(tmp_path / "none.pt"),
                                  "--data-dir", str(tts_data)])
     assert r.exit_code == 1 and "none.pt: model not found" in r.output
+    _decode_killed_and_resumed(exp / "retrain", tts_data, tmp_path)
+
+
+def _decode_killed_and_resumed(done_dir, tts_data, tmp_path):
+    """Kill point 'decode': kill -9 while its workers decode dev; nothing is marked done, no
+    worker outlives it, and the rerun gives the hypotheses of the uninterrupted decode."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pipeline.data.datadir import read_map
+
+    model_dir = tmp_path / "killed" / "retrain"
+    model_dir.mkdir(parents=True)
+    shutil.copy(done_dir / "avg.pt", model_dir / "avg.pt")
+    cmd = [sys.executable, "-m", "steps_py", "decode", "--model", str(model_dir / "avg.pt"),
+           "--data-dir", str(tts_data), "--nj", "2"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.DEVNULL)
+    t0, workers = time.time(), []
+    while time.time() - t0 < 120 and proc.poll() is None:
+        out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
+        workers = [int(a) for a, b in (line.split() for line in out.splitlines())
+                   if int(b) == proc.pid]
+        if len(workers) >= 2:  # the pool is up (and the resource tracker)
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert proc.poll() is None, "the decode finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (model_dir / "decode_dev_tg" / ".done" / "decode").exists()
+    t0 = time.time()
+    while time.time() - t0 < 20 and any(Path(f"/proc/{w}").exists() and
+                                        Path(f"/proc/{w}/stat").read_text().split()[2] != "Z"
+                                        for w in workers):
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{w}").exists() and
+                   Path(f"/proc/{w}/stat").read_text().split()[2] != "Z" for w in workers), \
+        "decode workers outlived their parent"
+    r = _invoke("decode", "--model", model_dir / "avg.pt", "--data-dir", tts_data, "--nj", 2)
+    assert r.exit_code == 0, r.output
+    for name in ("dev", "test"):
+        for hyp in sorted((done_dir / f"decode_{name}_tg" / "hyp").glob("*.txt")):
+            again = model_dir / f"decode_{name}_tg" / "hyp" / hyp.name
+            assert read_map(again, allow_empty_value=True) == \
+                read_map(hyp, allow_empty_value=True), again
 
 
 def test_a_new_model_is_never_scored_with_an_old_decode(tts_data, tmp_path):
