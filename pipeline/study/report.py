@@ -89,6 +89,20 @@ def summarise(cfg: StudyConfig, records: Sequence[dict]) -> Dict[str, dict]:
     return out
 
 
+def seed_agreement(records: Sequence[dict]) -> Dict[str, List[float]]:
+    """Per searched method with 2+ seeds: per block, the share of seed pairs choosing the
+    same op."""
+    out: Dict[str, List[float]] = {}
+    for method in sorted({r["method"] for r in records if r.get("search")}):
+        ops = [r["ops"] for r in records if r["method"] == method]
+        if len(ops) < 2:
+            continue
+        pairs = [(a, b) for i, a in enumerate(ops) for b in ops[i + 1:]]
+        out[method] = [sum(a[k] == b[k] for a, b in pairs) / len(pairs)
+                       for k in range(len(ops[0]))]
+    return out
+
+
 def _pm(ms: Optional[Sequence[float]], digits: int = 2) -> str:
     if ms is None or ms[0] != ms[0]:
         return "–"
@@ -164,6 +178,14 @@ def write_study(cfg: StudyConfig, plan: Plan, members_dir: Path) -> Path:
                      f"{_pm(row['test'])} | {_pm(row['params_m'], 3)} | "
                      f"{_pm(row['search_s'], 0)} | {peak} | {delta} | – |")
     lines += ["", *[f"* {verdict(k, r)}" for k, r in summary.items() if "vs_st" in r], ""]
+    agree = seed_agreement(records)
+    if agree:
+        lines += ["Do the seeds of a search choose the same architecture? Per block, the share "
+                  "of seed pairs that chose the same op (1/N for a uniform pick among N ops):", ""]
+        lines += [f"* {LABELS.get(m, m)}: " + ", ".join(f"{a:.2f}" for a in shares)
+                  + f" (blocks where every seed agrees: {sum(a == 1.0 for a in shares)} of "
+                  f"{len(shares)})" for m, shares in agree.items()]
+        lines.append("")
     warm = {k: json.loads((exp / ("warmup" if k == "conf" else f"warmup_{k}") / "warmup" /
                            "stage.json").read_text()).get("wall_time_s")
             for k in plan.warmups
@@ -182,7 +204,8 @@ def write_study(cfg: StudyConfig, plan: Plan, members_dir: Path) -> Path:
         maxp = " ".join(f"{max(p):.2f}" for p in r["probabilities"]) \
             if r.get("probabilities") and r["method"] not in ("random", "tdnn_d") else "–"
         s = r.get("search") or {}
-        lines.append(f"| {r['name']} | `{r['arch']}` | {maxp} | {r['wer'][dev]:.2f} | "
+        arch = r["arch"].replace("|", "\\|")  # a pipe ends a table cell, even in code
+        lines.append(f"| {r['name']} | `{arch}` | {maxp} | {r['wer'][dev]:.2f} | "
                      f"{r['wer'][test]:.2f} | {r['setting'][0]:g}, {r['setting'][1]:g} | "
                      f"{s.get('wall_s') or 0:.0f} | {r['retrain'].get('wall_s') or 0:.0f} |")
     lines += ["", "![WER per method, seeds as points](study.png)", ""]

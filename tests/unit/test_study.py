@@ -165,6 +165,7 @@ def test_random_best_is_chosen_by_dev_and_report_is_written(tmp_path):
     out = write_study(cfg, make_plan(cfg), members)
     text = out.read_text()
     assert "| ST-NAS | 2 |" in text and "random, best of N by dev" in text
+    assert "* ST-NAS: 1.00 (blocks where every seed agrees: 1 of 1)" in text  # same ops
     assert "6 of 6 members scored" in text
     assert (out.parent / "study.png").stat().st_size > 1000
     assert json.loads((out.parent / "results.json").read_text())["random_best"]["runs"] == 2
@@ -174,3 +175,12 @@ def test_tdnn_d_of_another_space_is_refused(tmp_path):
     cfg = _cfg(tmp_path, f"tdnn_d_arch: {REPO}/conf/arch/tdnn_d_wsj.json\n")
     with pytest.raises(StnasError, match="is of space 'wsj', but the study searches 'tiny'"):
         make_plan(cfg)
+
+
+def test_seed_agreement_counts_pairs_per_block():
+    from pipeline.study.report import seed_agreement
+
+    recs = [{"method": "st", "search": {}, "ops": ops}
+            for ops in (["a", "x"], ["a", "y"], ["b", "x"])]
+    recs.append({"method": "random", "search": None, "ops": ["a", "x"]})
+    assert seed_agreement(recs) == {"st": [pytest.approx(1 / 3), pytest.approx(1 / 3)]}
