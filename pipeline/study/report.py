@@ -93,7 +93,7 @@ def seed_agreement(records: Sequence[dict]) -> Dict[str, List[float]]:
     """Per searched method with 2+ seeds: per block, the share of seed pairs choosing the
     same op."""
     out: Dict[str, List[float]] = {}
-    for method in sorted({r["method"] for r in records if r.get("search")}):
+    for method in sorted({r["method"] for r in records if r.get("search") is not None}):
         ops = [r["ops"] for r in records if r["method"] == method]
         if len(ops) < 2:
             continue
