@@ -148,7 +148,8 @@ def plot_study(cfg: StudyConfig, records: Sequence[dict], out_png: Path) -> None
 def write_study(cfg: StudyConfig, plan: Plan, members_dir: Path) -> Path:
     """Write ``study.md``, ``study.png`` and ``results.json`` into the study dir."""
     exp = Path(cfg.exp_dir)
-    records = read_members(members_dir)
+    records = [r for r in read_members(members_dir)  # only what this config asks for
+               if r["method"] in cfg.methods and r["seed"] in cfg.seeds]
     summary = summarise(cfg, records)
     dev, test = cfg.decode.dev, cfg.decode.test
     td = cfg.train_data

@@ -87,7 +87,7 @@ def test_ldc_study_configs_on_fake_corpora(name, tmp_path, monkeypatch):
         if f"corpus: {corpus}" not in text:
             continue
         key = "search_data" if f"search_data:\n  corpus: {corpus}" in text else "retrain_data"
-        extra = ["--corpus-opt, dev_utts=2, --no-speed-perturb"] if corpus == "swbd" else []
+        extra = ["--corpus-opt, dev_utts=2"] if corpus == "swbd" else []
         sets.append(f"{key}={{corpus: {corpus}, data_dir: {tmp_path / corpus}, "
                     f"conf: conf/{corpus}, prep_args: {_prep_args(ldc, *extra)}}}")
     cfg = load_study(REPO / "conf" / "study" / f"{name}.yaml", sets)
