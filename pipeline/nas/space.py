@@ -28,7 +28,7 @@ from pipeline.nas.ops import OPS
 SPACE_SCHEMA_VERSION = 1
 SPACE_DIR = Path(__file__).resolve().parents[2] / "conf" / "space"
 _FIELDS = {"schema_version", "name", "description", "input_dim", "width", "dropout",
-           "subsample_after", "subsample_op", "blocks"}
+           "subsample_after", "subsample_op", "blocks", "shared_taps"}
 
 
 class SpaceError(StnasError):
@@ -48,6 +48,10 @@ class SearchSpace:
         subsample_op: registered op name of the fixed sub-sampling layer.
         blocks: candidate op names per block.
         description: free text, not part of the hash.
+        shared_taps: in the super-network, the TDNN candidates of a block share one weight
+            per time offset (k3 d1 is the centre of k5 d1, k3 d2 reuses k5's ±2 taps) and
+            their bias and LayerNorm, so every sampled path trains the same features
+            (:class:`pipeline.nas.supernet.SharedTaps`); derived networks are unaffected.
     """
 
     name: str
@@ -58,6 +62,7 @@ class SearchSpace:
     subsample_op: str
     blocks: Tuple[Tuple[str, ...], ...]
     description: str = ""
+    shared_taps: bool = False
 
     @property
     def num_blocks(self) -> int:
@@ -73,7 +78,8 @@ class SearchSpace:
                 "description": self.description, "input_dim": self.input_dim,
                 "width": self.width, "dropout": self.dropout,
                 "subsample_after": self.subsample_after, "subsample_op": self.subsample_op,
-                "blocks": [list(b) for b in self.blocks]}
+                "blocks": [list(b) for b in self.blocks],
+                **({"shared_taps": True} if self.shared_taps else {})}
 
     @property
     def hash(self) -> str:
@@ -155,7 +161,14 @@ def space_from_dict(data: Any, source: str = "<dict>") -> SearchSpace:
                        dropout=float(dropout), subsample_after=data["subsample_after"],
                        subsample_op=data["subsample_op"],
                        blocks=tuple(tuple(b) for b in blocks),
-                       description=str(data.get("description", "")))
+                       description=str(data.get("description", "")),
+                       shared_taps=_flag(data.get("shared_taps", False), "shared_taps", bad))
+
+
+def _flag(value: Any, key: str, bad) -> bool:
+    if not isinstance(value, bool):
+        raise bad(f"field '{key}' must be true or false, got {value!r}")
+    return value
 
 
 def load_space(name_or_path: Union[str, Path]) -> SearchSpace:

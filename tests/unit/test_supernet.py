@@ -167,3 +167,41 @@ def test_arch_step_freezes_weights_and_moves_alpha(name):
     assert any(a.detach().abs().max() > 0 for a in arch.alphas)
     choice = strategy.weight_choice()
     assert isinstance(choice, Path if name == "st" else Mixture)
+
+
+def test_shared_taps_candidates_share_weights_and_extract_exactly():
+    """shared_taps: one weight per time offset per block; k3 d1 is the centre of k5 d1,
+    k3 d2 reuses k5 d1's ±2 taps; a path extracted as a plain TdnnNet computes the same."""
+    from pipeline.nas.space import load_space, space_from_dict
+    from pipeline.nas.supernet import Path as NetPath, SharedTdnn, Supernet
+
+    data = load_space("tiny").to_dict()
+    plain = space_from_dict(data)
+    data["shared_taps"] = True
+    space = space_from_dict(data)
+    assert space.hash != plain.hash and space_from_dict(space.to_dict()) == space
+    torch.manual_seed(0)
+    net = Supernet(space, 7).eval()
+    separate = Supernet(plain, 7)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(net) < count(separate) / 2
+    block = net.layers[net.block_layer[0]]
+    k3d1, k3d2, k5d1, k5d2 = block.candidates[:4]
+    assert all(isinstance(c, SharedTdnn) for c in (k3d1, k3d2, k5d1, k5d2))
+    k5 = k5d1.taps.kernel(5, 1)
+    torch.testing.assert_close(k3d1.taps.kernel(3, 1), k5[:, :, 1:4])
+    torch.testing.assert_close(k3d2.taps.kernel(3, 2), k5[:, :, [0, 2, 4]])
+    # offsets {-4, -2, -1, 0, 1, 2, 4}: 7 matrices for the 4 candidates of a block
+    assert k5d1.taps.weight.shape[0] == 7
+    x, lengths = torch.randn(2, 40, 120), torch.tensor([40, 31])
+    path = (3, 1, 4, 0)  # identity in block 3
+    want, want_len = net(x, lengths, NetPath(path))
+    got, got_len = net.extract(path).eval()(x, lengths)
+    assert torch.equal(got_len, want_len)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # training one path moves the weights every candidate of the block uses
+    before = k3d1.taps.kernel(3, 1).detach().clone()
+    net.train()
+    net(x, lengths, NetPath((2, 0, 0, 0)))[0].sum().backward()
+    torch.optim.SGD(net.parameters(), lr=0.1).step()
+    assert not torch.equal(k3d1.taps.kernel(3, 1), before)
