@@ -119,13 +119,10 @@ def load_study(path: Union[str, Path], overrides: Sequence[str] = ()) -> StudyCo
     Raises:
         StnasError: unreadable file, unknown key or method, bad value, naming the key.
     """
+    from pipeline.train.config import read_yaml_mapping
+
     source = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise StnasError(f"{source}: cannot read the study config: {e}") from None
-    if not isinstance(data, dict):
-        raise StnasError(f"{source}: a study config must be a mapping of key: value")
+    data = read_yaml_mapping(path, "study config")
     for item in overrides:
         if "=" not in item:
             raise StnasError(f"override '{item}' is not KEY=VALUE")

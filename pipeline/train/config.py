@@ -93,6 +93,21 @@ def _coerce(name: str, text: str, current: Any) -> Any:
     return value
 
 
+def read_yaml_mapping(path: Union[str, Path], what: str = "config") -> Dict[str, Any]:
+    """A YAML file that holds ``key: value`` pairs (empty: ``{}``).
+
+    Raises:
+        StnasError: unreadable, not YAML, or not a mapping, naming the file.
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise StnasError(f"{path}: cannot read {what}: {e}") from None
+    if not isinstance(data, Mapping):
+        raise StnasError(f"{path}: a {what} must be a mapping of key: value")
+    return dict(data)
+
+
 def load_config(stage: str, path: Optional[Union[str, Path]] = None,
                 overrides: Sequence[str] = (), **explicit: Any) -> TrainConfig:
     """Defaults of ``stage`` ← YAML file ``path`` ← ``key=value`` overrides ← ``explicit``.
@@ -105,12 +120,7 @@ def load_config(stage: str, path: Optional[Union[str, Path]] = None,
     values: Dict[str, Any] = dict(STAGE_DEFAULTS[stage])
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"stage"}
     if path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise StnasError(f"{path}: cannot read config: {e}") from None
-        if not isinstance(data, Mapping):
-            raise StnasError(f"{path}: a config must be a mapping of key: value")
+        data = read_yaml_mapping(path)
         bad = sorted(set(data) - known)
         if bad:
             raise StnasError(f"{path}: unknown key(s) {bad}")
