@@ -187,11 +187,11 @@ def write_study(cfg: StudyConfig, plan: Plan, members_dir: Path) -> Path:
                   + f" (blocks where every seed agrees: {sum(a == 1.0 for a in shares)} of "
                   f"{len(shares)})" for m, shares in agree.items()]
         lines.append("")
-    warm = {k: json.loads((exp / ("warmup" if k == "conf" else f"warmup_{k}") / "warmup" /
-                           "stage.json").read_text()).get("wall_time_s")
-            for k in plan.warmups
-            if (exp / ("warmup" if k == "conf" else f"warmup_{k}") / "warmup" /
-                "stage.json").is_file()}
+    from pipeline.study.run import stage_info
+
+    warm = {k: stage_info(exp / ("warmup" if k == "conf" else f"warmup_{k}") / "warmup")
+            .get("wall_s") for k in plan.warmups}
+    warm = {k: v for k, v in warm.items() if v is not None}
     if warm:
         lines += ["Warm-up (shared by the searches with the same loss, not in 'search s'): "
                   + ", ".join(f"{'search config' if k == 'conf' else k} {v:.0f} s"

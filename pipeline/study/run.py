@@ -21,7 +21,7 @@ from pipeline.data.datadir import read_reference
 from pipeline.errors import StnasError
 from pipeline.locks import dir_locks
 from pipeline.nas.arch import Arch
-from pipeline.stage import atomic_write_text
+from pipeline.stage import StageDir, atomic_write_text
 from pipeline.study.config import StudyConfig
 from pipeline.study.plan import Member, Plan, command, draw_random_archs, make_plan
 from pipeline.study.stats import utterance_errors
@@ -50,11 +50,11 @@ def run_command(cfg: StudyConfig, args: List[str], log_path: Path) -> float:
     return time.time() - t0
 
 
-def _stage_info(stage_dir: Path) -> dict:
-    path = stage_dir / "stage.json"
-    if not path.is_file():
+def stage_info(stage_dir: Path) -> dict:
+    """Wall time, peak memory and stop reason of a finished stage (its ``stage.json``)."""
+    if not (stage_dir / "stage.json").is_file():
         return {}
-    info = json.loads(path.read_text())
+    info = StageDir(stage_dir).recorded()
     return {"wall_s": info.get("wall_time_s"), "peak_rss_mib": info.get("peak_rss_mib"),
             "peak_cuda_mib": info.get("peak_cuda_mib"),
             "stopped_by": (info.get("summary") or {}).get("stopped_by"),
@@ -104,8 +104,8 @@ def member_record(cfg: StudyConfig, member: Member, num_units: int) -> dict:
            "index": member.index, "ops": arch.ops, "arch": arch.describe(),
            "probabilities": arch.probabilities,
            "params": arch.num_parameters(num_units),
-           "search": _stage_info(member.exp_dir / "search") if member.search else None,
-           "retrain": _stage_info(member.retrain_dir)}
+           "search": stage_info(member.exp_dir / "search") if member.search else None,
+           "retrain": stage_info(member.retrain_dir)}
     rec.update(decode_and_score(cfg, member))
     return rec
 
