@@ -43,11 +43,18 @@ from steps_py.common import options_from_yaml, user_errors
 @click.option("--channel", type=click.IntRange(min=1), default=None,
               help="1-based channel to take from multi-channel audio [default: multi-channel "
               "audio is an error].")
+@click.option("--den-lm", type=click.Choice(["kaldi", "witten_bell"]), default="kaldi",
+              show_default=True,
+              help="Phone LM of the CTC-CRF den graph: 'kaldi' is unsmoothed like Kaldi's "
+              "chain-est-phone-lm and CAT (order 4, 1000 extra states, transcripts deduplicated; "
+              "about 7x fewer den arcs); 'witten_bell' is smoothed (every phone sequence "
+              "possible).")
 @click.option("--force", is_flag=True, help="Redo every sub-stage.")
 def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours: float,
          seed: int, nj: int, speed_perturb: bool, fbank_conf: Optional[str],
          lexicon: Optional[str], keep_stress: Optional[bool], noise_snr: float,
-         corpus_opt: Tuple[str, ...], skip_bad: bool, channel: Optional[int], force: bool) -> None:
+         corpus_opt: Tuple[str, ...], skip_bad: bool, channel: Optional[int], den_lm: str,
+         force: bool) -> None:
     """Prepare CORPUS: data dirs, 120-dim features, lexicon/units, labels (resumable).
 
     \b
@@ -69,7 +76,8 @@ def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours
                          corpus_root=corpus_root, hours=hours, seed=seed, nj=nj,
                          speed_perturb=speed_perturb, fbank_conf=fbank_conf,
                          keep_stress=keep_stress, lexicon=lexicon, noise_snr_db=noise_snr,
-                         skip_bad=skip_bad, channel=channel, corpus_opts=opts)
+                         skip_bad=skip_bad, channel=channel, lm_type=den_lm,
+                         corpus_opts=opts)
         summary = run_prep(cfg, force=force)
     click.echo(f"prep done: {summary['data_dir']} ({summary['units']} units)"
                + ("" if summary["ran"] else " — already complete, nothing to do"))

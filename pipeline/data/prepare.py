@@ -75,8 +75,11 @@ class PrepConfig:
     lexicon: Optional[str] = None
     subsampling: int = 3
     noise_snr_db: float = 0.0
+    lm_type: str = "kaldi"  # den phone LM: "kaldi" (unsmoothed) or "witten_bell" (smoothed)
     lm_order: int = 4
     lm_max_extra_states: int = 1000
+    lm_no_prune_order: int = 3
+    lm_dedup: bool = True
     skip_bad: bool = False
     channel: Optional[int] = None  # 1-based channel of multi-channel audio (None: mono only)
     corpus_opts: Dict[str, str] = field(default_factory=dict)
@@ -99,6 +102,8 @@ class PrepConfig:
 
     # options that change no output (or only where it is): a rerun with other values resumes
     RUNTIME_ONLY = ("nj", "data_dir")
+    # what a data dir whose config.yaml predates an option was made with
+    BEFORE_OPTION = {"lm_type": "witten_bell", "lm_no_prune_order": 3, "lm_dedup": False}
 
 
 def corpus_of(data_dir: PathLike) -> str:
@@ -128,10 +133,10 @@ def _check_same_config(stage: StageDir, cfg: PrepConfig) -> None:
         rec = recorded.get(k)
         if isinstance(rec, dict) and new[k] and Path(new[k]).is_file():
             return fingerprint(new[k]) == rec.get("fingerprint")
-        return old.get(k) == new[k]
+        return old.get(k, PrepConfig.BEFORE_OPTION.get(k)) == new[k]
 
     diffs = [f"{k}: {new[k]} has changed" if old.get(k) == new[k] else
-             f"{k}: {old.get(k)!r} → {new[k]!r}" for k in new
+             f"{k}: {old.get(k, PrepConfig.BEFORE_OPTION.get(k))!r} → {new[k]!r}" for k in new
              if k not in PrepConfig.RUNTIME_ONLY and not same(k)]
     if diffs:
         raise StnasError(f"{stage.root} was prepared with other options ({'; '.join(diffs)}); "
@@ -249,7 +254,8 @@ def _run_prep(cfg: PrepConfig, force: bool, progress: bool) -> Dict[str, object]
 
         return build_den_graph(
             d / "lang" / "units.txt", d / train / "text_number", d / "den",
-            order=cfg.lm_order, max_extra_states=cfg.lm_max_extra_states,
+            order=cfg.lm_order, max_extra_states=cfg.lm_max_extra_states, lm_type=cfg.lm_type,
+            no_prune_order=cfg.lm_no_prune_order, dedup=cfg.lm_dedup,
             dev_text_number=d / "dev" / "text_number",
             weights={d / s / "text_number": d / s / "weight" for s in sets},
             exclude_prefixes=("sp0.9-", "sp1.1-"),

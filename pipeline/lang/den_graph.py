@@ -1,6 +1,7 @@
 """The CTC-CRF denominator graph ``den = T(den) o phone-LM`` and its tensor-friendly form.
 
-``build_den_graph`` estimates the phone LM on the training transcripts (``text_number``),
+``build_den_graph`` estimates the phone LM on the training transcripts (``text_number``; by
+default Kaldi's unsmoothed LM, as CAT uses),
 composes the den-form token FST with it, and writes ``phone_lm.arpa`` and ``den.fst`` (OpenFst
 binary, tropical costs ``-ln P``). :func:`load_den_graph` turns ``den.fst`` into
 :class:`DenGraph`: flat arc arrays (CSR order) that the loss (:mod:`pipeline.loss.ctc_crf`)
@@ -27,6 +28,7 @@ from pipeline.errors import DataError
 from pipeline.lang.lexicon import BLANK, read_symbol_table
 from pipeline.lang.phone_lm import (PhoneLm, estimate_phone_lm, lm_to_fst, perplexity,
                                     sequence_logprob, write_arpa)
+from pipeline.lang.phone_lm_unsmoothed import estimate_unsmoothed_phone_lm
 from pipeline.lang.token_fst import build_token_fst
 from pipeline.stage import atomic_path, atomic_write_text
 
@@ -195,11 +197,15 @@ def write_path_weights(lm: PhoneLm, text_number: PathLike, out_path: PathLike) -
     return len(lines)
 
 
+LM_TYPES = ("kaldi", "witten_bell")
+
+
 def build_den_graph(units_txt: PathLike, train_text_number: PathLike, out_dir: PathLike,
                     order: int = 4, max_extra_states: int = 1000,
                     dev_text_number: Optional[PathLike] = None,
                     weights: Optional[Dict[PathLike, PathLike]] = None,
-                    exclude_prefixes: Tuple[str, ...] = ()) -> Dict[str, object]:
+                    exclude_prefixes: Tuple[str, ...] = (), lm_type: str = "kaldi",
+                    no_prune_order: int = 3, dedup: bool = True) -> Dict[str, object]:
     """Estimate the phone LM and build the den graph; write ``phone_lm.arpa`` and ``den.fst``.
 
     Args:
@@ -207,8 +213,14 @@ def build_den_graph(units_txt: PathLike, train_text_number: PathLike, out_dir: P
         train_text_number: training transcripts as unit ids.
         out_dir: e.g. ``data/<c>/den``; also receives ``den_info.json``.
         order: phone LM order.
-        max_extra_states: top-order LM states kept (see estimate_phone_lm).
-        dev_text_number: held-out transcripts whose perplexity is reported.
+        max_extra_states: LM states kept beyond the never-pruned ones (see the estimators).
+        lm_type: ``kaldi``: unsmoothed, as Kaldi's ``chain-est-phone-lm`` and CAT
+            (:mod:`pipeline.lang.phone_lm_unsmoothed`); ``witten_bell``: smoothed
+            (:func:`pipeline.lang.phone_lm.estimate_phone_lm`), every phone sequence possible.
+        no_prune_order: ``kaldi`` only: histories shorter than this are never pruned.
+        dedup: ``kaldi`` only: count each distinct training transcript once.
+        dev_text_number: held-out transcripts whose perplexity is reported (for an unsmoothed
+            LM over the utterances it gives a non-zero probability, with their share).
         weights: ``text_number`` → ``weight`` file to write path weights for (any set).
         exclude_prefixes: training utterances whose id starts with one of these are not used
             for the LM (speed-perturbed copies ``sp0.9-``, ``sp1.1-`` repeat their original).
@@ -222,7 +234,13 @@ def build_den_graph(units_txt: PathLike, train_text_number: PathLike, out_dir: P
     if not utts:
         raise DataError("no training transcripts", train_text_number)
     seqs = [ids for utt, ids in utts if not utt.startswith(exclude_prefixes)]
-    lm = estimate_phone_lm(seqs, num_units, order, max_extra_states)
+    if lm_type == "kaldi":
+        lm = estimate_unsmoothed_phone_lm(seqs, num_units, order, max_extra_states,
+                                          no_prune_order=no_prune_order, dedup=dedup)
+    elif lm_type == "witten_bell":
+        lm = estimate_phone_lm(seqs, num_units, order, max_extra_states)
+    else:
+        raise ValueError(f"unknown phone LM type {lm_type!r} (choose from {', '.join(LM_TYPES)})")
     states = lm.states()
     by_len = {str(n): sum(len(h) == n for h in states) for n in range(order)}
     write_arpa(lm, out_dir / "phone_lm.arpa", names)
@@ -232,17 +250,20 @@ def build_den_graph(units_txt: PathLike, train_text_number: PathLike, out_dir: P
             raise OSError(f"could not write {out_dir / 'den.fst'}")
     num_arcs = sum(den.num_arcs(s) for s in range(den.num_states))
     info: Dict[str, object] = {
-        "num_units": num_units, "lm_order": order, "lm_states": len(states),
+        "num_units": num_units, "lm_type": lm_type, "lm_order": order, "lm_states": len(states),
         "lm_states_by_history_length": by_len, "train_perplexity": perplexity(lm, seqs),
         "den_states": den.num_states, "den_arcs": num_arcs, "train_utterances": len(seqs),
     }
     if dev_text_number is not None:
         dev = [ids for _, ids in read_text_number(dev_text_number, num_units) if ids]
-        info["dev_perplexity"] = perplexity(lm, dev) if dev else None
+        possible = [ids for ids in dev if sequence_logprob(lm, ids) > -math.inf]
+        info["dev_perplexity"] = perplexity(lm, possible) if possible else None
+        info["dev_share_possible"] = len(possible) / len(dev) if dev else None
     for text_number, weight in (weights or {}).items():
         write_path_weights(lm, text_number, weight)
-    log.info("phone LM: order %d, %d states %s, train perplexity %.2f, dev perplexity %s", order,
-             len(states), by_len, info["train_perplexity"], info.get("dev_perplexity"))
+    log.info("phone LM (%s): order %d, %d states %s, train perplexity %.2f, dev perplexity %s "
+             "(share of dev utterances it allows: %s)", lm_type, order, len(states), by_len,
+             info["train_perplexity"], info.get("dev_perplexity"), info.get("dev_share_possible"))
     log.info("den graph: %d states, %d arcs", den.num_states, num_arcs)
     atomic_write_text(out_dir / "den_info.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info

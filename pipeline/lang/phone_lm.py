@@ -45,6 +45,7 @@ EOS = -2
 History = Tuple[int, ...]
 PathLike = Union[str, Path]
 _LN10 = math.log(10.0)
+ARPA_ZERO = -99.0  # log10 value that ARPA files use for probability 0
 
 
 def backoff_distribution(lm, h: Tuple[int, ...], size: int) -> np.ndarray:
@@ -77,12 +78,15 @@ class PhoneLm:
             the empty history lists every phone and ``EOS``.
         backoff: history -> ln bow(history) (0 when absent). The LM states are the
             histories with a backoff weight or listed n-grams.
+        smoothed: False for an LM that gives unseen events probability 0 (each state's
+            backoff weight is ``-inf``; :mod:`pipeline.lang.phone_lm_unsmoothed`).
     """
 
     order: int
     num_units: int
     prob: Dict[History, Dict[int, float]]
     backoff: Dict[History, float]
+    smoothed: bool = True
     _dist_cache: Dict[History, np.ndarray] = field(default_factory=dict, repr=False,
                                                    compare=False)
 
@@ -94,7 +98,7 @@ class PhoneLm:
     def states(self) -> List[History]:
         """LM states, start state ``(BOS,)`` first (when present), then sorted by length, ids."""
         start = self.start_state()
-        hists = set(self.backoff) | set(self.prob) | {()}
+        hists = set(self.backoff) | set(self.prob)
         rest = sorted((h for h in hists if h != start), key=lambda h: (len(h), h))
         return [start] + rest
 
@@ -118,8 +122,12 @@ class PhoneLm:
             if listed is not None and token in listed:
                 return acc + listed[token]
             if not h:
-                raise ValueError(f"token {token} is not in the LM vocabulary")
+                if token not in self.vocab:
+                    raise ValueError(f"token {token} is not in the LM vocabulary")
+                return -math.inf  # only an unsmoothed LM gets here
             acc += self.backoff.get(h, 0.0)
+            if acc == -math.inf:
+                return acc
             h = h[1:]
 
     def log_distribution(self, history: History) -> np.ndarray:
@@ -232,13 +240,16 @@ def sequence_logprob(lm: PhoneLm, seq: Sequence[int]) -> float:
     total, state = 0.0, lm.start_state()
     for w in list(seq) + [EOS]:
         total += lm.logprob(state, w)
+        if total == -math.inf:  # an n-gram an unsmoothed LM never saw
+            break
         if w != EOS:
             state = lm.next_state(state, w)
     return total
 
 
 def perplexity(lm: PhoneLm, seqs: Iterable[Sequence[int]]) -> float:
-    """Per-token perplexity ``exp(-sum ln P / N)``, N counting phones and one ``</s>`` each."""
+    """Per-token perplexity ``exp(-sum ln P / N)``, N counting phones and one ``</s>`` each
+    (infinite when an unsmoothed LM gives a sequence probability 0)."""
     total, tokens = 0.0, 0
     for seq in seqs:
         total += sequence_logprob(lm, seq)
@@ -253,8 +264,8 @@ def lm_to_fst(lm: PhoneLm) -> kaldifst.StdVectorFst:
 
     Returns:
         FST with one state per LM state (start = ``(BOS,)``), from each state an arc
-        ``p+1 : p+1 / -ln P(p | h)`` to :meth:`PhoneLm.next_state` for every phone ``p``,
-        final cost ``-ln P(</s> | h)``; arcs sorted by input label.
+        ``p+1 : p+1 / -ln P(p | h)`` to :meth:`PhoneLm.next_state` for every phone ``p`` with
+        ``P(p | h) > 0``, final cost ``-ln P(</s> | h)``; arcs sorted by input label.
     """
     states = lm.states()
     index = {h: i for i, h in enumerate(states)}
@@ -265,9 +276,12 @@ def lm_to_fst(lm: PhoneLm) -> kaldifst.StdVectorFst:
     for i, h in enumerate(states):
         dist = lm.log_distribution(h)
         for p in range(1, lm.num_units):
+            if dist[p - 1] == -np.inf:  # unseen after h in an unsmoothed LM: no arc
+                continue
             dst = index[lm.next_state(h, p)]
             fst.add_arc(i, kaldifst.StdArc(p + 1, p + 1, float(-dist[p - 1]), dst))
-        fst.set_final(i, float(-dist[-1]))
+        if dist[-1] > -np.inf:
+            fst.set_final(i, float(-dist[-1]))
     return fst
 
 
@@ -283,14 +297,15 @@ def write_arpa_entries(path: PathLike,
                        entries: Mapping[int, Sequence[Tuple[str, float, Optional[float]]]],
                        digits: int = 7) -> None:
     """Write an ARPA file atomically from ``order -> [(n-gram text, ln p, ln backoff)]`` rows,
-    already in the order they are to appear; values are converted to log10."""
+    already in the order they are to appear; values are converted to log10 (``-inf`` is
+    written as ``-99``, the ARPA convention for probability 0)."""
     lines = ["", "\\data\\"] + [f"ngram {n}={len(entries[n])}" for n in sorted(entries)]
     for n in sorted(entries):
         lines += ["", f"\\{n}-grams:"]
         for text, lp, bow in entries[n]:
-            line = f"{lp / _LN10:.{digits}f}\t{text}"
+            line = f"{max(lp / _LN10, ARPA_ZERO):.{digits}f}\t{text}"
             if bow is not None:
-                line += f"\t{bow / _LN10:.{digits}f}"
+                line += f"\t{max(bow / _LN10, ARPA_ZERO):.{digits}f}"
             lines.append(line)
     lines += ["", "\\end\\", ""]
     atomic_write_text(path, "\n".join(lines))
@@ -304,12 +319,18 @@ def write_arpa(lm: PhoneLm, path: PathLike, unit_names: Optional[Mapping[int, st
         path: output file, e.g. ``data/<c>/den/phone_lm.arpa``.
         unit_names: unit id -> symbol (from ``units.txt``); phone ids are written when None.
     """
-    by_order: Dict[int, List[Tuple[History, float, Optional[float]]]] = defaultdict(list)
-    by_order[1].append(((BOS,), -99.0 * _LN10, lm.backoff.get((BOS,))))
+    rows: Dict[History, float] = {(BOS,): -math.inf}
     for h, listed in lm.prob.items():
         for w, lp in listed.items():
-            ngram = h + (w,)
-            by_order[len(ngram)].append((ngram, lp, lm.backoff.get(ngram)))
+            rows[h + (w,)] = lp
+    # An unsmoothed LM lists no unigrams and may have states whose own n-gram has probability
+    # 0: ARPA needs a line for each (probability 0) to carry the state's backoff weight.
+    for ngram in list(lm.backoff) + [(w,) for w in lm.vocab]:
+        if ngram and ngram not in rows:
+            rows[ngram] = -math.inf
+    by_order: Dict[int, List[Tuple[History, float, Optional[float]]]] = defaultdict(list)
+    for ngram, lp in rows.items():
+        by_order[len(ngram)].append((ngram, lp, lm.backoff.get(ngram)))
     entries = {n: [(" ".join(_arpa_word(t, unit_names) for t in ngram), lp, bow)
                    for ngram, lp, bow in sorted(rows, key=lambda e: e[0])]
                for n, rows in by_order.items()}
@@ -345,16 +366,27 @@ def read_arpa(path: PathLike, num_units: int,
             try:
                 ids = tuple(BOS if w == "<s>" else EOS if w == "</s>" else
                             (symbol_ids[w] if symbol_ids else int(w)) for w in parts[1:order + 1])
-                lp, bow = float(parts[0]) * _LN10, (float(parts[-1]) * _LN10
-                                                    if len(parts) == order + 2 else None)
+                lp, bow = _from_log10(parts[0]), (_from_log10(parts[-1])
+                                                  if len(parts) == order + 2 else None)
             except (KeyError, ValueError) as e:
                 raise DataError(f"bad ARPA entry ({e})", path, n) from None
             if ids != (BOS,):
                 lm.prob.setdefault(ids[:-1], {})[ids[-1]] = lp
             if bow is not None:
                 lm.backoff[ids] = bow
-    lm.backoff.setdefault((), 0.0)
     missing = [w for w in lm.vocab if w not in lm.prob.get((), {})]
     if missing:
         raise DataError(f"unigrams missing for tokens {missing[:5]}", path)
+    if any(b == -math.inf for b in lm.backoff.values()):
+        # unsmoothed (states never back off): the probability-0 lines only carried backoffs
+        lm.smoothed = False
+        lm.prob = {h: kept for h, listed in lm.prob.items()
+                   if (kept := {w: lp for w, lp in listed.items() if lp > -math.inf})}
+    else:
+        lm.backoff.setdefault((), 0.0)
     return lm
+
+
+def _from_log10(text: str) -> float:
+    value = float(text)
+    return -math.inf if value <= ARPA_ZERO else value * _LN10

@@ -60,10 +60,14 @@ def test_tts_prep_acceptance(tts_data):
     labelled = read_map(d / "train_sp" / "text_number")
     assert den["train_utterances"] == sum(not u.startswith(("sp0.9-", "sp1.1-")) for u in labelled)
     assert den["lm_states_by_history_length"]["3"] <= 1000 and den["den_states"] > 0
-    assert np.isfinite(den["dev_perplexity"]) and (d / "den" / "den.fst").is_file()
+    assert (d / "den" / "den.fst").is_file() and den["lm_type"] == "kaldi"
+    assert 0 <= den["dev_share_possible"] <= 1  # unsmoothed: unseen 4-grams have probability 0
+    assert den["den_arcs"] < den["den_states"] * 41 / 3  # far from every unit everywhere
     for s in ("train_sp", "dev", "test"):
         w = read_map(d / s / "weight")
         assert set(w) == set(read_map(d / s / "utt2spk")) and all(float(v) < 0 for v in w.values())
+        if s == "train_sp":  # the LM saw every training transcript
+            assert all(np.isfinite(float(v)) for v in w.values())
     info = json.loads((d / "stage.json").read_text())
     assert info["seed"] == 1 and "git_sha" in info and info["summary"]["units"] == 41
 

@@ -31,7 +31,8 @@ def lang(tmp_path):
 
 def test_build_writes_files_and_loads(lang, tmp_path):
     units, text = lang
-    info = build_den_graph(units, text, tmp_path / "den", order=3, max_extra_states=4)
+    info = build_den_graph(units, text, tmp_path / "den", order=3, max_extra_states=4,
+                           lm_type="witten_bell")
     for name in ("den.fst", "phone_lm.arpa", "den_info.json"):
         assert (tmp_path / "den" / name).is_file()
     assert json.loads((tmp_path / "den" / "den_info.json").read_text())["den_arcs"] == \
@@ -60,22 +61,36 @@ def test_build_writes_files_and_loads(lang, tmp_path):
             assert total == pytest.approx(1.0, abs=1e-5)
 
 
-def test_den_path_weight_is_lm_of_collapsed_labels(lang, tmp_path):
+@pytest.mark.parametrize("lm_type", ["witten_bell", "kaldi"])
+def test_den_path_weight_is_lm_of_collapsed_labels(lang, tmp_path, lm_type):
     units, text = lang
-    build_den_graph(units, text, tmp_path / "den", order=3, max_extra_states=4)
+    build_den_graph(units, text, tmp_path / "den", order=3, max_extra_states=4, lm_type=lm_type)
     graph = load_den_graph(tmp_path / "den" / "den.fst", K)
     lm = read_arpa(tmp_path / "den" / "phone_lm.arpa", K,
                    {p: i for i, p in enumerate(PHONES, 1)})
+    assert lm.smoothed == (lm_type == "witten_bell")
     ptr = graph.row_ptr()
-    for frames in ([1, 1, 0, 1, 2, 2, 0], [0, 3, 3, 3], [5, 4, 0, 4], [0, 0]):
+    possible = 0
+    for frames in ([1, 1, 0, 1, 2, 2, 0], [0, 3, 3, 3], [5, 4, 0, 4], [0, 0], [1, 2, 0, 3],
+                   [2, 0, 2, 4, 4, 5, 1, 1], [0, 4, 0], [5, 1, 2, 3, 0, 3, 3]):
         state, total = graph.start, 0.0
         for unit in frames:  # T o LM is deterministic: follow the single matching arc
             arcs = [a for a in range(ptr[state], ptr[state + 1]) if graph.label[a] == unit]
-            assert len(arcs) == 1
+            assert len(arcs) <= 1
+            if not arcs:  # only an unsmoothed LM lacks arcs
+                total = -math.inf
+                break
             total += graph.weight[arcs[0]]
             state = graph.dst[arcs[0]]
-        total += graph.final[state]
-        assert total == pytest.approx(sequence_logprob(lm, ctc_collapse(frames)), abs=1e-4)
+        else:
+            total += graph.final[state]
+        expected = sequence_logprob(lm, ctc_collapse(frames))
+        if expected == -math.inf:
+            assert total == -math.inf and lm_type == "kaldi"
+        else:
+            possible += 1
+            assert total == pytest.approx(expected, abs=1e-4)
+    assert possible >= 5  # the training transcripts' paths exist in both
 
 
 def test_write_path_weights(lang, tmp_path):
