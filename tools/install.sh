@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
 done
 
 # DESIGN §4: Debian packages. festvox voices give the tts corpus its festival speakers.
-debs="sox sctk espeak-ng flite festival festlex-cmu festvox-kallpc16k festvox-kdlpc16k fortunes"
+debs="sox sctk espeak-ng flite festival festlex-cmu festvox-kallpc16k festvox-kdlpc16k fortunes g++ ninja-build python3-dev"
 
 if $do_apt; then
   missing=""
@@ -63,4 +63,7 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ setup.py -nt "$stamp" ];
   "$py" -m pip install -q -e ".[dev]"
   touch "$stamp"
 fi
+# The fused den forward-backward extension (C++, and CUDA when torch has it): compiled here,
+# never at first use; ninja makes a rebuild without changes a no-op.
+"$py" -m pipeline.loss.den_fb_ext
 echo "install.sh: ready ($("$py" -c 'import torch; print("torch", torch.__version__)'))"

@@ -166,6 +166,49 @@ class DenLogZ(torch.autograd.Function):
         return grad, None, None
 
 
+class _FusedGraph(NamedTuple):
+    """The den graph for the fused extension: arcs grouped by destination (alphas) and by
+    source (betas), int32 CSR, probabilities in the dtype of the log-probs."""
+
+    in_ptr: Tensor
+    in_src: Tensor
+    in_w: Tensor
+    out_ptr: Tensor
+    out_dst: Tensor
+    out_w: Tensor
+    state_label: Tensor  # (S,) int64
+    final: Tensor
+    start: int
+
+
+class FusedDenLogZ(torch.autograd.Function):
+    """log Z(x) by the fused C++/CUDA extension (``pipeline/loss/csrc``): the same recursion
+    as :class:`DenLogZ`, one pass over the arcs per frame and utterance."""
+
+    @staticmethod
+    def forward(ctx, log_probs: Tensor, lengths: Tensor,  # type: ignore[override]
+                graph: _FusedGraph, ext) -> Tensor:
+        lp = log_probs.detach().contiguous()
+        keep = ctx.needs_input_grad[0]
+        logz, alphas = ext.forward(lp, lengths, graph.in_ptr, graph.in_src, graph.in_w,
+                                   graph.state_label, graph.final, graph.start, keep)
+        ctx.graph, ctx.ext = graph, ext
+        ctx.save_for_backward(lp, lengths, logz, alphas)
+        return logz
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_logz: Tensor):  # type: ignore[override]
+        lp, lengths, logz, alphas = ctx.saved_tensors
+        g = ctx.graph
+        grad = ctx.ext.backward(lp, lengths, g.out_ptr, g.out_dst, g.out_w, g.state_label,
+                                g.final, alphas, logz, grad_logz.double().contiguous())
+        return grad, None, None, None
+
+
+IMPLEMENTATIONS = ("auto", "fused", "torch")
+
+
 class CtcCrfOutput(NamedTuple):
     """What :class:`CtcCrfLoss` returns.
 
@@ -192,12 +235,28 @@ class CtcCrfLoss(nn.Module):
         lamb: weight of the extra CTC term (0.01 WSJ, 0.1 SWBD).
         reduction: ``"mean"`` (sum over feasible utterances / their number), ``"sum"``
             or ``"none"``.
+        implementation: den forward-backward by ``"fused"`` (the compiled extension,
+            :mod:`pipeline.loss.den_fb_ext`), ``"torch"`` (:class:`DenLogZ`, the reference) or
+            ``"auto"`` (fused when it is built, else torch with a warning).
     """
 
-    def __init__(self, den_graph: DenGraph, lamb: float = 0.01, reduction: str = "mean") -> None:
+    def __init__(self, den_graph: DenGraph, lamb: float = 0.01, reduction: str = "mean",
+                 implementation: str = "auto") -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, "
+                             f"got {implementation!r}")
+        self.ext = None
+        if implementation != "torch":
+            from pipeline.loss import den_fb_ext
+
+            self.ext = den_fb_ext.load()
+            if self.ext is None and implementation == "fused":
+                raise RuntimeError("the fused den forward-backward extension is not built "
+                                   "(run 'make install' or 'python -m pipeline.loss.den_fb_ext')")
+        self.implementation = "fused" if self.ext is not None else "torch"
         den_graph.validate()
         graph, state_label = state_labelled(den_graph)
         self.lamb = float(lamb)
@@ -211,6 +270,29 @@ class CtcCrfLoss(nn.Module):
             self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(arr)),
                                  persistent=False)
         self._cache: Dict[Tuple[torch.device, torch.dtype], _GraphTensors] = {}
+        self._fused_cache: Dict[Tuple[torch.device, torch.dtype], _FusedGraph] = {}
+
+    def fused_graph(self, device: torch.device, dtype: torch.dtype) -> _FusedGraph:
+        """The den graph in the extension's form on ``device`` in ``dtype`` (cached)."""
+        key = (torch.device(device), dtype)
+        if key not in self._fused_cache:
+            src, dst = self.src.cpu().numpy(), self.dst.cpu().numpy()
+            prob = self.arc_prob.cpu().double().numpy()
+            order = np.argsort(dst, kind="stable")
+
+            def ptr(index: np.ndarray) -> np.ndarray:
+                counts = np.bincount(index, minlength=self.num_states)
+                return np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+
+            def put(arr: np.ndarray, dt: torch.dtype) -> Tensor:
+                return torch.from_numpy(np.ascontiguousarray(arr)).to(device=device, dtype=dt)
+            self._fused_cache[key] = _FusedGraph(
+                in_ptr=put(ptr(dst), torch.int32), in_src=put(src[order], torch.int32),
+                in_w=put(prob[order], dtype), out_ptr=put(ptr(src), torch.int32),
+                out_dst=put(dst, torch.int32), out_w=put(prob, dtype),
+                state_label=put(self.state_label.cpu().numpy(), torch.int64),
+                final=put(self.final_prob.cpu().double().numpy(), dtype), start=self.start)
+        return self._fused_cache[key]
 
     def graph_tensors(self, device: torch.device, dtype: torch.dtype) -> _GraphTensors:
         """The den graph as sparse matrices on ``device`` in ``dtype`` (cached)."""
@@ -233,8 +315,11 @@ class CtcCrfLoss(nn.Module):
     def den_logz(self, log_probs: Tensor, input_lengths: Tensor) -> Tensor:
         """log Z(x): (B, T, K) log-probs, (B,) lengths -> (B,) (``-inf``: no den path)."""
         self._check_log_probs(log_probs, input_lengths)
-        graph = self.graph_tensors(log_probs.device, log_probs.dtype)
         lengths = input_lengths.to(device=log_probs.device, dtype=torch.long)
+        if self.ext is not None and (not log_probs.is_cuda or self.ext.built_with_cuda()):
+            fused = self.fused_graph(log_probs.device, log_probs.dtype)
+            return FusedDenLogZ.apply(log_probs, lengths, fused, self.ext)
+        graph = self.graph_tensors(log_probs.device, log_probs.dtype)
         return DenLogZ.apply(log_probs, lengths, graph)
 
     def forward(self, log_probs: Tensor, input_lengths: Tensor, labels: Tensor,

@@ -59,14 +59,15 @@ def brute_logz(graph: DenGraph, log_probs: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(torch.stack(ends), 0) if ends else log_probs.new_tensor(-np.inf)
 
 
+@pytest.mark.parametrize("impl", ["torch", "fused"])
 @pytest.mark.parametrize("make_graph", [lambda: lm_den_graph(3), lambda: lm_den_graph(4, 3),
                                         lambda: random_graph(0), lambda: random_graph(1)])
-def test_logz_and_gradient_match_brute_force(make_graph):
+def test_logz_and_gradient_match_brute_force(make_graph, impl):
     graph = make_graph()
     torch.manual_seed(0)
     lengths = torch.tensor([6, 4, 1, 0])
     log_probs = torch.randn(4, 6, graph.num_units, dtype=torch.float64).requires_grad_()
-    loss = CtcCrfLoss(graph)
+    loss = CtcCrfLoss(graph, implementation=impl)
     logz = loss.den_logz(log_probs, lengths)
     ref = torch.stack([brute_logz(graph, log_probs[b, :n]) for b, n in enumerate(lengths)])
     assert torch.isfinite(ref).all()
@@ -84,6 +85,10 @@ def test_gradcheck():
     lengths = torch.tensor([5, 3])
     log_probs = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: DenLogZ.apply(x, lengths, graph), (log_probs,))
+    fused = CtcCrfLoss(random_graph(2), implementation="fused")
+    log_probs = torch.randn(3, 5, 3, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([5, 2, 4])
+    assert torch.autograd.gradcheck(lambda x: fused.den_logz(x, lengths), (log_probs,))
 
 
 def test_zero_weight_lm_gives_logz_zero_and_plain_ctc():
