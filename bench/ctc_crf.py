@@ -3,7 +3,8 @@
 Side by side in one run, median of repeats, B = 32 utterances of T = 300 frames after
 sub-sampling (900 input frames): den forward+backward, the whole CTC-CRF loss (den + CTC
 numerator), torch ``ctc_loss``, and a forward+backward of the 640-wide retrain network
-(all-kernel-5 TDNN of the WSJ space). Two den graphs: the ``tts`` one (phone 4-gram on the
+(all-kernel-5 TDNN of the WSJ space); each den graph with the smoothed and the Kaldi-style
+unsmoothed phone LM, each through the pure-torch and the fused den forward-backward. Two den graphs: the ``tts`` one (phone 4-gram on the
 phones of the tts sentence pool, 41 units) and one of WSJ size (72 units, 4-gram on synthetic
 phone sentences: 5000 random "words" drawn Zipf-like). Run: ``.venv/bin/python bench/ctc_crf.py``.
 """
@@ -61,15 +62,22 @@ def main(device: str = "cpu") -> None:
 
     from pipeline.lang.den_graph import compose_den_fst, den_graph_from_fst
     from pipeline.lang.phone_lm import estimate_phone_lm, lm_to_fst
+    from pipeline.lang.phone_lm_unsmoothed import estimate_unsmoothed_phone_lm
     from pipeline.loss.ctc_crf import CtcCrfLoss
 
     torch.manual_seed(0)
+    dev = torch.device(device)
     rows, notes = [], []
+
+    def timed(f):
+        def run():
+            f()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+        run()  # warm-up (CUDA kernels, allocator, graph caches)
+        return median_time(run, REPEATS)
+
     for name, (K, seqs) in (("tts", tts_sequences()), ("WSJ size", wsj_size_sequences())):
-        lm = estimate_phone_lm(seqs, K, order=4, max_extra_states=1000)
-        graph = den_graph_from_fst(compose_den_fst(K, lm_to_fst(lm)), K)
-        dev = torch.device(device)
-        loss_fn = CtcCrfLoss(graph, lamb=0.01).to(dev)
         net, params = model(K)
         net = net.to(dev)
         x = torch.randn(B, 3 * T_OUT, 120, device=dev)
@@ -78,46 +86,55 @@ def main(device: str = "cpu") -> None:
         label_lengths = torch.full((B,), LABELS, dtype=torch.long, device=dev)
         logits = torch.randn(B, T_OUT, K, device=dev)
 
-        def den():
-            lp = logits.clone().requires_grad_(True)
-            loss_fn.den_logz(lp.log_softmax(-1), lengths).sum().backward()
-
-        def ctc_crf():
-            lp = logits.clone().requires_grad_(True)
-            loss_fn(lp.log_softmax(-1), lengths, labels, label_lengths).loss.backward()
+        def step():
+            net.zero_grad()
+            net(x).log_softmax(-1).sum().backward()
 
         def ctc():
             lp = logits.clone().requires_grad_(True)
             torch.nn.functional.ctc_loss(lp.log_softmax(-1).transpose(0, 1), labels, lengths,
                                          label_lengths, zero_infinity=True).backward()
+        t_step, t_ctc = timed(step), timed(ctc)
+        notes.append(f"{name}: network {params / 1e6:.2f} M parameters, fwd+bwd "
+                     f"{t_step * 1e3:.0f} ms; torch ctc_loss fwd+bwd {t_ctc * 1e3:.0f} ms")
+        base = None
+        for lm_type in ("witten_bell", "kaldi"):
+            lm = (estimate_phone_lm(seqs, K, order=4, max_extra_states=1000)
+                  if lm_type == "witten_bell" else
+                  estimate_unsmoothed_phone_lm(seqs, K, order=4, max_extra_states=1000))
+            graph = den_graph_from_fst(compose_den_fst(K, lm_to_fst(lm)), K)
+            for impl in ("torch", "fused"):
+                loss_fn = CtcCrfLoss(graph, lamb=0.01, implementation=impl).to(dev)
+                if loss_fn.implementation != impl:
+                    raise SystemExit("the fused extension is not built: run 'make install'")
 
-        def step():
-            net.zero_grad()
-            net(x).log_softmax(-1).sum().backward()
+                def den():
+                    lp = logits.clone().requires_grad_(True)
+                    loss_fn.den_logz(lp.log_softmax(-1), lengths).sum().backward()
 
-        def timed(f):
-            def run():
-                f()
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-            run()  # warm-up (CUDA kernels, allocator)
-            return median_time(run, REPEATS)
-
-        t = {f.__name__: timed(f) for f in (den, ctc_crf, ctc, step)}
-        share = t["ctc_crf"] / (t["step"] + t["ctc_crf"])
-        rows.append((name, K, graph.num_states, graph.num_arcs, f"{t['den'] * 1e3:.0f}",
-                     f"{t['ctc_crf'] * 1e3:.0f}", f"{t['ctc'] * 1e3:.0f}", f"{t['step'] * 1e3:.0f}",
-                     f"{100 * share:.1f} %"))
-        notes.append(f"{name}: network {params / 1e6:.2f} M parameters; LM {len(lm.states())} states")
+                def ctc_crf():
+                    lp = logits.clone().requires_grad_(True)
+                    loss_fn(lp.log_softmax(-1), lengths, labels, label_lengths).loss.backward()
+                t_den, t_crf = timed(den), timed(ctc_crf)
+                base = base or t_den
+                share = t_crf / (t_step + t_crf)
+                rows.append((name, lm_type, impl, K, graph.num_states, graph.num_arcs,
+                             f"{t_den * 1e3:.0f}", f"{base / t_den:.1f}x", f"{t_crf * 1e3:.0f}",
+                             f"{100 * share:.1f} %"))
     gpu = device.startswith("cuda")
     write_table(
         "ctc_crf_gpu" if gpu else "ctc_crf",
         f"CTC-CRF loss vs a retrain step ({torch.cuda.get_device_name(0) if gpu else 'CPU'})",
-        ["den graph", "K", "den states", "den arcs", "den fwd+bwd ms", "CTC-CRF fwd+bwd ms",
-         "torch ctc_loss fwd+bwd ms", "network fwd+bwd ms", "CTC-CRF share of step"],
+        ["den graph", "den LM", "den fwd-bwd", "K", "den states", "den arcs", "den fwd+bwd ms",
+         "den speed-up", "CTC-CRF fwd+bwd ms", "CTC-CRF share of step"],
         rows,
-        [f"B = {B}, T = {T_OUT} frames after 3x sub-sampling, {LABELS} labels, float32, median of {REPEATS}."
-         ] + notes + [
+        [f"B = {B}, T = {T_OUT} frames after 3x sub-sampling, {LABELS} labels, float32, median "
+         f"of {REPEATS}, {torch.get_num_threads()} threads, all rows in one run."] + notes + [
+         "den LM: `witten_bell` = smoothed phone 4-gram (every phone from every state); `kaldi` "
+         "= unsmoothed, Kaldi's chain-est-phone-lm rules (the default of `stnas prep`).",
+         "den fwd-bwd: `torch` = the pure-torch reference (`DenLogZ`, sparse products); `fused` "
+         "= the C++ extension (`pipeline/loss/csrc`). Speed-up relative to the first row of "
+         "the same den graph.",
          "CTC-CRF share = CTC-CRF / (network + CTC-CRF). Targets: ≤ 5 % of a WSJ-size step on "
          "CPU and on GPU, ≤ 2 % on tts (CPU).",
          ("Measured on the GPU (CUDA synchronised around every timing)." if gpu else

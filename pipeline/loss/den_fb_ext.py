@@ -52,13 +52,15 @@ def build(verbose: bool = False) -> Path:
 
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     sources: List[str] = [str(p) for p in SOURCES]
-    flags = ["-O3"]
+    # -fopenmp: at::parallel_for runs serially in code compiled without it
+    flags = ["-O3", "-march=native", "-fopenmp"]
     cuda = want_cuda()
     if cuda:
         sources += [str(p) for p in CUDA_SOURCES]
         flags.append("-DWITH_CUDA")
     cpp_load(name=NAME, sources=sources, extra_cflags=flags,
-             extra_cuda_cflags=["-O3"] if cuda else None, build_directory=str(BUILD_DIR),
+             extra_cuda_cflags=["-O3"] if cuda else None, extra_ldflags=["-fopenmp"],
+             build_directory=str(BUILD_DIR),
              with_cuda=cuda, verbose=verbose)
     path = library_path()
     if path is None:
