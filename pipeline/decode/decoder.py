@@ -69,8 +69,11 @@ class DecoderConfig:
     """Search settings (Kaldi's names and defaults of ``latgen-faster`` in CTC recipes).
 
     Attributes:
-        beam: search beam (cost units, at ``acoustic_scale``).
-        lattice_beam: how far from the best path lattice paths are kept.
+        beam: search beam, in units of the unscaled objective ``acoustic cost + lm_weight x
+            graph cost`` (a frame's acoustic cost is ``-log-prob``): a search at LM weight w
+            scales the log-probs by ``1 / w`` and so uses ``beam / w``. A fixed beam in scaled
+            units would let a high LM weight keep ever more tokens for the same pruning.
+        lattice_beam: how far from the best path lattice paths are kept (same units).
         max_active: most active tokens per frame (``FasterDecoder`` only).
         min_active: fewest active tokens per frame (``FasterDecoder`` only).
         acoustic_scale: log-prob scale during the lattice search; the lattice's acoustic
@@ -234,7 +237,8 @@ class Decoder:
             raise ValueError(f"LM weight must be > 0, got {lm_weight}")
         x = _check_logprobs(logprobs, self.num_units)
         c = self.config
-        opts = kaldi_decoder.FasterDecoderOptions(beam=c.beam, max_active=c.max_active,
+        opts = kaldi_decoder.FasterDecoderOptions(beam=c.beam / lm_weight,
+                                                  max_active=c.max_active,
                                                   min_active=c.min_active)
         dec = kaldi_decoder.FasterDecoder(self.graph_for(word_penalty), opts)
         dec.decode(kaldi_decoder.DecodableCtc(x / lm_weight))
@@ -302,7 +306,8 @@ class Decoder:
         """
         x = _check_logprobs(logprobs, self.num_units)
         c = self.config
-        cfg = kaldi_decoder.LatticeSimpleDecoderConfig(beam=c.beam, lattice_beam=c.lattice_beam)
+        cfg = kaldi_decoder.LatticeSimpleDecoderConfig(beam=c.beam * c.acoustic_scale,
+                                                       lattice_beam=c.lattice_beam * c.acoustic_scale)
         dec = kaldi_decoder.LatticeSimpleDecoder(self.graph_for(word_penalty), cfg)
         dec.decode(kaldi_decoder.DecodableCtc(x * c.acoustic_scale))
         reached = dec.final_relative_cost() != float("inf")
