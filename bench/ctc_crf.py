@@ -57,7 +57,9 @@ def model(num_units: int):
     return net, sum(p.numel() for p in net.parameters())
 
 
-def main(device: str = "cpu") -> None:
+def measure(graph_name: str, lm_type: str, impl: str, device: str) -> dict:
+    """Time one row in this process: den fwd+bwd and CTC-CRF fwd+bwd (impl ``none``: the
+    network step and torch ctc_loss instead). Returns milliseconds and graph sizes."""
     import torch
 
     from pipeline.lang.den_graph import compose_den_fst, den_graph_from_fst
@@ -67,7 +69,11 @@ def main(device: str = "cpu") -> None:
 
     torch.manual_seed(0)
     dev = torch.device(device)
-    rows, notes = [], []
+    K, seqs = tts_sequences() if graph_name == "tts" else wsj_size_sequences()
+    lengths = torch.full((B,), T_OUT, dtype=torch.long, device=dev)
+    labels = torch.randint(1, K, (B, LABELS), device=dev)
+    label_lengths = torch.full((B,), LABELS, dtype=torch.long, device=dev)
+    logits = torch.randn(B, T_OUT, K, device=dev)
 
     def timed(f):
         def run():
@@ -75,16 +81,12 @@ def main(device: str = "cpu") -> None:
             if dev.type == "cuda":
                 torch.cuda.synchronize()
         run()  # warm-up (CUDA kernels, allocator, graph caches)
-        return median_time(run, REPEATS)
+        return median_time(run, REPEATS) * 1e3
 
-    for name, (K, seqs) in (("tts", tts_sequences()), ("WSJ size", wsj_size_sequences())):
+    if impl == "none":
         net, params = model(K)
         net = net.to(dev)
         x = torch.randn(B, 3 * T_OUT, 120, device=dev)
-        lengths = torch.full((B,), T_OUT, dtype=torch.long, device=dev)
-        labels = torch.randint(1, K, (B, LABELS), device=dev)
-        label_lengths = torch.full((B,), LABELS, dtype=torch.long, device=dev)
-        logits = torch.randn(B, T_OUT, K, device=dev)
 
         def step():
             net.zero_grad()
@@ -94,32 +96,51 @@ def main(device: str = "cpu") -> None:
             lp = logits.clone().requires_grad_(True)
             torch.nn.functional.ctc_loss(lp.log_softmax(-1).transpose(0, 1), labels, lengths,
                                          label_lengths, zero_infinity=True).backward()
-        t_step, t_ctc = timed(step), timed(ctc)
-        notes.append(f"{name}: network {params / 1e6:.2f} M parameters, fwd+bwd "
-                     f"{t_step * 1e3:.0f} ms; torch ctc_loss fwd+bwd {t_ctc * 1e3:.0f} ms")
+        return {"step": timed(step), "ctc": timed(ctc), "params": params}
+    lm = (estimate_phone_lm(seqs, K, order=4, max_extra_states=1000) if lm_type == "witten_bell"
+          else estimate_unsmoothed_phone_lm(seqs, K, order=4, max_extra_states=1000))
+    graph = den_graph_from_fst(compose_den_fst(K, lm_to_fst(lm)), K)
+    loss_fn = CtcCrfLoss(graph, lamb=0.01, implementation=impl).to(dev)
+    if loss_fn.implementation != impl:
+        raise SystemExit("the fused extension is not built: run 'make install'")
+
+    def den():
+        lp = logits.clone().requires_grad_(True)
+        loss_fn.den_logz(lp.log_softmax(-1), lengths).sum().backward()
+
+    def ctc_crf():
+        lp = logits.clone().requires_grad_(True)
+        loss_fn(lp.log_softmax(-1), lengths, labels, label_lengths).loss.backward()
+    return {"den": timed(den), "ctc_crf": timed(ctc_crf), "K": K, "states": graph.num_states,
+            "arcs": graph.num_arcs}
+
+
+def main(device: str = "cpu") -> None:
+    import json
+    import subprocess
+
+    import torch
+
+    def row(*args: str) -> dict:
+        # One process per row: measured in one process, a row run after a larger graph's
+        # rows was up to 2x slower (allocator and page state), whichever implementation.
+        out = subprocess.run([sys.executable, __file__, "--device", device, "--row", *args],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    rows, notes = [], []
+    for name in ("tts", "WSJ size"):
+        net = row(name, "-", "none")
+        notes.append(f"{name}: network {net['params'] / 1e6:.2f} M parameters, fwd+bwd "
+                     f"{net['step']:.0f} ms; torch ctc_loss fwd+bwd {net['ctc']:.0f} ms")
         base = None
         for lm_type in ("witten_bell", "kaldi"):
-            lm = (estimate_phone_lm(seqs, K, order=4, max_extra_states=1000)
-                  if lm_type == "witten_bell" else
-                  estimate_unsmoothed_phone_lm(seqs, K, order=4, max_extra_states=1000))
-            graph = den_graph_from_fst(compose_den_fst(K, lm_to_fst(lm)), K)
             for impl in ("torch", "fused"):
-                loss_fn = CtcCrfLoss(graph, lamb=0.01, implementation=impl).to(dev)
-                if loss_fn.implementation != impl:
-                    raise SystemExit("the fused extension is not built: run 'make install'")
-
-                def den():
-                    lp = logits.clone().requires_grad_(True)
-                    loss_fn.den_logz(lp.log_softmax(-1), lengths).sum().backward()
-
-                def ctc_crf():
-                    lp = logits.clone().requires_grad_(True)
-                    loss_fn(lp.log_softmax(-1), lengths, labels, label_lengths).loss.backward()
-                t_den, t_crf = timed(den), timed(ctc_crf)
-                base = base or t_den
-                share = t_crf / (t_step + t_crf)
-                rows.append((name, lm_type, impl, K, graph.num_states, graph.num_arcs,
-                             f"{t_den * 1e3:.0f}", f"{base / t_den:.1f}x", f"{t_crf * 1e3:.0f}",
+                r = row(name, lm_type, impl)
+                base = base or r["den"]
+                share = r["ctc_crf"] / (net["step"] + r["ctc_crf"])
+                rows.append((name, lm_type, impl, r["K"], r["states"], r["arcs"],
+                             f"{r['den']:.0f}", f"{base / r['den']:.1f}x", f"{r['ctc_crf']:.0f}",
                              f"{100 * share:.1f} %"))
     gpu = device.startswith("cuda")
     write_table(
@@ -129,7 +150,8 @@ def main(device: str = "cpu") -> None:
          "den speed-up", "CTC-CRF fwd+bwd ms", "CTC-CRF share of step"],
         rows,
         [f"B = {B}, T = {T_OUT} frames after 3x sub-sampling, {LABELS} labels, float32, median "
-         f"of {REPEATS}, {torch.get_num_threads()} threads, all rows in one run."] + notes + [
+         f"of {REPEATS} after a warm-up, {torch.get_num_threads()} threads; each row measured "
+         "in a fresh process, all in one run."] + notes + [
          "den LM: `witten_bell` = smoothed phone 4-gram (every phone from every state); `kaldi` "
          "= unsmoothed, Kaldi's chain-est-phone-lm rules (the default of `stnas prep`).",
          "den fwd-bwd: `torch` = the pure-torch reference (`DenLogZ`, sparse products); `fused` "
@@ -144,7 +166,14 @@ def main(device: str = "cpu") -> None:
 
 if __name__ == "__main__":
     import argparse
+    import json
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    main(parser.parse_args().device)
+    parser.add_argument("--row", nargs=3, metavar=("GRAPH", "LM", "IMPL"),
+                        help=argparse.SUPPRESS)  # one row, in this process (used by main)
+    args = parser.parse_args()
+    if args.row:
+        print(json.dumps(measure(*args.row, args.device)))
+    else:
+        main(args.device)
