@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check, one prepared script for the day a GPU is lent (about 5 minutes on one GPU):
+# The GPU check, one prepared script for the day a GPU is lent (about 6 minutes on one GPU):
+#   0. build the fused den forward-backward extension with its CUDA kernels (nvcc);
 #   1. CUDA tests: CTC-CRF loss and gradient on CUDA against the CPU (pytest -m gpu);
 #   2. DDP with one GPU: a NCCL group, stnas's collectives on CPU-held values (the rule the CPU
 #      test emulates), and a 1-process torchrun of a training step's all-reduce;
@@ -29,7 +30,11 @@ endsection() { printf '```\n' >>"$out"; }
   echo '```'
 } >"$out"
 
-section "1. CUDA tests (loss and gradient vs CPU)"
+section "0. Build the fused den forward-backward extension with its CUDA kernels"
+timeout 400 "$py" -m pipeline.loss.den_fb_ext 2>&1 | tail -5 >>"$out"
+endsection
+
+section "1. CUDA tests (loss and gradient vs CPU; the fused CUDA kernels vs CPU in float64)"
 timeout 300 "$py" -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tail -5 >>"$out"
 endsection
 

@@ -38,6 +38,7 @@ from pipeline.errors import DataError
 from pipeline.lang.lexicon import read_symbol_table
 
 PathLike = Union[str, Path]
+SWEEP_METHODS = ("auto", "lattice", "redecode")
 Setting = Tuple[float, float]  # (LM weight, word insertion penalty)
 log = logging.getLogger(__name__)
 
@@ -320,24 +321,35 @@ class Decoder:
         return lat, reached
 
     def sweep(self, logprobs: np.ndarray, settings: Sequence[Hashable],
-              method: str = "lattice") -> Dict[Hashable, Hypothesis]:
+              method: str = "auto") -> Dict[Hashable, Hypothesis]:
         """Best path for each decoding setting.
 
         Args:
             logprobs: (T, K) float32 log-probabilities, column 0 = blank.
             settings: LM weights (> 0) or ``(lm_weight, word_penalty)`` pairs.
-            method: ``"lattice"`` (one lattice per penalty, every weight read from it) or
-                ``"redecode"`` (one :meth:`best_path` search per setting).
+            method: ``"lattice"`` (one lattice per penalty, every weight read from it),
+                ``"redecode"`` (one :meth:`best_path` search per setting) or ``"auto"``
+                (lattice for a penalty with several weights, else one search: per setting
+                on the demo model a lattice costs about 3 searches and the weights read from
+                it almost nothing; ``bench/results/decode.md``).
 
         Returns:
             setting (as given) -> hypothesis.
         """
+        if method not in SWEEP_METHODS:
+            raise ValueError(f"unknown sweep method {method!r} ({', '.join(SWEEP_METHODS)})")
+        by_penalty: Dict[float, List[Hashable]] = {}
+        for s in settings:
+            by_penalty.setdefault(as_setting(s)[1], []).append(s)
+        if method == "auto":
+            return {**self.sweep(logprobs, [s for group in by_penalty.values() if len(group) == 1
+                                            for s in group], "redecode"),
+                    **self.sweep(logprobs, [s for group in by_penalty.values() if len(group) > 1
+                                            for s in group], "lattice")}
         if method == "redecode":
             return {s: self.best_path(logprobs, *as_setting(s)) for s in settings}
-        if method != "lattice":
-            raise ValueError(f"unknown sweep method {method!r} (lattice, redecode)")
         out = {}
-        for penalty in sorted({as_setting(s)[1] for s in settings}):
+        for penalty in sorted(by_penalty):
             lat, reached = self.lattice(logprobs, penalty)
             for s in settings:
                 w, p = as_setting(s)
@@ -363,7 +375,7 @@ class SweepResult:
 
 
 def decode_set(decoder: Decoder, utts: Iterable[Tuple[str, np.ndarray]],
-               settings: Sequence[Hashable], method: str = "lattice",
+               settings: Sequence[Hashable], method: str = "auto",
                frame_shift_s: float = 0.03) -> SweepResult:
     """Decode every utterance and read its best path for each decoding setting.
 

@@ -92,6 +92,12 @@ def test_lm_weight_sweep_lets_the_lm_win(setup):
     # one search per weight (FasterDecoder on scaled log-probs) agrees with the lattice
     redecoded = decoder.sweep(logprobs, weights, method="redecode")
     assert {w: h.words for w, h in redecoded.items()} == {w: h.words for w, h in swept.items()}
+    # auto: the lattice for a penalty with several weights, one search for a lone setting
+    mixed = decoder.sweep(logprobs, [(w, 0.0) for w in weights] + [(1.0, 0.5)], method="auto")
+    assert {w: mixed[(w, 0.0)].words for w in weights} == {w: h.words for w, h in swept.items()}
+    assert mixed[(1.0, 0.5)].words == decoder.best_path(logprobs, 1.0, 0.5).words
+    with pytest.raises(ValueError, match="sweep method"):
+        decoder.sweep(logprobs, weights, method="fastest")
 
 
 def test_lattice_best_path_costs_are_unscaled(setup):
@@ -134,9 +140,10 @@ def test_no_final_state_keeps_the_partial_path(setup):
     # only C is possible: ZED (C D) never ends, and the lattice beam prunes every other path
     logprobs = np.full((3, K), -1000.0, np.float32)
     logprobs[:, UNIT["C"]] = 0.0
-    swept = decoder.sweep(logprobs, [1.0])
+    swept = decoder.sweep(logprobs, [1.0], method="lattice")
     assert swept[1.0].words == ["ZED"] and not swept[1.0].reached_final
-    result = decode_set(decoder, [("u1", spell(["EX"])), ("u2", logprobs)], [1.0])
+    result = decode_set(decoder, [("u1", spell(["EX"])), ("u2", logprobs)], [1.0],
+                        method="lattice")
     assert result.not_final == ["u2"]
 
 
@@ -173,3 +180,28 @@ def test_best_path_word_times_follow_the_spelled_frames(setup):
         assert begin <= first < begin + span and end == nxt[1]
         begin += span
     assert timed[-1][2] == len(logprobs)
+
+
+def test_beams_are_in_unscaled_units(setup, monkeypatch):
+    """At LM weight w the search runs on log-probs / w, so its beam is beam / w: the same
+    pruning, relative to the acoustic costs, at every weight (not more tokens at high w)."""
+    import kaldi_decoder
+
+    decoder, _ = setup
+    seen = []
+    real = kaldi_decoder.FasterDecoderOptions
+
+    def capture(**kw):
+        seen.append(kw["beam"])
+        return real(**kw)
+    monkeypatch.setattr(kaldi_decoder, "FasterDecoderOptions", capture)
+    logprobs = spell(["ZED", "EX"])
+    for w in (0.5, 1.0, 4.0):
+        assert decoder.best_path(logprobs, w).words == ["ZED", "EX"]
+    assert seen == pytest.approx([decoder.config.beam / w for w in (0.5, 1.0, 4.0)])
+    # scaling log-probs, weight and beam together is the same search
+    scaled = Decoder(decoder.graph, decoder.words, DecoderConfig(beam=3 * decoder.config.beam),
+                     decoder.num_units)
+    amb = ambiguous()
+    for w in (0.3, 1.0, 3.0):
+        assert scaled.best_path(3 * amb, 3 * w).words == decoder.best_path(amb, w).words

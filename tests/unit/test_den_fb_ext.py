@@ -138,3 +138,18 @@ def test_fused_cuda_equals_cpu_float64():
         out.append((z.cpu(), x.grad.cpu()))
     torch.testing.assert_close(out[1][0], out[0][0], rtol=1e-6, atol=0)
     torch.testing.assert_close(out[1][1], out[0][1], rtol=0, atol=1e-9)
+
+
+def test_fused_equals_reference_on_a_prepared_den_graph(tts_data):
+    """The den graph stnas prep builds for the tts corpus (unsmoothed LM), float64."""
+    from pipeline.lang.den_graph import load_den_graph, read_units
+
+    k, _ = read_units(tts_data / "lang" / "units.txt")
+    graph = load_den_graph(tts_data / "den" / "den.fst", k)
+    torch.manual_seed(5)
+    lengths = torch.tensor([120, 97, 64, 120])
+    log_probs = (3 * torch.randn(4, 120, k, dtype=torch.float64)).log_softmax(-1)
+    (z_ref, g_ref), (z, g) = both(graph, log_probs, lengths)
+    assert torch.isfinite(z).all()
+    torch.testing.assert_close(z, z_ref, rtol=1e-6, atol=0)
+    assert float((g - g_ref).abs().max()) <= 1e-6 * float(g_ref.abs().max())
