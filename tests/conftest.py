@@ -73,3 +73,21 @@ def make_kaldi_corpus(root: Path, n_spk: int = 2, n_utt: int = 3, rate: int = 16
             spk2utt.setdefault(sp, []).append(u)
         (d / "spk2utt").write_text("".join(f"{sp} {' '.join(us)}\n" for sp, us in sorted(spk2utt.items())))
     return root
+
+
+def phone_corpus(n: int, seed: int, num_units: int = 12):
+    """Sentences of 'words' (fixed random phone strings over units 1..num_units-1), so the
+    data has n-gram structure; for the phone-LM tests."""
+    import random
+
+    rng = random.Random(0)
+    words = [[rng.randint(1, num_units - 1) for _ in range(rng.randint(2, 5))]
+             for _ in range(30)]
+    rng = random.Random(seed)
+    return [[p for _ in range(rng.randint(1, 6)) for p in rng.choice(words)] for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def phone_train():
+    """300 sentences of :func:`phone_corpus` (12 units)."""
+    return phone_corpus(300, seed=1)

@@ -13,15 +13,13 @@ import pytest
 from pipeline.lang.phone_lm import (BOS, EOS, estimate_phone_lm, lm_to_fst, perplexity,
                                     read_arpa, sequence_logprob, write_arpa)
 
+from tests.conftest import phone_corpus  # noqa: E402
+
 K = 12
 
 
 def corpus(n: int, seed: int):
-    """Sentences of 'words' (fixed random phone strings), so the data has n-gram structure."""
-    rng = random.Random(0)
-    words = [[rng.randint(1, K - 1) for _ in range(rng.randint(2, 5))] for _ in range(30)]
-    rng = random.Random(seed)
-    return [[p for _ in range(rng.randint(1, 6)) for p in rng.choice(words)] for _ in range(n)]
+    return phone_corpus(n, seed, K)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ targets, normalisation, ARPA and FST forms, transcript dedup."""
 from __future__ import annotations
 
 import math
-import random
 from collections import Counter, defaultdict
 
 import kaldifst
@@ -15,20 +14,9 @@ from pipeline.lang.phone_lm import (BOS, EOS, lm_to_fst, read_arpa, sequence_log
                                     write_arpa)
 from pipeline.lang.phone_lm_unsmoothed import estimate_unsmoothed_phone_lm
 
+from tests.conftest import phone_corpus  # noqa: E402
+
 K = 12
-
-
-def corpus(n: int, seed: int):
-    """Sentences of 'words' (fixed random phone strings), so the data has n-gram structure."""
-    rng = random.Random(0)
-    words = [[rng.randint(1, K - 1) for _ in range(rng.randint(2, 5))] for _ in range(30)]
-    rng = random.Random(seed)
-    return [[p for _ in range(rng.randint(1, 6)) for p in rng.choice(words)] for _ in range(n)]
-
-
-@pytest.fixture(scope="module")
-def train():
-    return corpus(300, seed=1)
 
 
 def fst_arcs(fst):
@@ -84,35 +72,35 @@ def ml_logprob(seqs, key):
     return total
 
 
-def test_no_pruning_is_the_maximum_likelihood_4gram(train):
-    lm = estimate_unsmoothed_phone_lm(train, K, order=4, max_extra_states=None, dedup=False)
-    got = sum(sequence_logprob(lm, s) for s in train)
-    assert got == pytest.approx(ml_logprob(train, key=lambda h: h), abs=1e-8)
+def test_no_pruning_is_the_maximum_likelihood_4gram(phone_train):
+    lm = estimate_unsmoothed_phone_lm(phone_train, K, order=4, max_extra_states=None, dedup=False)
+    got = sum(sequence_logprob(lm, s) for s in phone_train)
+    assert got == pytest.approx(ml_logprob(phone_train, key=lambda h: h), abs=1e-8)
 
 
-def test_pruning_everything_gives_the_maximum_likelihood_trigram(train):
-    lm = estimate_unsmoothed_phone_lm(train, K, order=4, max_extra_states=0, dedup=False)
+def test_pruning_everything_gives_the_maximum_likelihood_trigram(phone_train):
+    lm = estimate_unsmoothed_phone_lm(phone_train, K, order=4, max_extra_states=0, dedup=False)
     assert max(len(h) for h in lm.states()) == 2
-    got = sum(sequence_logprob(lm, s) for s in train)
-    assert got == pytest.approx(ml_logprob(train, key=lambda h: h[-2:]), abs=1e-8)
+    got = sum(sequence_logprob(lm, s) for s in phone_train)
+    assert got == pytest.approx(ml_logprob(phone_train, key=lambda h: h[-2:]), abs=1e-8)
 
 
 @pytest.mark.parametrize("extra", [5, 40, 150])
-def test_pruning_target_and_likelihood_order(train, extra):
-    lm = estimate_unsmoothed_phone_lm(train, K, order=4, max_extra_states=extra, dedup=False)
-    basic = {h[-2:] for h, _ in positions(train, 4) if len(h) >= 2}  # trigram histories
+def test_pruning_target_and_likelihood_order(phone_train, extra):
+    lm = estimate_unsmoothed_phone_lm(phone_train, K, order=4, max_extra_states=extra, dedup=False)
+    basic = {h[-2:] for h, _ in positions(phone_train, 4) if len(h) >= 2}  # trigram histories
     assert len(lm.states()) == len(basic) + extra  # Kaldi's target: basic + extra states
     assert all(len(h) >= 2 or h == (BOS,) for h in lm.states())  # never below the bigram
     ll = {n: sum(sequence_logprob(estimate_unsmoothed_phone_lm(
-        train, K, order=4, max_extra_states=n, dedup=False), s) for s in train)
+        phone_train, K, order=4, max_extra_states=n, dedup=False), s) for s in phone_train)
         for n in (0, extra, None)}
     assert ll[0] < ll[extra] < ll[None]  # more states, higher training likelihood
 
 
 @pytest.mark.parametrize("order,no_prune,extra", [(4, 3, 50), (5, 3, 80), (3, 2, 10),
                                                   (2, 1, 3)])
-def test_every_state_is_a_distribution_and_the_fst_is_stochastic(train, order, no_prune, extra):
-    lm = estimate_unsmoothed_phone_lm(train, K, order=order, max_extra_states=extra,
+def test_every_state_is_a_distribution_and_the_fst_is_stochastic(phone_train, order, no_prune, extra):
+    lm = estimate_unsmoothed_phone_lm(phone_train, K, order=order, max_extra_states=extra,
                                       no_prune_order=no_prune)
     for h in lm.states():
         assert abs(np.exp(lm.log_distribution(h)).sum() - 1.0) < 1e-9, h
@@ -123,28 +111,28 @@ def test_every_state_is_a_distribution_and_the_fst_is_stochastic(train, order, n
         final = fst.final(s).value
         mass += math.exp(-final) if math.isfinite(final) else 0.0
         assert mass == pytest.approx(1.0, abs=1e-6)
-    for s in train[:50]:  # every training transcript stays possible
+    for s in phone_train[:50]:  # every training transcript stays possible
         assert sequence_logprob(lm, s) > -math.inf
 
 
-def test_far_fewer_arcs_than_the_smoothed_lm(train):
+def test_far_fewer_arcs_than_the_smoothed_lm(phone_train):
     from pipeline.lang.phone_lm import estimate_phone_lm
 
-    hard = lm_to_fst(estimate_unsmoothed_phone_lm(train, K, order=4, max_extra_states=100))
-    soft = lm_to_fst(estimate_phone_lm(train, K, order=4, max_extra_states=100))
+    hard = lm_to_fst(estimate_unsmoothed_phone_lm(phone_train, K, order=4, max_extra_states=100))
+    soft = lm_to_fst(estimate_phone_lm(phone_train, K, order=4, max_extra_states=100))
     assert fst_arcs(soft) == soft.num_states * (K - 1)  # smoothed: every phone everywhere
     assert fst_arcs(hard) < fst_arcs(soft) / 2
 
 
-def test_arpa_round_trip(train, tmp_path):
-    lm = estimate_unsmoothed_phone_lm(train, K, order=4, max_extra_states=60)
+def test_arpa_round_trip(phone_train, tmp_path):
+    lm = estimate_unsmoothed_phone_lm(phone_train, K, order=4, max_extra_states=60)
     write_arpa(lm, tmp_path / "lm.arpa")
     text = (tmp_path / "lm.arpa").read_text()
     assert "-99.00000000" in text  # probability 0 written the ARPA way
     back = read_arpa(tmp_path / "lm.arpa", K)
     assert not back.smoothed
     assert sorted(back.states()) == sorted(lm.states())
-    for s in train[:40] + corpus(20, seed=9):
+    for s in phone_train[:40] + phone_corpus(20, seed=9):
         a, b = sequence_logprob(lm, s), sequence_logprob(back, s)
         assert a == b == -math.inf or a == pytest.approx(b, abs=1e-6)
     assert fst_arcs(lm_to_fst(back)) == fst_arcs(lm_to_fst(lm))
