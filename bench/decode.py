@@ -77,7 +77,8 @@ def main(data: Path, model: Path) -> None:
             seconds, wers = timed(dec, settings, method)
         best = min(wers, key=wers.get)
         rows.append((label, method, f"{len(settings)}", f"{seconds / audio:.4f}",
-                     f"{seconds / audio / len(settings):.4f}", f"{wers.get((1.0, 0.0), float('nan')):.2f}",
+                     f"{seconds / audio / len(settings):.4f}",
+                     f"{wers.get((1.0, 0.0), float('nan')):.2f}",
                      f"{wers[best]:.2f} at {best[0]:g}/{best[1]:g}"))
 
     add("before: beam 17 in scaled units", DecoderConfig(beam=17.0), "redecode", at_p0, before=True)

@@ -307,8 +307,9 @@ class Decoder:
         """
         x = _check_logprobs(logprobs, self.num_units)
         c = self.config
-        cfg = kaldi_decoder.LatticeSimpleDecoderConfig(beam=c.beam * c.acoustic_scale,
-                                                       lattice_beam=c.lattice_beam * c.acoustic_scale)
+        scale = c.acoustic_scale
+        cfg = kaldi_decoder.LatticeSimpleDecoderConfig(beam=c.beam * scale,
+                                                       lattice_beam=c.lattice_beam * scale)
         dec = kaldi_decoder.LatticeSimpleDecoder(self.graph_for(word_penalty), cfg)
         dec.decode(kaldi_decoder.DecodableCtc(x * c.acoustic_scale))
         reached = dec.final_relative_cost() != float("inf")

@@ -73,7 +73,8 @@ def ml_logprob(seqs, key):
 
 
 def test_no_pruning_is_the_maximum_likelihood_4gram(phone_train):
-    lm = estimate_unsmoothed_phone_lm(phone_train, K, order=4, max_extra_states=None, dedup=False)
+    lm = estimate_unsmoothed_phone_lm(phone_train, K, order=4, max_extra_states=None,
+                                      dedup=False)
     got = sum(sequence_logprob(lm, s) for s in phone_train)
     assert got == pytest.approx(ml_logprob(phone_train, key=lambda h: h), abs=1e-8)
 
@@ -99,7 +100,8 @@ def test_pruning_target_and_likelihood_order(phone_train, extra):
 
 @pytest.mark.parametrize("order,no_prune,extra", [(4, 3, 50), (5, 3, 80), (3, 2, 10),
                                                   (2, 1, 3)])
-def test_every_state_is_a_distribution_and_the_fst_is_stochastic(phone_train, order, no_prune, extra):
+def test_every_state_is_a_distribution_and_the_fst_is_stochastic(phone_train, order, no_prune,
+                                                                 extra):
     lm = estimate_unsmoothed_phone_lm(phone_train, K, order=order, max_extra_states=extra,
                                       no_prune_order=no_prune)
     for h in lm.states():
