@@ -5,10 +5,12 @@ Per set, the model's log-probs (optionally kept as ``logits.ark/scp``) are decod
 processes → ``decode_<set>_<lm>/hyp/<lm_weight>_<penalty>.txt``. ``method="lattice"``
 decodes one lattice per utterance and penalty and reads every LM weight from it, as Kaldi's
 scoring does; ``"redecode"`` runs one ``FasterDecoder`` search per setting (it honours
-``max_active``, which the lattice decoder this ``kaldi_decoder`` exposes lacks). The default
-``"auto"`` takes the lattice for the tuning sweep (on the demo model 0.33 RTF for the 18
-settings against about 0.55 by re-decoding, the same best WER) and one search for a set
-decoded at one setting (``bench/results/decode.md``).
+``max_active``, which the lattice decoder this ``kaldi_decoder`` exposes lacks), and is the
+default. ``"auto"`` takes the lattice for the tuning sweep and one search for a set decoded at
+one setting: on the demo model 0.32 RTF for the 18 settings against about 0.54 by re-decoding,
+with the same best WER (``bench/results/decode.md``); but with no ``max_active`` the lattice
+search has no bound on a weak model (a barely trained one, or audio unlike the training data),
+where it ran more than 10 times longer.
 
 **Tuning.** The tuning set (``tune_set``, ``dev``) is decoded first, at every pair of
 ``lm_weights`` × ``word_penalties``; its hypotheses are scored at once and the best pair is
@@ -72,7 +74,7 @@ class DecodeConfig:
     beam: float = 17.0
     lattice_beam: float = 8.0
     max_active: int = 7000
-    method: str = "auto"       # redecode: FasterDecoder per setting (has max_active);
+    method: str = "redecode"   # redecode: FasterDecoder per setting (has max_active);
     #                            lattice: one LatticeSimpleDecoder lattice per penalty;
     #                            auto: lattice where a penalty has several weights
     nj: int = 1
