@@ -59,7 +59,10 @@ def test_tts_prep_acceptance(tts_data):
     den = json.loads((d / "den" / "den_info.json").read_text())
     labelled = read_map(d / "train_sp" / "text_number")
     assert den["train_utterances"] == sum(not u.startswith(("sp0.9-", "sp1.1-")) for u in labelled)
-    assert den["lm_states_by_history_length"]["3"] <= 1000 and den["den_states"] > 0
+    # Kaldi's rule (its exact state target is tested in test_phone_lm_unsmoothed.py): no
+    # state below the bigram, pruned 3-phone histories, a den graph
+    assert den["lm_states_by_history_length"]["0"] == 0 and den["den_states"] > 0
+    assert 0 < den["lm_states_by_history_length"]["3"] < den["lm_states"]
     assert (d / "den" / "den.fst").is_file() and den["lm_type"] == "kaldi"
     assert 0 <= den["dev_share_possible"] <= 1  # unsmoothed: unseen 4-grams have probability 0
     assert den["den_arcs"] < den["den_states"] * 41 / 3  # far from every unit everywhere
