@@ -59,7 +59,7 @@ struct FlushDenormals {
 struct Batch {
   int64_t B, T, K, S, Bp;  // Bp: padded_batch(B), the row stride of every (S, B) buffer
   std::vector<int64_t> perm, len;  // len[j] = T of the utterance in column j (decreasing)
-  int64_t active(int64_t t) const {  // columns with len > t... as a count: len[j] >= t
+  int64_t active(int64_t t) const {  // how many columns have len >= t (a prefix: lengths decrease)
     int64_t n = 0;
     while (n < B && len[n] >= t) ++n;
     return n;
