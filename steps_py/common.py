@@ -38,7 +38,7 @@ def options_from_yaml(ctx: click.Context, param: click.Parameter, path: Optional
 
     Keys are option names with ``_`` for ``-`` (``hours``, ``noise_snr``, ``corpus_opt``);
     options given on the command line still win. A ``corpus_opt`` mapping becomes
-    ``KEY=VALUE`` items. An unknown key or a file that is not a mapping is a usage error
+    ``KEY=VALUE`` items; a list for a single-valued option, comma-separated text. An unknown key or a file that is not a mapping is a usage error
     naming the file.
     """
     if not path:
@@ -58,8 +58,11 @@ def options_from_yaml(ctx: click.Context, param: click.Parameter, path: Optional
         raise click.BadParameter(f"{path}: unknown key(s) {', '.join(unknown)}; "
                                  f"allowed: {', '.join(sorted(names))}", ctx=ctx, param=param)
     defaults: Dict[str, Any] = dict(data)
+    multiple = {p.name for p in ctx.command.params if getattr(p, "multiple", False)}
     for key, value in data.items():
         if isinstance(value, dict):
             defaults[key] = [f"{k}={v}" for k, v in value.items()]
+        elif isinstance(value, list) and key not in multiple:  # augment: [noise, reverb]
+            defaults[key] = ",".join(str(v) for v in value)
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return path

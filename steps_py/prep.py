@@ -27,6 +27,14 @@ from steps_py.common import options_from_yaml, user_errors
 @click.option("--nj", type=int, default=1, show_default=True, help="Parallel jobs.")
 @click.option("--speed-perturb/--no-speed-perturb", default=True, show_default=True,
               help="3-way speed perturbation of the training set (train_sp).")
+@click.option("--augment", default="none", show_default=True, metavar="KINDS",
+              help="Augmented copies of the training recordings added to the training set "
+              "(train_sp_aug), comma-separated: noise (generated noise, music and babble at "
+              "sampled SNRs), reverb (sox rooms), telephone (300-3400 Hz, mu-law 8 kHz). Never "
+              "applied to dev/test.")
+@click.option("--augment-fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0,
+              show_default=True, help="Share of the training recordings each --augment kind "
+              "copies.")
 @click.option("--fbank-conf", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Kaldi fbank config [default: conf/fbank.conf; conf/fbank_8k.conf for swbd].")
 @click.option("--lexicon", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -51,7 +59,8 @@ from steps_py.common import options_from_yaml, user_errors
               "possible).")
 @click.option("--force", is_flag=True, help="Redo every sub-stage.")
 def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours: float,
-         seed: int, nj: int, speed_perturb: bool, fbank_conf: Optional[str],
+         seed: int, nj: int, speed_perturb: bool, augment: str, augment_fraction: float,
+         fbank_conf: Optional[str],
          lexicon: Optional[str], keep_stress: Optional[bool], noise_snr: float,
          corpus_opt: Tuple[str, ...], skip_bad: bool, channel: Optional[int], den_lm: str,
          force: bool) -> None:
@@ -62,6 +71,7 @@ def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours
       stnas prep --corpus tts --data-dir data/tts --hours 0.05 --nj 2
       stnas prep --corpus wsj --corpus-root /export/LDC --nj 8
       stnas prep --corpus tts --config conf/tts/prep.yaml --nj 2
+      stnas prep --corpus kaldi --corpus-root mydata --augment noise,reverb,telephone
     """
     opts = {}
     for item in corpus_opt:
@@ -74,7 +84,8 @@ def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours
 
         cfg = PrepConfig(corpus=corpus, data_dir=data_dir or f"data/{corpus}",
                          corpus_root=corpus_root, hours=hours, seed=seed, nj=nj,
-                         speed_perturb=speed_perturb, fbank_conf=fbank_conf,
+                         speed_perturb=speed_perturb, augment=augment.split(","),
+                         augment_fraction=augment_fraction, fbank_conf=fbank_conf,
                          keep_stress=keep_stress, lexicon=lexicon, noise_snr_db=noise_snr,
                          skip_bad=skip_bad, channel=channel, lm_type=den_lm,
                          corpus_opts=opts)

@@ -5,7 +5,9 @@ Sub-stages, each with a done marker in ``<data_dir>/.done/`` so a rerun resumes:
 1. ``corpus``   corpus-specific prep (``local/<corpus>/prepare.py``) → ``train``, ``dev``, ``test``
 2. ``lang``     ``lang/{lexicon.txt, units.txt, words.txt}``
 3. ``perturb``  3-way speed perturbation of ``train`` → ``train_sp``
-4. ``feats_<set>``  fbank + CMVN + Δ+ΔΔ (120-dim) for ``train_sp``, ``dev``, ``test``
+   ``augment``  with ``augment`` kinds: ``train_sp`` + noisy/reverberant/telephone copies of
+                ``train`` → ``train_sp_aug`` (:mod:`pipeline.data.augment`; never dev/test)
+4. ``feats_<set>``  fbank + CMVN + Δ+ΔΔ (120-dim) for the training set, ``dev``, ``test``
 5. ``labels_<set>`` ``text_number`` (OOV / too-short policy of :mod:`pipeline.data.labels`)
 6. ``validate``  every data dir against the Kaldi contract, with features
 7. ``den``      phone 4-gram LM on the (unperturbed) training labels, den graph = T ∘ LM
@@ -25,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Union
 
 import yaml
 
+from pipeline.data.augment import all_prefixes, augment_training_set, parse_kinds
 from pipeline.data.datadir import drop_utterances, read_map
 from pipeline.data.features import make_features
 from pipeline.data.labels import make_labels
@@ -70,6 +73,8 @@ class PrepConfig:
     seed: int = 1
     nj: int = 1
     speed_perturb: bool = True
+    augment: List[str] = field(default_factory=list)  # noise, reverb, telephone (train only)
+    augment_fraction: float = 1.0  # share of the training recordings each kind copies
     fbank_conf: Optional[str] = None
     keep_stress: Optional[bool] = None
     lexicon: Optional[str] = None
@@ -87,6 +92,9 @@ class PrepConfig:
 
     def resolve(self) -> "PrepConfig":
         """Fill corpus-dependent defaults and make paths absolute."""
+        self.augment = parse_kinds(self.augment)
+        if not 0.0 < self.augment_fraction <= 1.0:
+            raise StnasError(f"augment_fraction must be in (0, 1], got {self.augment_fraction}")
         if self.corpus not in CORPORA:
             raise StnasError(f"unknown corpus '{self.corpus}' (choose from {', '.join(CORPORA)})")
         if self.fbank_conf is None:
@@ -103,7 +111,8 @@ class PrepConfig:
     # options that change no output (or only where it is): a rerun with other values resumes
     RUNTIME_ONLY = ("nj", "data_dir")
     # what a data dir whose config.yaml predates an option was made with
-    BEFORE_OPTION = {"lm_type": "witten_bell", "lm_no_prune_order": 3, "lm_dedup": False}
+    BEFORE_OPTION = {"lm_type": "witten_bell", "lm_no_prune_order": 3, "lm_dedup": False,
+                     "augment": [], "augment_fraction": 1.0}
 
 
 def corpus_of(data_dir: PathLike) -> str:
@@ -115,8 +124,19 @@ def corpus_of(data_dir: PathLike) -> str:
 
 
 def train_set_name(cfg: PrepConfig) -> str:
-    """The training set dir name: ``train_sp`` with speed perturbation, else ``train``."""
-    return "train_sp" if cfg.speed_perturb else "train"
+    """The training set dir name: ``train``, ``_sp`` with speed perturbation, ``_aug`` with
+    augmentation (``train_sp``, ``train_sp_aug``, ...)."""
+    return "train" + ("_sp" if cfg.speed_perturb else "") + ("_aug" if cfg.augment else "")
+
+
+def training_set_of(data_dir: PathLike) -> str:
+    """The training set a prepared data dir holds (from its ``config.yaml``; ``train_sp`` when
+    there is none yet)."""
+    cfg = Path(data_dir) / "config.yaml"
+    old = (yaml.safe_load(cfg.read_text()) or {}) if cfg.is_file() else {}
+    sp = bool(old.get("speed_perturb", True))
+    aug = parse_kinds(old.get("augment") or [])
+    return "train" + ("_sp" if sp else "") + ("_aug" if aug else "")
 
 
 def _check_same_config(stage: StageDir, cfg: PrepConfig) -> None:
@@ -228,6 +248,12 @@ def _run_prep(cfg: PrepConfig, force: bool, progress: bool) -> Dict[str, object]
         speed_perturb_data_dir(d / "train", d / "train_sp")
         return {"utts": len(read_map(d / "train_sp" / "utt2spk"))}
 
+    def augment() -> dict:
+        base = d / ("train_sp" if cfg.speed_perturb else "train")
+        return augment_training_set(base, d / "train", d / train, cfg.augment, cfg.seed,
+                                    d / "local" / "noise", fraction=cfg.augment_fraction,
+                                    nj=cfg.nj, progress=progress, channel=cfg.channel)
+
     def feats(s: str) -> Callable[[], dict]:
         def run() -> dict:
             r = make_features(d / s, d / "fbank", cfg.fbank_conf, nj=cfg.nj,
@@ -258,7 +284,7 @@ def _run_prep(cfg: PrepConfig, force: bool, progress: bool) -> Dict[str, object]
             no_prune_order=cfg.lm_no_prune_order, dedup=cfg.lm_dedup,
             dev_text_number=d / "dev" / "text_number",
             weights={d / s / "text_number": d / s / "weight" for s in sets},
-            exclude_prefixes=("sp0.9-", "sp1.1-"),
+            exclude_prefixes=("sp0.9-", "sp1.1-", *all_prefixes()),
         )
 
     def validate() -> dict:
@@ -267,6 +293,8 @@ def _run_prep(cfg: PrepConfig, force: bool, progress: bool) -> Dict[str, object]
     _substage(stage, "lang", lang, ran)
     if cfg.speed_perturb:
         _substage(stage, "perturb", perturb, ran)
+    if cfg.augment:
+        _substage(stage, "augment", augment, ran)
     for s in sets:
         _substage(stage, f"feats_{s}", feats(s), ran)
     for s in sets:

@@ -134,6 +134,10 @@ def load_config(stage: str, path: Optional[Union[str, Path]] = None,
             raise StnasError(f"unknown config key '{key}' in override '{item}'")
         values[key] = _coerce(key, text, values.get(key, getattr(defaults, key)))
     values.update({k: v for k, v in explicit.items() if v is not None})
+    if "train_set" not in values:  # the set prep made: train_sp, train_sp_aug, train, ...
+        from pipeline.data.prepare import training_set_of
+
+        values["train_set"] = training_set_of(values.get("data_dir", defaults.data_dir))
     for key, value in values.items():  # YAML files read 2e-3 (no dot) as a string too
         if isinstance(getattr(defaults, key), float) and isinstance(value, str):
             values[key] = _coerce(key, value, getattr(defaults, key))

@@ -266,3 +266,35 @@ def test_kaldi_corpus_without_spk2utt(tmp_path):
     for s in ("train", "dev", "test"):
         validate_data_dir(out / s, need_feats=True)
     assert read_map(out / "train" / "spk2utt")["trainspk0"].split()[0] == "trainspk0-000"
+
+
+def test_kaldi_prep_with_augmentation(tmp_path):
+    root = make_kaldi_corpus(tmp_path / "corpus", n_spk=2, n_utt=3)
+    out = tmp_path / "data"
+    cfg = tmp_path / "prep.yaml"
+    cfg.write_text("augment: [telephone, noise]\naugment_fraction: 0.5\n")
+    r = run("--config", cfg, "--corpus", "kaldi", "--corpus-root", root, "--data-dir", out)
+    assert r.exit_code == 0, r.output
+    d = out / "train_sp_aug"
+    assert "train_sp_aug" in r.output and not (out / "train_sp" / "feats.scp").exists()
+    validate_data_dir(d, need_feats=True)
+    train = set(read_map(out / "train" / "utt2spk"))
+    u2s = read_map(d / "utt2spk")
+    noise = {u for u in u2s if u.startswith("noise-")}
+    tel = {u for u in u2s if u.startswith("tel-")}
+    assert len(noise) == len(tel) == 3 and not any(u.startswith("reverb-") for u in u2s)
+    assert len(u2s) == 3 * len(train) + 6
+    assert set(read_map(d / "utt2uniq").values()) == train
+    for s in ("dev", "test"):  # never augmented
+        assert not any("-" in u.split("spk")[0] for u in read_map(out / s / "utt2spk"))
+    den = json.loads((out / "den" / "den_info.json").read_text())
+    assert den["train_utterances"] == len(train)  # each transcript once
+    # the training stages find the augmented set on their own
+    from pipeline.train.config import load_config
+
+    assert load_config("warmup", data_dir=str(out)).train_set == "train_sp_aug"
+    # adding augmentation to a finished dir needs --force
+    r = run("--corpus", "kaldi", "--corpus-root", root, "--data-dir", out)
+    assert r.exit_code == 1 and "augment: ['noise', 'telephone'] → []" in r.output
+    r = run("--corpus", "kaldi", "--corpus-root", root, "--data-dir", out, "--augment", "echo")
+    assert r.exit_code == 1 and "unknown augmentation echo" in r.output
