@@ -11,6 +11,6 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends make gi
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/stnas
 COPY . .
-RUN bash tools/install.sh --venv /opt/stnas/.venv && rm -rf /root/.cache/pip
+RUN bash tools/install.sh --venv /opt/stnas/.venv && rm -rf /root/.cache/pip /var/lib/apt/lists/*
 ENV PATH=/opt/stnas/.venv/bin:$PATH
 CMD ["make", "demo"]

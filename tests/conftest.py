@@ -91,3 +91,19 @@ def phone_corpus(n: int, seed: int, num_units: int = 12):
 def phone_train():
     """300 sentences of :func:`phone_corpus` (12 units)."""
     return phone_corpus(300, seed=1)
+
+
+def children_of(pid: int) -> list:
+    """Process ids whose parent is ``pid`` (from /proc; no ``ps`` needed)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(d.name))
+    return sorted(out)

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.conftest import children_of
+
 REPO = Path(__file__).resolve().parents[2]
 PARENT = """
 import os, sys, time
@@ -35,8 +37,7 @@ def _alive(pid: int) -> bool:
 
 
 def _children_of(pid: int):
-    out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
-    return [int(a) for a, b in (line.split() for line in out.splitlines()) if int(b) == pid]
+    return children_of(pid)
 
 
 def _run(ctx: str, slow: bool):

@@ -11,6 +11,7 @@ from pipeline.nas.arch import Arch
 from pipeline.train.config import load_config
 from pipeline.train.stages import run_stage
 from steps_py.cli import cli
+from tests.conftest import children_of
 
 REPO = Path(__file__).resolve().parents[2]
 ARCH = REPO / "conf" / "arch" / "tdnn_d_tiny.json"
@@ -99,9 +100,7 @@ def _decode_killed_and_resumed(done_dir, tts_data, tmp_path):
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.DEVNULL)
     t0, workers = time.time(), []
     while time.time() - t0 < 120 and proc.poll() is None:
-        out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
-        workers = [int(a) for a, b in (line.split() for line in out.splitlines())
-                   if int(b) == proc.pid]
+        workers = children_of(proc.pid)
         if len(workers) >= 2:  # the pool is up (and the resource tracker)
             break
         time.sleep(0.05)
