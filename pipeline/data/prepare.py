@@ -303,6 +303,8 @@ def _run_prep(cfg: PrepConfig, force: bool, progress: bool) -> Dict[str, object]
     _substage(stage, "den", den, ran)
 
     summary = _summary(stage, sets, ran)
+    if not ran and stage.is_done("stage") and (d / "stage.json").is_file():
+        return summary  # nothing redone: stage.json keeps the run that made the data dir
     inputs = {"fbank_conf": cfg.fbank_conf, **({"lexicon": cfg.lexicon} if cfg.lexicon else {})}
     stage.write_stage_json(f"stnas prep --corpus {cfg.corpus}", seed=cfg.seed,
                            fingerprints=input_fingerprints(inputs), extra={"summary": summary})

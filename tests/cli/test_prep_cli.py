@@ -92,8 +92,10 @@ def test_per_speaker_cmvn_stats(tts_data):
 def test_rerun_resumes_and_refuses_changed_options(tts_data, tmp_path):
     d = tmp_path / "copy"
     shutil.copytree(tts_data, d)
+    before = (d / "stage.json").read_text()
     r = run("--corpus", "tts", "--data-dir", d, "--hours", 0.05, "--nj", 2)
     assert r.exit_code == 0 and "nothing to do" in r.output
+    assert (d / "stage.json").read_text() == before  # a no-op rerun keeps the real run's record
     r = run("--corpus", "tts", "--data-dir", d, "--hours", 0.1)
     assert r.exit_code == 1 and "hours: 0.05 → 0.1" in r.output and "--force" in r.output
     # an unfinished sub-stage is redone, the rest kept
