@@ -8,13 +8,17 @@ Sentences come from ``fortunes`` (see ``sentences.py``), speakers are TTS voices
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
+from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from local.tts.sentences import FORTUNES_DIR, sentence_pool
-from local.tts.voices import Speaker, check_engines, make_speakers, synthesise
+from local.tts.voices import (Speaker, check_engines, make_extra_speakers, make_speakers,
+                              synthesise)
 from pipeline.data.datadir import write_data_dir
 from pipeline.errors import DataError
 from pipeline.lang.lexicon import read_cmudict, read_festival_cmudict, write_lexicon
@@ -94,6 +98,20 @@ def _synth_one(args) -> Tuple[str, float, Optional[str]]:
         return utt, 0.0, str(e)
 
 
+def _drop_stale_voices(wav_root: Path, speakers: List[Speaker], settings: dict) -> None:
+    """Delete the wavs of a speaker whose voice or synthesis settings are not the ones that
+    made them (``wav/speakers.json`` records them), so a changed voice is synthesised again
+    instead of reused; then record the present ones."""
+    record_path = wav_root / "speakers.json"
+    old = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    new = {s.id: {**asdict(s), **settings} for s in speakers}
+    for spk_id, rec in new.items():
+        if old.get(spk_id) != rec and (wav_root / spk_id).is_dir():
+            shutil.rmtree(wav_root / spk_id)
+    wav_root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(record_path, json.dumps({**old, **new}, indent=1, sort_keys=True))
+
+
 def prepare(
     corpus_root: Optional[Path],
     out_dir: Path,
@@ -109,6 +127,7 @@ def prepare(
     progress: bool = True,
     fortunes_dir: Path = FORTUNES_DIR,
     eval_share: float = 0.1,
+    extra_train_voices: int = 0,
 ) -> dict:
     """Build the corpus: wavs, ``train``/``dev``/``test`` data dirs, ``local/dict/lexicon.txt``
     and ``local/lm/text`` (see :func:`write_corpus_text_and_lexicon`).
@@ -127,6 +146,9 @@ def prepare(
         progress: show a progress bar.
         eval_share: fraction of ``hours`` for each of dev and test (``--corpus-opt
             eval_share=0.15``); train gets the rest.
+        extra_train_voices: this many more espeak-ng speakers with its named voice variants
+            (``--corpus-opt extra_train_voices=40``), in the training set only: dev and test
+            keep their speakers, sentences and utterance ids.
 
     Returns:
         ``{"sets": {split: utts}, "hours": {split: h}, "speakers": {split: [ids]}, ...}``
@@ -145,11 +167,21 @@ def prepare(
         raise DataError(f"only {len(pool)} usable sentences in {fortunes_dir}")
     if not 0.0 < eval_share < 0.5:
         raise DataError(f"eval_share must be in (0, 0.5), got {eval_share}")
-    speakers = split_speakers(make_speakers(seed), seed)
+    base = make_speakers(seed)
+    speakers = split_speakers(base, seed)
+    if extra_train_voices:
+        try:
+            extra = make_extra_speakers(seed, extra_train_voices,
+                                        first_id=sum(s.engine == "espeak-ng" for s in base) + 1)
+        except ValueError as e:
+            raise DataError(f"extra_train_voices: {e}") from None
+        speakers["train"] = sorted(speakers["train"] + extra, key=lambda s: s.id)
     plan = plan_utterances(pool, speakers, hours, seed,
                            shares=(1.0 - 2 * eval_share, eval_share, eval_share))
 
     wav_root = (Path(out_dir) / "wav").resolve()
+    _drop_stale_voices(wav_root, [s for items in speakers.values() for s in items],
+                       {"sample_rate": sample_rate, "noise_snr_db": noise_snr_db, "seed": seed})
     jobs = []
     for split, items in plan.items():
         for n, (utt, spk, sent) in enumerate(items):

@@ -21,9 +21,20 @@ import numpy as np
 
 from pipeline.data.audio import read_wav_bytes, write_wav
 
-ESPEAK_LANGS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc",
+ESPEAK_LANGS = ["en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc",
                 "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
 ESPEAK_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5"]
+# espeak-ng's named voice variants (its !v directory), for extra training speakers; robotic,
+# demonic and announcer variants left out. Names are case-sensitive file names.
+ESPEAK_NAMED_VARIANTS = [
+    "adam", "Alex", "Alicia", "Andrea", "Andy", "Annie", "AnxiousAndy", "antonio", "aunty",
+    "belinda", "benjamin", "boris", "caleb", "david", "Denis", "Diogo", "ed", "edward",
+    "edward2", "Gene", "Gene2", "grandpa", "gustave", "Henrique", "Hugo", "iven", "iven2",
+    "iven3", "iven4", "Jacky", "john", "kaukovalta", "klatt", "klatt2", "klatt3", "klatt4",
+    "Lee", "linda", "marcelo", "Marco", "Mario", "max", "Michael", "michel", "miguel", "Mike",
+    "Mr", "Nguyen", "pablo", "paul", "pedro", "quincy", "rob", "robert", "steph", "steph2",
+    "steph3", "Storm", "Tweaky", "whisperf", "zac",
+]
 FLITE_VOICES = ["awb", "rms", "slt", "kal16"]
 FESTIVAL_VOICES = ["kal_diphone", "ked_diphone"]
 ENGINE_BINARIES = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
@@ -49,7 +60,9 @@ class Speaker:
 
 
 def make_speakers(seed: int, n_espeak: int = 18) -> List[Speaker]:
-    """The speaker set, deterministic from ``seed``: espeak-ng, flite and festival voices."""
+    """The speaker set, deterministic from ``seed``: espeak-ng, flite and festival voices.
+
+    See :func:`make_extra_speakers` for more voices (training only)."""
     rng = random.Random(seed)
     combos = [(lang, var) for lang in ESPEAK_LANGS for var in ESPEAK_VARIANTS]
     rng.shuffle(combos)
@@ -64,6 +77,32 @@ def make_speakers(seed: int, n_espeak: int = 18) -> List[Speaker]:
         speakers.append(Speaker(f"fest{i:02d}", "festival", v, pitch=1.0,
                                 rate=round(rng.uniform(0.9, 1.1), 2)))
     return speakers
+
+
+def make_extra_speakers(seed: int, n: int, first_id: int) -> List[Speaker]:
+    """``n`` more espeak-ng speakers with named voice variants (``en-us+Alex``, ``en+klatt``,
+    ...), ids from ``espk<first_id>`` on, for the training set only.
+
+    Drawn with their own generator, so :func:`make_speakers` gives the same speakers whatever
+    ``n`` is.
+
+    Raises:
+        ValueError: more than the variants × accents there are, or ids past ``espk99``.
+    """
+    rng = random.Random(seed * 7919 + 13)
+    combos = [(lang, var) for var in ESPEAK_NAMED_VARIANTS for lang in ESPEAK_LANGS]
+    rng.shuffle(combos)
+    # every variant once before any is used twice
+    seen, order, rest = set(), [], []
+    for lang, var in combos:
+        (rest if var in seen else order).append((lang, var))
+        seen.add(var)
+    combos = order + rest
+    if n > len(combos) or first_id + n - 1 > 99:
+        raise ValueError(f"at most {min(len(combos), 100 - first_id)} extra voices, asked {n}")
+    return [Speaker(f"espk{first_id + i:02d}", "espeak-ng", f"{lang}+{var}",
+                    pitch=rng.randint(25, 75), rate=round(rng.uniform(0.85, 1.15), 2))
+            for i, (lang, var) in enumerate(combos[:n])]
 
 
 def check_engines() -> List[str]:

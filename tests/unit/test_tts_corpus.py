@@ -1,9 +1,13 @@
 import numpy as np
 import pytest
 
-from local.tts.prepare import SECONDS_PER_UTT, SECONDS_PER_WORD, plan_utterances, split_speakers
+from local.tts.prepare import (SECONDS_PER_UTT, SECONDS_PER_WORD, _drop_stale_voices,
+                               plan_utterances, split_speakers)
 from local.tts.sentences import normalise, sentence_pool
-from local.tts.voices import make_speakers, synthesise
+import hashlib
+import subprocess
+
+from local.tts.voices import ESPEAK_NAMED_VARIANTS, make_extra_speakers, make_speakers, synthesise
 from pipeline.data.audio import read_audio
 from pipeline.lang.lexicon import read_festival_cmudict
 from tests.conftest import HAS_TTS
@@ -58,3 +62,57 @@ def test_synthesis_is_16k_mono_and_deterministic(tmp_path, index):
     assert rate == 16000 and 0.8 < dur < 4.0 and len(x) == round(dur * 16000)
     np.testing.assert_array_equal(x, read_audio(str(b))[1])
     assert np.abs(x).max() > 1000  # speech, not just the noise floor
+
+
+def test_extra_training_voices_leave_dev_and_test_alone(pool):
+    base = make_speakers(7)
+    extra = make_extra_speakers(7, 40, first_id=19)
+    assert extra == make_extra_speakers(7, 40, first_id=19) and make_speakers(7) == base
+    assert [s.id for s in extra] == [f"espk{i:02d}" for i in range(19, 59)]
+    assert len({s.voice.split("+")[1] for s in extra}) == 40  # no variant twice before all used
+    assert not {s.id for s in extra} & {s.id for s in base}
+    with pytest.raises(ValueError, match="at most"):
+        make_extra_speakers(7, 90, first_id=19)
+    split = split_speakers(base, 7)
+    more = dict(split, train=sorted(split["train"] + extra, key=lambda s: s.id))
+    plan, plan_more = (plan_utterances(pool, sp, hours=0.2, seed=7) for sp in (split, more))
+    for k in ("dev", "test"):  # same ids, speakers and sentences
+        assert plan[k] == plan_more[k]
+    assert [t for _, _, t in plan["train"]] == [t for _, _, t in plan_more["train"]]
+    assert {s.id for _, s, _ in plan_more["train"]} == {s.id for s in more["train"]}
+
+
+@pytest.mark.skipif(not HAS_TTS, reason="TTS programs missing")
+def test_every_espeak_voice_is_one_espeak_knows():
+    """espeak-ng falls back to its default voice, silently, for a name it does not know (it did
+    for 'en-gb+m5'); every speaker must sound different from that and from each other."""
+    def raw(voice):
+        out = subprocess.run(["espeak-ng", "-v", voice, "-p", "50", "-s", "160", "--stdout",
+                              "the quick brown fox"], capture_output=True, check=True).stdout
+        return hashlib.md5(out).hexdigest()
+
+    fallback = raw("no-such-voice")
+    voices = [s.voice for s in make_speakers(1) + make_extra_speakers(1, len(ESPEAK_NAMED_VARIANTS), 19)
+              if s.engine == "espeak-ng"]
+    digests = {v: raw(v) for v in voices}
+    assert fallback not in digests.values()
+    assert len(set(digests.values())) == len(voices)
+
+
+def test_wavs_of_a_changed_voice_are_not_reused(tmp_path):
+    a, b = make_speakers(1)[:2]
+    for spk in (a, b):
+        (tmp_path / spk.id).mkdir()
+        (tmp_path / spk.id / "x.wav").write_bytes(b"old")
+    settings = {"sample_rate": 16000, "noise_snr_db": 0.0, "seed": 1}
+    _drop_stale_voices(tmp_path, [a, b], settings)  # no record: whatever made them is unknown
+    assert not (tmp_path / a.id).exists() and not (tmp_path / b.id).exists()
+    for spk in (a, b):
+        (tmp_path / spk.id).mkdir()
+    _drop_stale_voices(tmp_path, [a, b], settings)  # recorded and unchanged: kept
+    assert (tmp_path / a.id).is_dir() and (tmp_path / b.id).is_dir()
+    changed = type(a)(a.id, a.engine, a.voice + "x", a.pitch, a.rate)
+    _drop_stale_voices(tmp_path, [changed, b], settings)
+    assert not (tmp_path / a.id).exists() and (tmp_path / b.id).is_dir()
+    _drop_stale_voices(tmp_path, [changed, b], {**settings, "seed": 2})
+    assert not (tmp_path / b.id).exists()
