@@ -61,9 +61,8 @@ def main() -> None:
         rows[name] = [best_wer(model.parent / f"decode_{s}_tg") for s in sets]
         train = data / training_set_of(data)
         spk = read_map(train / "spk2utt")
-        stage = json.loads((exp / "retrain" / "stage.json").read_text())
         info[name] = (opts or "(none)", len(read_map(train / "utt2spk")),
-                      len({s for s in spk if "-" not in s}), stage["wall_time_s"])
+                      len({s for s in spk if "-" not in s}))
     sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                          text=True, cwd=ROOT).stdout.strip()
     lines = [
@@ -78,13 +77,13 @@ def main() -> None:
         "`conf/tts/prep.yaml` and the arm's options. The LM weight and word penalty are chosen "
         "on clean dev; the corrupted copies of dev are decoded at that pair.",
         "",
-        "| arm | prep options | training utterances | training speakers | retrain s | "
+        "| arm | prep options | training utterances | training speakers | "
         + " | ".join(f"{s} %WER" for s in sets) + " |",
-        "|---|---|---:|---:|---:|" + "---:|" * len(sets),
+        "|---|---|---:|---:|" + "---:|" * len(sets),
     ]
     for name, wers in rows.items():
-        opts, utts, spks, wall = info[name]
-        lines.append(f"| {name} | `{opts}` | {utts} | {spks} | {wall:.0f} | "
+        opts, utts, spks = info[name]
+        lines.append(f"| {name} | `{opts}` | {utts} | {spks} | "
                      + " | ".join(wers) + " |")
     lines.append("")
     out = ROOT / "bench" / "results" / f"{a.name}.md"
