@@ -18,8 +18,15 @@ test: install
 test-fast: install
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
+# the stand-alone benchmarks, then those that need `make demo`'s model: decode.py, and
+# train_data.py's augmentation arms (the demo's architecture retrained with and without)
 bench: install
-	for b in bench/*.py; do $(PY) $$b || exit 1; done
+	for b in prep ctc_crf nas_cost stages; do $(PY) bench/$$b.py || exit 1; done
+	if [ -f exp/tts/st/retrain/avg.pt ]; then \
+	  $(PY) bench/decode.py && $(PY) bench/train_data.py --name augment \
+	    --arch exp/tts/st/search/arch.json --arm none='--augment none' \
+	    --arm augmented='--augment noise,reverb,telephone'; \
+	else echo "bench: decode.py and train_data.py skipped: run 'make demo' first"; fi
 
 clean:
 	rm -rf build *.egg-info

@@ -2,11 +2,17 @@
 
 Each arm prepares its own data dir (``conf/tts/prep.yaml`` plus the arm's options), retrains
 one architecture the same way (``conf/tts/retrain.yaml``, seed 1) and decodes dev (which
-tunes the LM weight and penalty) and dev's corrupted copies (``dev_noise``, ``dev_reverb``,
-``dev_telephone``, as in ``bench/augment.py``). Dev's speakers and sentences are the same in
-every arm as long as the arms change only the training set. Nothing here touches test.
+tunes the LM weight and penalty) and three corrupted copies of dev made by the augmentation code
+with another seed, other noise excerpts and dev's own speakers as babble (``dev_noise``,
+``dev_reverb``, ``dev_telephone``). Dev's speakers and sentences are the same in every arm as
+long as the arms change only the training set. Nothing here touches test. Needs ``make demo``
+first when ``--arch`` is the demo's.
 
-    python bench/train_data.py --arch exp/tts/st/search/arch.json \\
+    # does augmentation help? (bench/results/augment.md; `make bench` runs this one)
+    python bench/train_data.py --name augment --arch exp/tts/st/search/arch.json \\
+        --arm none='--augment none' --arm augmented='--augment noise,reverb,telephone'
+    # do more training voices help? (bench/results/voices.md)
+    python bench/train_data.py --name voices --arch exp/tts/st/search/arch.json \\
         --arm base= --arm voices40='--corpus-opt eval_share=0.15 --corpus-opt extra_train_voices=40'
 
 Writes ``bench/results/<--name>.md``.
@@ -17,19 +23,68 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.augment import STNAS, best_wer, corrupted_dev, sh  # noqa: E402
-from pipeline.data.augment import KINDS  # noqa: E402
-from pipeline.data.datadir import read_map  # noqa: E402
+from pipeline.data.augment import KINDS, PREFIX, augment_data_dir  # noqa: E402
+from pipeline.data.datadir import read_map, write_map, write_spk2utt  # noqa: E402
+from pipeline.data.features import make_features  # noqa: E402
 from pipeline.data.prepare import training_set_of  # noqa: E402
+
+EVAL_SEED = 1001  # not the training copies' seed: other noise excerpts, SNRs and rooms
+STNAS = [sys.executable, "-m", "steps_py"]
+
+
+def sh(args, log: Path) -> None:
+    with open(log, "a") as f:
+        f.write(f"$ {' '.join(map(str, args))}\n")
+        f.flush()
+        r = subprocess.run([str(a) for a in args], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+    if r.returncode != 0:
+        sys.exit(f"failed ({r.returncode}): {' '.join(map(str, args))}; see {log}")
+
+
+def corrupted_dev(data: Path, kind: str, nj: int) -> str:
+    """``<data>/dev_<kind>``: dev through one augmentation kind, with features."""
+    name = f"dev_{kind}"
+    out = data / name
+    if (out / "feats.scp").is_file():
+        return name
+    work = data / f".{name}_work"
+    shutil.rmtree(work, ignore_errors=True)
+    augment_data_dir(data / "dev", work, [kind], EVAL_SEED, data / "local" / "noise_dev")
+    shutil.rmtree(out, ignore_errors=True)
+    (work / f".aug_{kind}").rename(out)
+    work.rmdir()
+    p = PREFIX[kind]
+    # scored against dev's own transcripts under dev's ids: strip the prefix again
+    for f in ("wav.scp", "text", "utt2spk", "utt2uniq", "reco2augment"):
+        m = read_map(out / f)
+        write_map(out / f, {k[len(p):]: (v[len(p):] if f == "utt2spk" else v)
+                            for k, v in m.items()})
+    (out / "utt2uniq").unlink()
+    write_spk2utt(out)
+    conf = yaml.safe_load((data / "config.yaml").read_text())
+    make_features(out, data / "fbank", conf["fbank_conf"], nj=nj, progress=False,
+                  keep_reference=True)
+    return name
+
+
+def best_wer(decode_dir: Path) -> str:
+    line = (decode_dir / "best_wer").read_text().splitlines()[0]
+    return re.search(r"%WER ([\d.]+)", line).group(1)
+
+
 
 
 def main() -> None:
