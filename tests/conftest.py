@@ -107,3 +107,22 @@ def children_of(pid: int) -> list:
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
             out.append(int(d.name))
     return sorted(out)
+
+
+def train_fit_wer(data_dir: Path, model: Path) -> float:
+    """%WER of ``model`` on the training set it learnt (``train_sp``, ~1,200 words at the CI
+    size), at LM weight 1 and no penalty: a wiring check with a margin that the CI's 54-word
+    test set cannot give (a mis-wired or untrained model stays near 100 % here too)."""
+    from click.testing import CliRunner
+
+    from steps_py.cli import cli
+
+    for args in (["decode", "--model", model, "--data-dir", data_dir, "--sets", "train_sp",
+                  "--tune-set", "train_sp", "--lm-weights", "1.0", "--word-penalties", "0",
+                  "--nj", "2"],
+                 ["score", "--model-dir", Path(model).parent, "--data-dir", data_dir,
+                  "--dev", "train_sp", "--test", "", "--results", ""]):
+        r = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+    best = Path(model).parent / "decode_train_sp_tg" / "best_wer"
+    return float(best.read_text().split()[1])
