@@ -38,8 +38,8 @@ def options_from_yaml(ctx: click.Context, param: click.Parameter, path: Optional
 
     Keys are option names with ``_`` for ``-`` (``hours``, ``noise_snr``, ``corpus_opt``);
     options given on the command line still win. A ``corpus_opt`` mapping becomes
-    ``KEY=VALUE`` items; a list for a single-valued option, comma-separated text. An unknown key or a file that is not a mapping is a usage error
-    naming the file.
+    ``KEY=VALUE`` items; a list for a single-valued option, comma-separated text. An unknown
+    key or a file that is not a mapping is a usage error naming the file.
     """
     if not path:
         return path

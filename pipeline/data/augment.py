@@ -40,7 +40,8 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.data.audio import read_audio, write_wav
-from pipeline.data.datadir import read_map, write_data_dir, write_map
+from pipeline.data.datadir import combine_data_dirs, read_map, write_data_dir, write_map
+from pipeline.data.perturb import original_copy
 from pipeline.errors import DataError, StnasError
 from pipeline.progress import on_terminal
 
@@ -116,14 +117,15 @@ def _music(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _babble(train_dir: Path, n: int, rate: int, seed: int, talkers: int = 5,
-            channel: Optional[int] = None) -> Optional[np.ndarray]:
+def _babble(train_dir: Path, n: int, rate: int, seed: int,
+            talkers: int = 5) -> Optional[np.ndarray]:
     """``talkers`` training speakers at equal level, each concatenating their utterances."""
     wav = read_map(train_dir / "wav.scp")
     if (train_dir / "segments").is_file():  # whole recordings are fine for babble
+        segments = read_map(train_dir / "segments")
         spk_of = {}
         for utt, spk in read_map(train_dir / "utt2spk").items():
-            rec = read_map(train_dir / "segments").get(utt, "").split()[:1]
+            rec = segments.get(utt, "").split()[:1]
             if rec:
                 spk_of.setdefault(rec[0], spk)
     else:
@@ -143,7 +145,7 @@ def _babble(train_dir: Path, n: int, rate: int, seed: int, talkers: int = 5,
         rng.shuffle(recs)
         pieces, total = [], 0
         for rec in recs:
-            r, x = read_audio(wav[rec], rec, channel)
+            r, x = read_audio(wav[rec], rec)
             if r != rate:
                 continue
             pieces.append(x.astype(np.float64))
@@ -158,8 +160,8 @@ def _babble(train_dir: Path, n: int, rate: int, seed: int, talkers: int = 5,
     return out if out.any() else None
 
 
-def make_noise_sources(train_dir: PathLike, out_dir: PathLike, rate: int, seed: int,
-                       channel: Optional[int] = None) -> Dict[str, Tuple[str, float]]:
+def make_noise_sources(train_dir: PathLike, out_dir: PathLike, rate: int,
+                       seed: int) -> Dict[str, Tuple[str, str]]:
     """Write the noise sources (``SOURCE_SECONDS`` of 16-bit audio each) to ``out_dir``.
 
     Returns:
@@ -178,7 +180,7 @@ def make_noise_sources(train_dir: PathLike, out_dir: PathLike, rate: int, seed: 
         "music2": ("music", _music(n, rate, gen)),
     }
     for k in range(2):
-        b = _babble(Path(train_dir), n, rate, seed + 17 * (k + 1), channel=channel)
+        b = _babble(Path(train_dir), n, rate, seed + 17 * (k + 1))
         if b is not None:
             signals[f"babble{k + 1}"] = ("babble", b)
     sources = {}
@@ -202,8 +204,7 @@ def _source_cmd(entry: str) -> str:
 
 def noise_entry(entry: str, source: str, gain: float, offset: float, duration: float) -> str:
     """``entry`` mixed with ``source`` × ``gain`` from ``offset`` s (looped to cover it)."""
-    src_seconds = SOURCE_SECONDS
-    repeats = max(0, math.ceil((offset + duration) / src_seconds) - 1)
+    repeats = max(0, math.ceil((offset + duration) / SOURCE_SECONDS) - 1)
     noise = (f"sox -V1 {shlex.quote(source)} -p repeat {repeats} "
              f"trim {offset:.3f} {duration + 0.05:.3f}")
     # both halved: head-room against clipping; the level goes with CMVN anyway
@@ -226,11 +227,11 @@ def telephone_entry(entry: str, rate: int, low: float, high: float) -> str:
 
 # --- data dirs -------------------------------------------------------------------------------
 
-def _recording_stats(wav: Dict[str, str], nj: int, progress: bool,
-                     channel: Optional[int]) -> Dict[str, Tuple[int, int, float]]:
+def _recording_stats(wav: Dict[str, str], nj: int,
+                     progress: bool) -> Dict[str, Tuple[int, int, float]]:
     """rec → (rate, samples, mean power) of every recording (read once, ``nj`` at a time)."""
     def one(rec: str) -> Tuple[str, Tuple[int, int, float]]:
-        rate, x = read_audio(wav[rec], rec, channel)
+        rate, x = read_audio(wav[rec], rec)
         x = x.astype(np.float64)
         return rec, (rate, int(x.size), float(np.mean(x ** 2)) if x.size else 0.0)
 
@@ -278,7 +279,7 @@ def augment_data_dir(src: PathLike, dst: PathLike, kinds: Sequence[str], seed: i
     text = read_map(src / "text")
     utt2spk = read_map(src / "utt2spk")
     segments = read_map(src / "segments") if (src / "segments").is_file() else None
-    stats = _recording_stats(wav, nj, progress, channel)
+    stats = _recording_stats(wav, nj, progress)
     rates = sorted({r for r, _, _ in stats.values()})
     sources = make_noise_sources(src, noise_dir, rates[0], seed) if "noise" in kinds else {}
     source_power = {}
@@ -355,20 +356,13 @@ def augment_training_set(base: PathLike, originals: PathLike, dst: PathLike,
     Returns:
         kind → utterances of its copy, and ``"utts"``: the total of ``dst``.
     """
-    from pipeline.data.datadir import combine_data_dirs
-
     base, originals, dst = Path(base), Path(originals), Path(dst)
     work = dst.parent / f".{dst.name}_parts"
     shutil.rmtree(work, ignore_errors=True)  # left by an interrupted run
     counts = augment_data_dir(originals, work, kinds, seed, noise_dir, fraction, nj, progress,
                               channel)
-    first = base
-    if not (base / "utt2uniq").is_file():  # an unperturbed base: its copies map to itself
-        first = work / ".base"
-        write_data_dir(first, read_map(base / "wav.scp"), read_map(base / "text"),
-                       read_map(base / "utt2spk"),
-                       read_map(base / "segments") if (base / "segments").is_file() else None)
-        write_map(first / "utt2uniq", {u: u for u in read_map(base / "utt2spk")})
+    # an unperturbed base has no utt2uniq yet: its utterances are their own originals
+    first = base if (base / "utt2uniq").is_file() else original_copy(base, work / ".base")
     parts = augmented_copies(work, kinds)
     combine_data_dirs(dst, [first, *parts])
     info: Dict[str, str] = {}

@@ -51,6 +51,17 @@ def speed_perturb_copy(src: PathLike, dst: PathLike, factor: float) -> Path:
     return dst
 
 
+def original_copy(src: PathLike, dst: PathLike) -> Path:
+    """``src`` as it is, with ``utt2uniq`` mapping every utterance to itself (the part of a
+    combined training set that holds the originals)."""
+    src, dst = Path(src), Path(dst)
+    write_data_dir(dst, read_map(src / "wav.scp"), read_map(src / "text"),
+                   read_map(src / "utt2spk"),
+                   read_map(src / "segments") if (src / "segments").is_file() else None)
+    write_map(dst / "utt2uniq", {k: k for k in read_map(src / "utt2spk")})
+    return dst
+
+
 def speed_perturb_data_dir(
     src: PathLike, dst: PathLike, factors: Sequence[float] = (0.9, 1.0, 1.1)
 ) -> Path:
@@ -64,10 +75,7 @@ def speed_perturb_data_dir(
     for f in factors:
         part = dst.parent / f".{dst.name}_sp{_fmt(f)}"
         if f == 1.0:
-            write_data_dir(part, read_map(src / "wav.scp"), read_map(src / "text"),
-                           read_map(src / "utt2spk"),
-                           read_map(src / "segments") if (src / "segments").is_file() else None)
-            write_map(part / "utt2uniq", {k: k for k in read_map(src / "utt2spk")})
+            original_copy(src, part)
         else:
             speed_perturb_copy(src, part, f)
         parts.append(part)

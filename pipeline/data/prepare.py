@@ -134,9 +134,9 @@ def training_set_of(data_dir: PathLike) -> str:
     there is none yet)."""
     cfg = Path(data_dir) / "config.yaml"
     old = (yaml.safe_load(cfg.read_text()) or {}) if cfg.is_file() else {}
-    sp = bool(old.get("speed_perturb", True))
-    aug = parse_kinds(old.get("augment") or [])
-    return "train" + ("_sp" if sp else "") + ("_aug" if aug else "")
+    return train_set_name(PrepConfig(corpus="", data_dir=str(data_dir),
+                                     speed_perturb=bool(old.get("speed_perturb", True)),
+                                     augment=parse_kinds(old.get("augment") or [])))
 
 
 def _check_same_config(stage: StageDir, cfg: PrepConfig) -> None:
