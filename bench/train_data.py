@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import shlex
@@ -120,10 +121,12 @@ def main() -> None:
                       len({s for s in spk if "-" not in s}))
     sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                          text=True, cwd=ROOT).stdout.strip()
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor() or "CPU")
     lines = [
-        f"<!-- Written by bench/train_data.py --name {a.name}: commit {sha}, "
-        f"{platform.processor() or 'CPU'}, {time.strftime('%Y-%m-%d')}. One run per arm "
-        "(one seed). -->",
+        f"<!-- Written by bench/train_data.py --name {a.name}: commit {sha}, {cpu}, "
+        f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}. One run per arm (one seed): "
+        "the study in README puts the seed-to-seed spread of a test WER at 0.2-2.1 points. -->",
         "",
         f"# Training data arms on the tts demo (`{a.name}`)",
         "",
