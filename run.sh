@@ -122,7 +122,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     --arch-name "$tag" --results "$results"
 fi
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-  space=$(sed -n 's/^space: *//p' "$conf/search.yaml")
+  space=$(stnas show config "$conf/search.yaml" --key space)
   baseline=${exp}_tdnn_d
   log "stage 6: baseline: retrain conf/arch/tdnn_d_$space.json the same way → $baseline"
   $train_cmd stnas retrain --config "$conf/retrain.yaml" --data-dir "$data" --exp-dir "$baseline" \
@@ -135,13 +135,7 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     --arch-name tdnn_d --results "$results"
 fi
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 5 ]; then
-  log "architecture: $(python -c "
-import sys
-from pipeline.nas.arch import Arch
-from pipeline.nas.model import num_parameters
-a, k = Arch.from_json(sys.argv[1]), sum(1 for _ in open(sys.argv[2]))
-print(f'{a.describe()}  ({num_parameters(a.build(k)) / 1e6:.3f} M parameters with K={k} units)')
-" "$arch" "$data/lang/units.txt")"
+  log "architecture: $(stnas show arch "$arch" --data-dir "$data" --summary)"
   alphas=$exp/search/alphas.png
   [ -f "$alphas" ] || alphas="(no search here)"
   log "files: $arch $alphas $exp/retrain/curves.png $exp/retrain/decode_test_tg/scoring/"
@@ -149,21 +143,7 @@ print(f'{a.describe()}  ({num_parameters(a.build(k)) / 1e6:.3f} M parameters wit
 fi
 
 # Stage times, from the stage.json every stage writes (a skipped stage shows its first run).
-python - "$data" "$exp" "${exp}_tdnn_d" <<'PY' || true
-import json, sys
-from pathlib import Path
-rows = []
-for root in map(Path, sys.argv[1:]):
-    for p in sorted([root / "stage.json", *root.glob("*/stage.json"), *root.glob("*/decode_*/stage.json")]):
-        if p.is_file():
-            info = json.loads(p.read_text())
-            rows.append((str(p.parent), info.get("wall_time_s") or 0.0, info.get("finished", "")))
-if rows:
-    width = max(len(r[0]) for r in rows)
-    print("stage times:")
-    for name, secs, when in rows:
-        print(f"  {name:<{width}}  {secs:8.1f} s  (finished {when})")
-PY
+stnas show times "$data" "$exp" "${exp}_tdnn_d" || true
 last=$stop_stage
 [ "$last" -gt 6 ] && last=6
 log "done (stages $stage..$last)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable, List, Sequence
@@ -31,6 +32,19 @@ def machine() -> str:
             f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}")
 
 
+def commit() -> str:
+    """The commit the numbers were measured at, and whether the tree had changes on top."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                             capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, text=True, capture_output=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return sha + (" with uncommitted changes" if dirty else "")
+
+
 def median_time(fn: Callable[[], object], repeats: int = 5, cpu: bool = False) -> float:
     """Median seconds of ``fn()`` over ``repeats`` runs (process CPU time if ``cpu``)."""
     clock = time.process_time if cpu else time.perf_counter
@@ -45,7 +59,7 @@ def median_time(fn: Callable[[], object], repeats: int = 5, cpu: bool = False) -
 def write_table(name: str, title: str, header: Sequence[str], rows: Sequence[Sequence[object]],
                 notes: Sequence[str] = ()) -> str:
     """Print a markdown table and write it to ``bench/results/<name>.md``."""
-    lines = [f"# {title}", "", f"Machine: {machine()}", ""]
+    lines = [f"# {title}", "", f"Machine: {machine()}", f"Commit: {commit()}", ""]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" for _ in header) + "|")
     for r in rows:

@@ -33,15 +33,18 @@ def main(data: Path, model: Path) -> None:
     import kaldialign
 
     from bench.common import write_table
-    from pipeline.decode.decoder import Decoder, DecoderConfig, decode_set
-    from pipeline.decode.run import lang_test_dir, model_logprobs
+    from pipeline.decode.decoder import Decoder, DecoderConfig
+    from pipeline.decode.defaults import OUTPUT_FRAME_SHIFT_S
+    from pipeline.decode.sweep import decode_set
+    from pipeline.decode.run import model_logprobs
+    from pipeline.stages.graphs import lang_test_dir
 
     lang = lang_test_dir(data, "tg")
     for need in (model, lang / "TLG.fst", data / "dev" / "text"):
         if not need.exists():
             raise SystemExit(f"{need} is missing: run 'make demo' first (or pass --data/--model)")
     mats = list(model_logprobs(model, data / "dev" / "feats.scp"))
-    audio = sum(len(m) for _, m in mats) * 0.03
+    audio = sum(len(m) for _, m in mats) * OUTPUT_FRAME_SHIFT_S
     ref = {}
     for line in open(data / "dev" / "text", encoding="utf-8"):
         parts = line.split()

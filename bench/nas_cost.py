@@ -58,7 +58,7 @@ def run_one(config: str, device: str, batch: int, frames: int, repeats: int) -> 
 
     from pipeline.nas.arch import Arch
     from pipeline.nas.space import load_space
-    from pipeline.nas.strategies import StrategyConfig, make_strategy
+    from pipeline.search.strategies import StrategyConfig, make_strategy
     from pipeline.nas.supernet import ArchWeights, Path as NetPath, Supernet
 
     torch.manual_seed(0)

@@ -31,12 +31,12 @@ STAGES = ("warmup", "search", "retrain")
 
 def run_one(stage: str, data: str, exp: str, config_dir: str, device: str) -> dict:
     from pipeline.train.config import load_config
-    from pipeline.train.stages import run_stage
+    from pipeline.stages.train import run_training
 
     cfg = load_config(stage, Path(config_dir) / f"{stage}.yaml", ["progress=false"],
                       data_dir=data, exp_dir=exp, device=device)
     t = time.perf_counter()
-    summary = run_stage(cfg, force=True)
+    summary = run_training(cfg, force=True)
     wall = time.perf_counter() - t
     rows = [json.loads(x) for x in (Path(exp) / stage / "metrics.jsonl").read_text().splitlines()]
     fps = [r["frames_per_s"] for r in rows if r.get("kind") == "train"]
@@ -59,7 +59,7 @@ def main() -> None:
         print(json.dumps(run_one(args.one, args.data, args.exp, args.config_dir, args.device)))
         return
     from bench.common import write_table
-    from pipeline.data.prepare import PrepConfig, run_prep
+    from pipeline.stages.prep import PrepConfig, run_prep
 
     data = REPO / "data" / f"bench_tts_{args.hours:g}h"
     run_prep(PrepConfig(corpus="tts", data_dir=str(data), hours=args.hours, nj=2),

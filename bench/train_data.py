@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.data.augment import KINDS, PREFIX, augment_data_dir  # noqa: E402
 from pipeline.data.datadir import read_map, write_map, write_spk2utt  # noqa: E402
 from pipeline.data.features import make_features  # noqa: E402
-from pipeline.data.prepare import training_set_of  # noqa: E402
+from pipeline.data.layout import training_set_of  # noqa: E402
 
 EVAL_SEED = 1001  # not the training copies' seed: other noise excerpts, SNRs and rooms
 STNAS = [sys.executable, "-m", "steps_py"]

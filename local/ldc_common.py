@@ -21,7 +21,7 @@ from pipeline.errors import DataError
 from pipeline.lang.lexicon import (
     UNK, Lexicon, add_pron, read_cmudict, read_festival_cmudict, write_lexicon,
 )
-from pipeline.stage import atomic_write_text
+from pipeline.io import atomic_write_text
 
 NOISE = "<NOISE>"
 # Units of the non-speech entries every corpus lexicon carries (Kaldi's SPN / NSN phones).

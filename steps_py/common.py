@@ -8,6 +8,8 @@ from typing import Any, Dict, Iterator, Optional
 
 import click
 
+from pipeline.config import render
+
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
@@ -31,6 +33,18 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         raise SystemExit(130) from None
+
+
+def print_config_option(fn):
+    """The ``--print-config`` flag of a stage command."""
+    return click.option("--print-config", is_flag=True,
+                        help="Print the resolved config (every key with its default, help and "
+                             "bounds) and exit without running.")(fn)
+
+
+def echo_config(cfg: Any, title: str) -> None:
+    """Print ``cfg`` as YAML with a comment per key (``--print-config``)."""
+    click.echo(render(cfg, title), nl=False)
 
 
 def options_from_yaml(ctx: click.Context, param: click.Parameter, path: Optional[str]) -> Optional[str]:

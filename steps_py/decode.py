@@ -1,4 +1,4 @@
-"""``stnas decode`` and ``stnas score``: thin commands over :mod:`pipeline.decode.run`."""
+"""``stnas decode`` and ``stnas score``: thin commands over :mod:`pipeline.stages.decode`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from steps_py.common import user_errors
+from pipeline.decode import defaults
+from steps_py.common import echo_config, print_config_option, user_errors
 
 
 def _floats(text: str):
@@ -22,16 +23,17 @@ def _floats(text: str):
 @click.option("--data-dir", required=True, type=click.Path(file_okay=False))
 @click.option("--sets", default="dev,test", show_default=True, help="Comma-separated sets.")
 @click.option("--lm", default="tg", show_default=True, help="LM name: data/<c>/lang_test_<lm>.")
-@click.option("--lm-weights", default="0.3,0.5,0.7,1.0,1.5,2.0", show_default=True,
+@click.option("--lm-weights", default=",".join(map(str, defaults.LM_WEIGHTS)), show_default=True,
               help="LM weights tried on the tuning set.")
-@click.option("--word-penalties", default="0.0,0.5,1.0", show_default=True,
+@click.option("--word-penalties", default=",".join(map(str, defaults.WORD_PENALTIES)),
+              show_default=True,
               help="Word insertion penalties tried on the tuning set (with every LM weight).")
 @click.option("--tune-set", default="dev", show_default=True,
               help="Set decoded at every (LM weight, penalty) pair; the other sets are decoded "
               "once, at the pair it chooses. '' decodes every set at every pair.")
-@click.option("--beam", type=float, default=17.0, show_default=True)
-@click.option("--lattice-beam", type=float, default=8.0, show_default=True)
-@click.option("--max-active", type=int, default=7000, show_default=True)
+@click.option("--beam", type=float, default=defaults.BEAM, show_default=True)
+@click.option("--lattice-beam", type=float, default=defaults.LATTICE_BEAM, show_default=True)
+@click.option("--max-active", type=int, default=defaults.MAX_ACTIVE, show_default=True)
 @click.option("--method", type=click.Choice(["redecode", "lattice", "auto"]),
               default="redecode", show_default=True,
               help="One search per setting (bounded by --max-active), or one lattice per "
@@ -43,10 +45,11 @@ def _floats(text: str):
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--write-logits", is_flag=True, help="Keep the log-probs as logits.ark/scp.")
 @click.option("--force", is_flag=True, help="Decode again sets that are done.")
+@print_config_option
 def decode(model: str, data_dir: str, sets: str, lm: str, lm_weights: str,
            word_penalties: str, tune_set: str, beam: float, lattice_beam: float,
            max_active: int, method: str, nj: int, device: str, write_logits: bool,
-           force: bool) -> None:
+           force: bool, print_config: bool) -> None:
     """Decode sets with the model against TLG: the tuning set (dev) at every LM weight and
     word penalty, the others once at the pair dev chooses.
 
@@ -58,7 +61,8 @@ def decode(model: str, data_dir: str, sets: str, lm: str, lm_weights: str,
       stnas decode --model exp/tts/st/retrain/avg.pt --data-dir data/tts --nj 2
     """
     with user_errors():
-        from pipeline.decode.run import DecodeConfig, run_decode
+        from pipeline.decode.run import DecodeConfig
+        from pipeline.stages.decode import run_decode
 
         cfg = DecodeConfig(model=model, data_dir=data_dir, sets=sets.split(","), lm=lm,
                            lm_weights=_floats(lm_weights),
@@ -66,6 +70,9 @@ def decode(model: str, data_dir: str, sets: str, lm: str, lm_weights: str,
                            beam=beam, lattice_beam=lattice_beam,
                            max_active=max_active, method=method, nj=nj, device=device,
                            write_logits=write_logits)
+        if print_config:
+            echo_config(cfg, "stnas decode")
+            return
         summary = run_decode(cfg, force=force)
     for name, info in summary.items():
         where = Path(model).parent / f"decode_{name}_{lm}"
@@ -104,7 +111,7 @@ def score(model_dir: str, data_dir: str, lm: str, dev: str, tests: str, results:
       stnas score --model-dir exp/tts/st/retrain --data-dir data/tts
     """
     with user_errors():
-        from pipeline.decode.score_stage import run_score
+        from pipeline.stages.score import run_score
 
         out = run_score(Path(model_dir), Path(data_dir), lm, dev,
                         [t for t in tests.split(",") if t],

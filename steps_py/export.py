@@ -28,7 +28,7 @@ def export(model: str, fmt: str, out: Optional[str], opset: int) -> None:
     from pathlib import Path
 
     with user_errors():
-        from pipeline.nas.export import export_model
+        from pipeline.decode.export import export_model
 
         target = out or str(Path(model).with_name(
             "model.torchscript.pt" if fmt == "torchscript" else "model.onnx"))

@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 
 import click
 
-from steps_py.common import options_from_yaml, user_errors
+from steps_py.common import echo_config, options_from_yaml, print_config_option, user_errors
 
 
 @click.command()
@@ -58,12 +58,13 @@ from steps_py.common import options_from_yaml, user_errors
               "about 7x fewer den arcs); 'witten_bell' is smoothed (every phone sequence "
               "possible).")
 @click.option("--force", is_flag=True, help="Redo every sub-stage.")
+@print_config_option
 def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours: float,
          seed: int, nj: int, speed_perturb: bool, augment: str, augment_fraction: float,
          fbank_conf: Optional[str],
          lexicon: Optional[str], keep_stress: Optional[bool], noise_snr: float,
          corpus_opt: Tuple[str, ...], skip_bad: bool, channel: Optional[int], den_lm: str,
-         force: bool) -> None:
+         force: bool, print_config: bool) -> None:
     """Prepare CORPUS: data dirs, 120-dim features, lexicon/units, labels (resumable).
 
     \b
@@ -80,7 +81,7 @@ def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours
         k, v = item.split("=", 1)
         opts[k] = v
     with user_errors():
-        from pipeline.data.prepare import PrepConfig, run_prep
+        from pipeline.stages.prep import PrepConfig, run_prep
 
         cfg = PrepConfig(corpus=corpus, data_dir=data_dir or f"data/{corpus}",
                          corpus_root=corpus_root, hours=hours, seed=seed, nj=nj,
@@ -89,6 +90,9 @@ def prep(corpus: str, data_dir: Optional[str], corpus_root: Optional[str], hours
                          keep_stress=keep_stress, lexicon=lexicon, noise_snr_db=noise_snr,
                          skip_bad=skip_bad, channel=channel, lm_type=den_lm,
                          corpus_opts=opts)
+        if print_config:
+            echo_config(cfg.resolve(), "stnas prep")
+            return
         summary = run_prep(cfg, force=force)
     click.echo(f"prep done: {summary['data_dir']} ({summary['units']} units)"
                + ("" if summary["ran"] else " — already complete, nothing to do"))

@@ -6,7 +6,7 @@ from typing import Tuple
 
 import click
 
-from steps_py.common import user_errors
+from steps_py.common import echo_config, print_config_option, user_errors
 
 
 @click.command()
@@ -17,8 +17,9 @@ from steps_py.common import user_errors
 @click.option("--report-only", is_flag=True,
               help="Run nothing; write the report from the members scored so far.")
 @click.option("--dry-run", is_flag=True, help="Print the stage commands and exit.")
+@print_config_option
 def study(config_path: str, overrides: Tuple[str, ...], report_only: bool,
-          dry_run: bool) -> None:
+          dry_run: bool, print_config: bool) -> None:
     """Compare ST-NAS with DARTS, SNAS, random search, TDNN-D and its ablations, with seeds.
 
     Every member (method × seed) goes through the ordinary stages (search, retrain, decode,
@@ -37,6 +38,9 @@ def study(config_path: str, overrides: Tuple[str, ...], report_only: bool,
         from pipeline.study.run import run_study
 
         cfg = load_study(config_path, overrides)
+        if print_config:
+            echo_config(cfg, f"stnas study --config {config_path}")
+            return
         if dry_run:
             plan = make_plan(cfg)
             for args in plan.prep + list(plan.warmups.values()):

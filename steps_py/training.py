@@ -1,4 +1,4 @@
-"""``stnas warmup | search | retrain``: thin commands over :func:`pipeline.train.stages.run_stage`.
+"""``stnas warmup | search | retrain``: thin commands over :func:`pipeline.stages.train.run_training`.
 
 All three take a YAML config (``--config conf/<corpus>/<stage>.yaml``), ``--set KEY=VALUE``
 overrides and the usual ``--force``; under ``torchrun`` they run data-parallel.
@@ -10,7 +10,7 @@ from typing import Callable, Optional, Tuple
 
 import click
 
-from steps_py.common import user_errors
+from steps_py.common import echo_config, user_errors
 
 
 def _common(fn: Callable) -> Callable:
@@ -26,6 +26,9 @@ def _common(fn: Callable) -> Callable:
                      help="Override a config key (repeatable), e.g. --set max_epochs=3."),
         click.option("--force", is_flag=True, help="Start the stage over, discarding its files "
                      "and the stages built from it (search, retrain, decodes)."),
+        click.option("--print-config", is_flag=True,
+                     help="Print the resolved config (every key with its default, help and "
+                          "bounds) and exit without running."),
     ]
     for opt in reversed(options):
         fn = opt(fn)
@@ -33,13 +36,17 @@ def _common(fn: Callable) -> Callable:
 
 
 def _run(stage: str, config_path: Optional[str], overrides: Tuple[str, ...], force: bool,
-         **explicit) -> None:
+         print_config: bool, **explicit) -> None:
     with user_errors():
         from pipeline.train.config import load_config
-        from pipeline.train.stages import run_stage
+        from pipeline.stages.train import run_training
 
         cfg = load_config(stage, config_path, overrides, **explicit)
-        summary = run_stage(cfg, force=force)
+        if print_config:
+            echo_config(cfg, f"stnas {stage}" + (f" --config {config_path}" if config_path
+                                                 else ""))
+            return
+        summary = run_training(cfg, force=force)
     if summary.get("up_to_date"):
         click.echo(f"{stage} already done and up to date: {summary['dir']} (same inputs and "
                    "options; --force redoes it)")
@@ -63,14 +70,15 @@ def _run(stage: str, config_path: Optional[str], overrides: Tuple[str, ...], for
 @click.command()
 @_common
 @click.option("--space", default=None, help="Search space name or JSON path [config: space].")
-def warmup(config_path, data_dir, exp_dir, device, seed, overrides, force, space) -> None:
+def warmup(config_path, data_dir, exp_dir, device, seed, overrides, force, print_config,
+           space) -> None:
     """Warm up the supernet: uniformly sampled paths, weights only (paper §3.2).
 
     \b
     Example:
       stnas warmup --config conf/tts/warmup.yaml --data-dir data/tts --exp-dir exp/tts/st
     """
-    _run("warmup", config_path, overrides, force, data_dir=data_dir, exp_dir=exp_dir,
+    _run("warmup", config_path, overrides, force, print_config, data_dir=data_dir, exp_dir=exp_dir,
          device=device, seed=seed, space=space)
 
 
@@ -78,15 +86,15 @@ def warmup(config_path, data_dir, exp_dir, device, seed, overrides, force, space
 @_common
 @click.option("--strategy", default=None, help="st, darts, snas, random or fixed [config: strategy].")
 @click.option("--init", default=None, help="Warm-up weights [default: <exp-dir>/warmup/best.pt].")
-def search(config_path, data_dir, exp_dir, device, seed, overrides, force, strategy,
-           init) -> None:
+def search(config_path, data_dir, exp_dir, device, seed, overrides, force, print_config,
+           strategy, init) -> None:
     """Search the architecture from the warmed-up supernet; writes arch.json and alphas.png.
 
     \b
     Example:
       stnas search --config conf/tts/search.yaml --exp-dir exp/tts/st --strategy st
     """
-    _run("search", config_path, overrides, force, data_dir=data_dir, exp_dir=exp_dir,
+    _run("search", config_path, overrides, force, print_config, data_dir=data_dir, exp_dir=exp_dir,
          device=device, seed=seed, strategy=strategy, init=init)
 
 
@@ -94,7 +102,8 @@ def search(config_path, data_dir, exp_dir, device, seed, overrides, force, strat
 @_common
 @click.option("--arch", default=None, type=click.Path(dir_okay=False),
               help="arch.json to train (any corpus: transfer) [default: <exp-dir>/search/arch.json].")
-def retrain(config_path, data_dir, exp_dir, device, seed, overrides, force, arch) -> None:
+def retrain(config_path, data_dir, exp_dir, device, seed, overrides, force, print_config,
+            arch) -> None:
     """Train the derived network from scratch with CTC-CRF (+ λ·CTC); writes best.pt, curves.png.
 
     \b
@@ -102,5 +111,5 @@ def retrain(config_path, data_dir, exp_dir, device, seed, overrides, force, arch
       stnas retrain --config conf/tts/retrain.yaml --exp-dir exp/tts/st
       stnas retrain --arch exp/wsj/st/search/arch.json --data-dir data/swbd --exp-dir exp/swbd/wsj_arch
     """
-    _run("retrain", config_path, overrides, force, data_dir=data_dir, exp_dir=exp_dir,
+    _run("retrain", config_path, overrides, force, print_config, data_dir=data_dir, exp_dir=exp_dir,
          device=device, seed=seed, arch=arch)

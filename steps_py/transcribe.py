@@ -6,6 +6,7 @@ from typing import Optional, Tuple
 
 import click
 
+from pipeline.decode import defaults
 from steps_py.common import user_errors
 
 
@@ -28,7 +29,7 @@ from steps_py.common import user_errors
 @click.option("--out-dir", default=None, help="Write text and ctm here.")
 @click.option("--nj", type=int, default=1, show_default=True, help="Decoding processes.")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--beam", type=float, default=17.0, show_default=True)
+@click.option("--beam", type=float, default=defaults.BEAM, show_default=True)
 def transcribe(inputs: Tuple[str, ...], model: str, data_dir: Optional[str], lm: str,
                lm_weight: Optional[float], word_penalty: Optional[float],
                utt2spk: Optional[str], resample: bool, channel: Optional[int],
@@ -43,7 +44,7 @@ def transcribe(inputs: Tuple[str, ...], model: str, data_dir: Optional[str], lm:
       stnas transcribe --model exp/tts/st/retrain/avg.pt my.wav recordings/ --out-dir out
     """
     with user_errors():
-        from pipeline.decode.transcribe import TranscribeConfig, transcribe as run
+        from pipeline.stages.transcribe import TranscribeConfig, transcribe as run
 
         out = run(TranscribeConfig(model=model, inputs=list(inputs), data_dir=data_dir, lm=lm,
                                    lm_weight=lm_weight, word_penalty=word_penalty,

@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tts_data(tmp_path_factory) -> Path:
     """``stnas prep --corpus tts --hours 0.05`` run once; tests must not modify it."""
-    from pipeline.data.prepare import PrepConfig, run_prep
+    from pipeline.stages.prep import PrepConfig, run_prep
 
     if not HAS_TTS:
         pytest.fail("TTS programs missing: run 'make install'")
@@ -126,3 +126,20 @@ def train_fit_wer(data_dir: Path, model: Path) -> float:
         assert r.exit_code == 0, r.output
     best = Path(model).parent / "decode_train_sp_tg" / "best_wer"
     return float(best.read_text().split()[1])
+
+
+def random_weights_model(arch_json: Path, data_dir: Path, out_dir: Path) -> Path:
+    """The network of ``arch_json`` with its initial weights (seed 0), saved as a retrained
+    model ``out_dir/best.pt``: what a broken recipe's model scores like."""
+    import torch
+
+    from pipeline.nas.arch import Arch
+
+    arch = Arch.from_json(arch_json)
+    k = sum(1 for _ in open(Path(data_dir) / "lang" / "units.txt"))
+    torch.manual_seed(0)
+    path = Path(out_dir) / "best.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": arch.build(k).state_dict(), "arch": arch.to_dict(), "num_units": k,
+                "stage": "retrain"}, path)
+    return path

@@ -28,7 +28,7 @@ from local.ldc_common import (
 )
 from pipeline.data.datadir import c_sort_key, write_map
 from pipeline.errors import DataError
-from pipeline.stage import atomic_path
+from pipeline.io import atomic_path
 
 SAMPLE_RATE = 8000
 _CHANNEL = {"A": 1, "B": 2}

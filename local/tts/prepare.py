@@ -23,7 +23,7 @@ from pipeline.data.datadir import write_data_dir
 from pipeline.errors import DataError
 from pipeline.lang.lexicon import read_cmudict, read_festival_cmudict, write_lexicon
 from pipeline.progress import on_terminal
-from pipeline.stage import atomic_write_text
+from pipeline.io import atomic_write_text
 
 SPLITS = ("train", "dev", "test")
 SECONDS_PER_WORD = 0.32  # measured mean over the voices; used only to size the corpus

@@ -123,11 +123,11 @@ def _babble(train_dir: Path, n: int, rate: int, seed: int,
     wav = read_map(train_dir / "wav.scp")
     if (train_dir / "segments").is_file():  # whole recordings are fine for babble
         segments = read_map(train_dir / "segments")
-        spk_of = {}
+        spk_of: Dict[str, str] = {}
         for utt, spk in read_map(train_dir / "utt2spk").items():
-            rec = segments.get(utt, "").split()[:1]
-            if rec:
-                spk_of.setdefault(rec[0], spk)
+            seg_rec = segments.get(utt, "").split()[:1]
+            if seg_rec:
+                spk_of.setdefault(seg_rec[0], spk)
     else:
         spk_of = read_map(train_dir / "utt2spk")
     by_spk: Dict[str, List[str]] = {}

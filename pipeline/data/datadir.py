@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from pipeline.errors import DataError
-from pipeline.stage import atomic_write_text
+from pipeline.io import atomic_write_text
 
 PathLike = Union[str, Path]
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -25,7 +25,7 @@ def _bool(v: str) -> bool:
 
 
 # Kaldi option name → (section of knf.FbankOptions or None, attribute, parser)
-_OPTIONS = {
+_OPTIONS: Dict[str, Tuple[Optional[str], str, Callable[[str], object]]] = {
     "sample-frequency": ("frame_opts", "samp_freq", float),
     "frame-shift": ("frame_opts", "frame_shift_ms", float),
     "frame-length": ("frame_opts", "frame_length_ms", float),

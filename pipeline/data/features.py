@@ -142,9 +142,9 @@ def _split_speakers(spk2utt: Dict[str, List[str]], nj: int) -> List[List[Tuple[s
         j = load.index(min(load))
         jobs[j].append((spk, utts))
         load[j] += len(utts)
-    for j in jobs:
-        j.sort()
-    return [j for j in jobs if j]
+    for job in jobs:
+        job.sort()
+    return [job for job in jobs if job]
 
 
 def make_features(
@@ -211,10 +211,11 @@ def make_features(
                 time.sleep(0.2)
                 bar.update(counter.value - bar.n)
                 for f in futures:  # fail fast: the first error stops the others
-                    if f.done() and f.exception() is not None:
+                    error = f.exception() if f.done() else None
+                    if error is not None:
                         for g in futures:
                             g.cancel()
-                        raise f.exception()
+                        raise error
             results = [f.result() for f in futures]
             bar.update(total - bar.n)
     bar.close()

@@ -25,25 +25,27 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Hashable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 import kaldi_decoder
 import kaldifst
 import numpy as np
 
+from pipeline.decode import defaults
 from pipeline.errors import DataError
 from pipeline.lang.lexicon import read_symbol_table
 
 PathLike = Union[str, Path]
 SWEEP_METHODS = ("auto", "lattice", "redecode")
 Setting = Tuple[float, float]  # (LM weight, word insertion penalty)
+SettingKey = Union[float, Setting]  # a setting as given: a bare LM weight (penalty 0) or a pair
+SettingT = TypeVar("SettingT", bound=SettingKey)  # keeps the key type of a setting -> X mapping
 log = logging.getLogger(__name__)
 
 
-def as_setting(value: Union[float, Sequence[float]]) -> Setting:
+def as_setting(value: Union[float, Tuple[float, ...], List[float]]) -> Setting:
     """``(lm_weight, word_penalty)`` from a pair, or from a bare LM weight (penalty 0)."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
@@ -81,10 +83,10 @@ class DecoderConfig:
             costs are divided by it afterwards, as ``latgen-faster`` does.
     """
 
-    beam: float = 17.0
-    lattice_beam: float = 8.0
-    max_active: int = 7000
-    min_active: int = 200
+    beam: float = defaults.BEAM
+    lattice_beam: float = defaults.LATTICE_BEAM
+    max_active: int = defaults.MAX_ACTIVE
+    min_active: int = defaults.MIN_ACTIVE
     acoustic_scale: float = 1.0
 
 
@@ -105,41 +107,6 @@ class Hypothesis:
     graph_cost: float
     acoustic_cost: float
     reached_final: bool = True
-
-
-@dataclass
-class RtfMeter:
-    """Real-time factor: decoding seconds / audio seconds.
-
-    Attributes:
-        frame_shift_s: audio seconds per log-prob frame (10 ms x the network's subsampling).
-    """
-
-    frame_shift_s: float = 0.03
-    seconds: float = 0.0
-    frames: int = 0
-    utterances: int = 0
-
-    def add(self, num_frames: int, seconds: float) -> None:
-        """Account one utterance of ``num_frames`` frames decoded in ``seconds``."""
-        self.frames += int(num_frames)
-        self.seconds += float(seconds)
-        self.utterances += 1
-
-    @property
-    def audio_seconds(self) -> float:
-        """Seconds of audio decoded so far."""
-        return self.frames * self.frame_shift_s
-
-    @property
-    def rtf(self) -> float:
-        """Decoding time over audio time (< 1: faster than real time); nan before any audio."""
-        return self.seconds / self.audio_seconds if self.frames else float("nan")
-
-    def summary(self) -> Dict[str, float]:
-        """JSON-friendly numbers for logs and ``stage.json``."""
-        return {"rtf": round(self.rtf, 5), "decode_seconds": round(self.seconds, 3),
-                "audio_seconds": round(self.audio_seconds, 3), "utterances": self.utterances}
 
 
 def _check_logprobs(logprobs: np.ndarray, num_units: Optional[int]) -> np.ndarray:
@@ -216,7 +183,7 @@ class Decoder:
         lang_test = Path(lang_test)
         tlg_path = lang_test / "TLG.fst"
         if not tlg_path.is_file():
-            raise DataError("decoding graph not found (build it with build_lang_test)", tlg_path)
+            raise DataError("decoding graph not found (the graphs stage builds it: stnas decode)", tlg_path)
         graph = kaldifst.StdVectorFst.read(str(tlg_path))
         if graph is None:
             raise DataError("unreadable FST", tlg_path)
@@ -321,8 +288,8 @@ class Decoder:
                                    lat)
         return lat, reached
 
-    def sweep(self, logprobs: np.ndarray, settings: Sequence[Hashable],
-              method: str = "auto") -> Dict[Hashable, Hypothesis]:
+    def sweep(self, logprobs: np.ndarray, settings: Sequence[SettingKey],
+              method: str = "auto") -> Dict[SettingKey, Hypothesis]:
         """Best path for each decoding setting.
 
         Args:
@@ -339,7 +306,7 @@ class Decoder:
         """
         if method not in SWEEP_METHODS:
             raise ValueError(f"unknown sweep method {method!r} ({', '.join(SWEEP_METHODS)})")
-        by_penalty: Dict[float, List[Hashable]] = {}
+        by_penalty: Dict[float, List[SettingKey]] = {}
         for s in settings:
             by_penalty.setdefault(as_setting(s)[1], []).append(s)
         if method == "auto":
@@ -358,52 +325,3 @@ class Decoder:
                     ids, graph_cost, ac_cost = lattice_best_path(lat, w)
                     out[s] = self._hypothesis(ids, graph_cost, ac_cost, reached)
         return {s: out[s] for s in settings}
-
-
-@dataclass
-class SweepResult:
-    """Hypotheses of a whole set for every LM weight, with speed.
-
-    Attributes:
-        hyps: setting (LM weight or ``(lm_weight, word_penalty)``) -> utterance id -> words.
-        rtf: decoding speed.
-        not_final: utterances whose search reached no final state.
-    """
-
-    hyps: Dict[float, Dict[str, List[str]]]
-    rtf: RtfMeter
-    not_final: List[str] = field(default_factory=list)
-
-
-def decode_set(decoder: Decoder, utts: Iterable[Tuple[str, np.ndarray]],
-               settings: Sequence[Hashable], method: str = "auto",
-               frame_shift_s: float = 0.03) -> SweepResult:
-    """Decode every utterance and read its best path for each decoding setting.
-
-    Args:
-        decoder: the decoder (graph + search options).
-        utts: ``(utt id, (T, K) float32 log-probs)`` pairs, e.g. from ``kaldiio``.
-        settings: LM weights or ``(lm_weight, word_penalty)`` pairs.
-        method: see :meth:`Decoder.sweep`.
-        frame_shift_s: audio seconds per log-prob frame, for the real-time factor.
-
-    Returns:
-        hypotheses per LM weight and utterance, the real-time factor of the whole set.
-    """
-    result = SweepResult({s: {} for s in settings}, RtfMeter(frame_shift_s))
-    for utt, logprobs in utts:
-        t0 = time.perf_counter()
-        try:
-            hyps = decoder.sweep(logprobs, settings, method)
-        except DataError as e:
-            raise DataError(str(e), utt=utt) from None
-        result.rtf.add(len(logprobs), time.perf_counter() - t0)
-        for w, h in hyps.items():
-            result.hyps[w][utt] = h.words
-        if not all(h.reached_final for h in hyps.values()):
-            result.not_final.append(utt)
-    if result.not_final:
-        log.warning("%d utterances reached no final state (partial paths kept), e.g. %s",
-                    len(result.not_final), result.not_final[0])
-    log.info("decoded %d utterances, RTF %.4f", result.rtf.utterances, result.rtf.rtf)
-    return result

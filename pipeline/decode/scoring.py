@@ -27,10 +27,13 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pipeline.errors import DataError, StnasError
-from pipeline.stage import atomic_write_text
+from pipeline.io import atomic_write_text
+
+if TYPE_CHECKING:  # decoder imports kaldi_decoder: not needed to score
+    from pipeline.decode.decoder import SettingKey, SettingT
 
 PathLike = Union[str, Path]
 Text = Mapping[str, Union[str, Sequence[str]]]
@@ -112,12 +115,14 @@ def write_trn(path: PathLike, text: Text, utts: Optional[Sequence[str]] = None) 
 
 def find_sclite() -> Optional[List[str]]:
     """The command that runs sclite (``sclite`` on PATH, Debian's path, or ``sctk sclite``)."""
-    if shutil.which("sclite"):
-        return [shutil.which("sclite")]
+    sclite = shutil.which("sclite")
+    if sclite:
+        return [sclite]
     if Path(SCLITE_PATH).is_file():
         return [SCLITE_PATH]
-    if shutil.which("sctk"):
-        return [shutil.which("sctk"), "sclite"]
+    sctk = shutil.which("sctk")
+    if sctk:
+        return [sctk, "sclite"]
     return None
 
 
@@ -313,7 +318,7 @@ def score(ref: Text, hyp: Text, scoring_dir: PathLike, name: str,
                       name, command)
 
 
-def setting_name(setting: Union[float, Tuple[float, float]]) -> str:
+def setting_name(setting: SettingKey) -> str:
     """File-name form of a decoding setting: ``1.5`` for an LM weight, ``1.5_0.5`` for
     ``(lm_weight, word_penalty)`` (Kaldi's ``wer_<lmwt>_<wip>``)."""
     if isinstance(setting, (tuple, list)):
@@ -321,8 +326,8 @@ def setting_name(setting: Union[float, Tuple[float, float]]) -> str:
     return f"{float(setting):g}"
 
 
-def score_sweep(ref: Text, hyps: Mapping[Hashable, Text], decode_dir: PathLike,
-                use_sclite: bool = True) -> Dict[Hashable, WerResult]:
+def score_sweep(ref: Text, hyps: Mapping[SettingT, Text], decode_dir: PathLike,
+                use_sclite: bool = True) -> Dict[SettingT, WerResult]:
     """Score every setting: ``scoring/hyp_<setting>.*`` and ``wer_<setting>`` (Kaldi-style)."""
     decode_dir = Path(decode_dir)
     results = {}
@@ -334,7 +339,7 @@ def score_sweep(ref: Text, hyps: Mapping[Hashable, Text], decode_dir: PathLike,
     return results
 
 
-def choose_setting(dev_results: Mapping[Hashable, WerResult]) -> Hashable:
+def choose_setting(dev_results: Mapping[SettingT, WerResult]) -> SettingT:
     """The setting with the lowest dev WER (ties: the smaller LM weight, then penalty)."""
     if not dev_results:
         raise StnasError("no dev results to choose an LM weight from")
@@ -345,7 +350,7 @@ def choose_setting(dev_results: Mapping[Hashable, WerResult]) -> Hashable:
 choose_lm_weight = choose_setting  # the name for LM-weight-only sweeps
 
 
-def write_best_wer(decode_dir: PathLike, result: WerResult, setting: Hashable,
+def write_best_wer(decode_dir: PathLike, result: WerResult, setting: SettingKey,
                    extra: Sequence[str] = ()) -> str:
     """Write ``decode_dir/best_wer`` (a Kaldi ``%WER`` line, then ``extra`` lines such as the
     OOV rate) and return the ``%WER`` line."""
@@ -355,7 +360,7 @@ def write_best_wer(decode_dir: PathLike, result: WerResult, setting: Hashable,
     return line
 
 
-def score_at_weight(ref: Text, hyps: Mapping[Hashable, Text], setting: Hashable,
+def score_at_weight(ref: Text, hyps: Mapping[SettingT, Text], setting: SettingT,
                     decode_dir: PathLike, use_sclite: bool = True,
                     extra: Sequence[str] = ()) -> WerResult:
     """Score only the hypotheses of ``setting`` (chosen on dev) and write ``best_wer``.

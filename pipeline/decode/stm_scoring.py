@@ -30,7 +30,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from pipeline.data.datadir import read_map
 from pipeline.decode.scoring import SCLITE_PATH, WerResult, run_sclite
 from pipeline.errors import DataError, StnasError
-from pipeline.stage import atomic_write_text
+from pipeline.io import atomic_write_text
 
 PathLike = Union[str, Path]
 Text = Mapping[str, Union[str, Sequence[str]]]
@@ -67,7 +67,8 @@ def hyp_to_ctm(hyp: Text, set_dir: PathLike) -> List[Tuple[str, str, float, floa
     reco = read_map(set_dir / "reco2file_and_channel")
     rows = []
     for utt in sorted(hyp):
-        words = hyp[utt].split() if isinstance(hyp[utt], str) else list(hyp[utt])
+        text = hyp[utt]
+        words = text.split() if isinstance(text, str) else list(text)
         words = [w for w in words if not _NOT_SCORED.match(w)]
         if not words:
             continue

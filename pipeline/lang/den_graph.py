@@ -30,7 +30,7 @@ from pipeline.lang.phone_lm import (PhoneLm, estimate_phone_lm, lm_to_fst, perpl
                                     sequence_logprob, write_arpa)
 from pipeline.lang.phone_lm_unsmoothed import estimate_unsmoothed_phone_lm
 from pipeline.lang.token_fst import build_token_fst
-from pipeline.stage import atomic_path, atomic_write_text
+from pipeline.io import atomic_path, atomic_write_text
 
 PathLike = Union[str, Path]
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@
   TLG's input side holds only tokens ``1..K`` and epsilon -- the removal of disambiguation
   symbols that Kaldi does with ``fstrmsymbols`` happens inside the composition, as in EESEN.
 
-:func:`build_lang_test` writes ``TLG.fst`` into ``lang_test_<lm>`` and skips the work when the
-graph is there and its inputs are unchanged (checksum file). **The decoding vocabulary is the
+:func:`write_lang_test` writes ``TLG.fst`` into ``lang_test_<lm>``; the graphs stage
+(:mod:`pipeline.stages.graphs`) runs it once and again only when its inputs change. **The decoding vocabulary is the
 LM's**: L holds every pronunciation of every lexicon word that is a unigram of the ARPA LM
 (``lang_test_<lm>/lexicon.txt``, read back by :func:`decoding_vocabulary` to measure OOV
 rates); a lexicon word the LM does not know cannot be output, and an LM word without a
@@ -44,15 +44,14 @@ from pipeline.data.datadir import c_sort_key
 from pipeline.errors import DataError, StnasError
 from pipeline.lang.lexicon import Lexicon, read_lexicon, read_symbol_table, write_lexicon
 from pipeline.lang.token_fst import build_token_fst
-from pipeline.stage import atomic_path, atomic_write_text, fingerprint
+from pipeline.io import atomic_path, atomic_write_text
 
 PathLike = Union[str, Path]
 log = logging.getLogger(__name__)
 
-GRAPH_VERSION = 3  # bump when the construction changes, so that old graphs are rebuilt
+GRAPH_VERSION = 4  # bump when the construction changes, so that old graphs are rebuilt
 # 2: the decoding vocabulary is the LM's (L holds only lexicon words the LM knows)
-# 3: inputs recorded by content fingerprint
-INPUTS_FILE = ".inputs.json"
+# 3: inputs recorded by content fingerprint (4: by the stage runner)
 WORD_DISAMBIG = "#0"
 
 
@@ -237,13 +236,6 @@ def _write_table(path: PathLike, table: Mapping[str, int]) -> None:
                                     sorted(table.items(), key=lambda e: e[1])))
 
 
-def _input_checksums(paths: Sequence[Path]) -> Dict[str, object]:
-    sums: Dict[str, object] = {"graph_version": GRAPH_VERSION}
-    for p in paths:
-        sums[p.name] = fingerprint(p)
-    return sums
-
-
 def read_arpa_vocabulary(arpa: PathLike) -> Set[str]:
     """The words of an ARPA LM's unigram section (without ``<s>`` and ``</s>``).
 
@@ -300,21 +292,19 @@ def decoding_vocabulary(lang_test: PathLike) -> Set[str]:
     return set(read_lexicon(Path(lang_test) / "lexicon.txt"))
 
 
-def build_lang_test(lang_dir: PathLike, arpa: PathLike, out_dir: PathLike,
-                    force: bool = False) -> Dict[str, object]:
-    """Build ``out_dir/TLG.fst`` (+ ``words.txt``) from a lang dir and an ARPA LM, once.
+def write_lang_test(lang_dir: PathLike, arpa: PathLike, out_dir: PathLike) -> Dict[str, object]:
+    """Build ``out_dir/TLG.fst`` (+ ``words.txt``) from a lang dir and an ARPA LM (the body of
+    the graphs stage, :func:`pipeline.stages.graphs.build_lang_test`, which builds it once).
 
     Args:
         lang_dir: holds ``lexicon.txt``, ``units.txt``, ``words.txt`` (prep's ``lang``).
         arpa: the word LM.
         out_dir: e.g. ``data/<c>/lang_test_<lm>``; also receives ``units_disambig.txt``
             (units plus ``#0..#m``, Kaldi's ``phones.txt`` with disambiguation symbols),
-            ``graph_info.json`` (sizes, build seconds) and the checksum file.
-        force: rebuild even when the graph is up to date.
+            ``graph_info.json`` (sizes, build seconds).
 
     Returns:
-        the graph info: ``{"L"|"G"|"LG"|"TLG": {"states", "arcs"}, "seconds": {...},
-        "skipped": bool}``.
+        the graph info: ``{"L"|"G"|"LG"|"TLG": {"states", "arcs"}, "seconds": {...}, ...}``.
     """
     lang_dir, out_dir = Path(lang_dir), Path(out_dir)
     inputs = [lang_dir / "lexicon.txt", lang_dir / "units.txt", lang_dir / "words.txt",
@@ -322,16 +312,8 @@ def build_lang_test(lang_dir: PathLike, arpa: PathLike, out_dir: PathLike,
     for p in inputs:
         if not p.is_file():
             raise DataError("missing input of the decoding graph", p)
-    sums = _input_checksums(inputs)
-    tlg_path, info_path, sums_path = (out_dir / "TLG.fst", out_dir / "graph_info.json",
-                                      out_dir / INPUTS_FILE)
-    if not force and tlg_path.is_file() and sums_path.is_file() and info_path.is_file():
-        if json.loads(sums_path.read_text(encoding="utf-8")) == sums:
-            log.info("%s is up to date; skipping the graph build", tlg_path)
-            return {**json.loads(info_path.read_text(encoding="utf-8")), "skipped": True}
-
+    tlg_path, info_path = out_dir / "TLG.fst", out_dir / "graph_info.json"
     out_dir.mkdir(parents=True, exist_ok=True)
-    sums_path.unlink(missing_ok=True)
     units = read_symbol_table(lang_dir / "units.txt")
     if units.get("<blk>") != 0 or sorted(units.values()) != list(range(len(units))):
         raise DataError("units.txt must be '<blk> 0' then phones numbered 1..K-1",
@@ -374,6 +356,5 @@ def build_lang_test(lang_dir: PathLike, arpa: PathLike, out_dir: PathLike,
             "num_units": len(units), "disambig_ids": disambig_ids, "lm": str(arpa),
             **vocab_info}
     atomic_write_text(info_path, json.dumps(info, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(sums_path, json.dumps(sums, indent=2, sort_keys=True) + "\n")
-    return {**info, "skipped": False}
+    return info
 

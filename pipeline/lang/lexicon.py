@@ -13,7 +13,7 @@ from typing import Dict, Iterable, List, Mapping, Sequence, Union
 
 from pipeline.data.datadir import c_sort_key
 from pipeline.errors import DataError
-from pipeline.stage import atomic_write_text
+from pipeline.io import atomic_write_text
 
 PathLike = Union[str, Path]
 Lexicon = Dict[str, List[List[str]]]

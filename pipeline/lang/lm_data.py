@@ -15,7 +15,7 @@ CRASH" goes when test has "AND THE SYSTEM IS GOING TO CRASH"), or it differs fro
 most a quarter of that sentence's words (word edit distance: "YOUR MILEAGE MAY VARY" for "YOUR
 OWN MILEAGE MAY VARY"). Near-copies count only for dev/test sentences of at least
 ``min_words`` (4) words, so that common short phrases ("YEAH", "I KNOW") stay in the text.
-The decoding vocabulary is this LM's (:func:`pipeline.lang.graphs.build_lang_test`), so a word
+The decoding vocabulary is this LM's (:func:`pipeline.lang.graphs.write_lang_test`), so a word
 that occurs only in dev/test can never be recognised.
 
 The estimate is kept as ``local/lm/<lm>.arpa`` with ``<lm>.json`` recording its source, the
@@ -36,8 +36,11 @@ from typing import Dict, Iterable, List, Sequence, Set, Tuple
 import kaldialign
 
 from pipeline.data.datadir import read_map
+from pipeline.data.layout import corpus_of
+from pipeline.lang.lexicon import read_symbol_table
+from pipeline.lang.word_lm import estimate_word_lm, perplexity, write_arpa
 from pipeline.errors import DataError
-from pipeline.stage import atomic_write_text
+from pipeline.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 EVAL_SETS = ("dev", "test")
@@ -152,8 +155,6 @@ def lm_training_text(data_dir: Path) -> Tuple[str, List[List[str]]]:
     if lm_text.is_file():
         lines = lm_text.read_text(encoding="utf-8").splitlines()
         return str(lm_text), [line.split() for line in lines if line.strip()]
-    from pipeline.data.prepare import corpus_of
-
     if corpus_of(data_dir) == "tts":
         raise DataError("missing: this tts data dir was prepared by an older stnas; prepare it "
                         "again with 'stnas prep --force'", lm_text)
@@ -201,9 +202,6 @@ def word_lm_arpa(data_dir: Path, lm: str, order: int = 3) -> Path:
         if not changed:
             return arpa
         log.info("word LM %s is estimated again (%s changed)", arpa, ", ".join(changed))
-    from pipeline.lang.lexicon import read_symbol_table
-    from pipeline.lang.word_lm import estimate_word_lm, perplexity, write_arpa
-
     t0 = time.perf_counter()
     kept, removed = exclude_eval_text([s for s in text if s], held)
     if not kept:

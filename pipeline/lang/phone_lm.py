@@ -38,7 +38,7 @@ import kaldifst
 import numpy as np
 
 from pipeline.errors import DataError
-from pipeline.stage import atomic_write_text
+from pipeline.io import atomic_write_text
 
 BOS = -1
 EOS = -2

@@ -77,7 +77,8 @@ class _Estimator:
     def set_below(self) -> None:
         self.below = {h: 0 for h in self.counts}
         for h, c in self.counts.items():
-            n, g = sum(c.values()), h
+            n = sum(c.values())
+            g: Optional[History] = h
             while g is not None:
                 self.below[g] += n
                 g = self.parent(g)

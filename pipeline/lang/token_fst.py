@@ -40,7 +40,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import kaldifst
 
-from pipeline.stage import atomic_path
+from pipeline.io import atomic_path
 
 BLANK_ID = 0
 FORMS = ("den", "decode")

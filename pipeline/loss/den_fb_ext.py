@@ -86,6 +86,7 @@ def load() -> Optional[ModuleType]:
         import torch  # noqa: F401  (the library links against torch's)
 
         spec = importlib.util.spec_from_file_location(NAME, path)
+        assert spec is not None and spec.loader is not None  # a .so path: the extension loader
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)

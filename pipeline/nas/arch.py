@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 from pipeline.nas.model import TdnnNet, num_parameters
 from pipeline.nas.ops import OPS
 from pipeline.nas.space import SearchSpace, SpaceError
-from pipeline.stage import atomic_write_text
+from pipeline.io import atomic_write_text
 
 ARCH_SCHEMA_VERSION = 1
 PathLike = Union[str, Path]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Union
 
 from pipeline.nas.arch import Arch
-from pipeline.stage import atomic_path
+from pipeline.io import atomic_path
 
 
 def _context(op_name: str):

@@ -26,7 +26,8 @@ def length_mask(lengths: Tensor, frames: int) -> Tensor:
 
 def apply_layer(layer: nn.Module, x: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
     """Run one op on (B, T, C) with (B,) lengths; zero the padding of its (B, T', C') output."""
-    out_lengths = layer.output_lengths(lengths)
+    # every op defines output_lengths; torch types nn.Module attributes as Tensor | Module
+    out_lengths = layer.output_lengths(lengths)  # type: ignore[operator]
     y = layer(x)
     return y * length_mask(out_lengths, y.shape[1]).to(y.dtype), out_lengths
 
@@ -53,14 +54,16 @@ class TdnnNet(nn.Module):
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """(B,) input frames → (B,) output frames, exact integers."""
         for layer in self.layers:
-            lengths = layer.output_lengths(lengths)
+            # every op defines output_lengths; torch types it as Tensor | Module
+            lengths = layer.output_lengths(lengths)  # type: ignore[operator]
         return lengths
 
     def forward(self, feats: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
         """(B, T, D) features, (B,) lengths → (B, T', K) log-probs, (B,) output lengths."""
         x = feats * length_mask(lengths, feats.shape[1]).to(feats.dtype)  # padding may be junk
         for layer in self.layers:  # apply_layer, spelt out so that torch.jit.script takes it
-            lengths = layer.output_lengths(lengths)
+            # as in apply_layer; the ignore must end its line for torch.jit.script
+            lengths = layer.output_lengths(lengths)  # type: ignore[operator]
             x = layer(x)
             x = x * length_mask(lengths, x.shape[1]).to(x.dtype)
         return self.output(x).log_softmax(dim=-1), lengths

@@ -31,6 +31,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import yaml
 
+from pipeline.config import read_yaml_mapping
+from pipeline.decode import defaults
 from pipeline.errors import StnasError
 
 METHODS = ("st", "darts", "snas", "random", "tdnn_d", "st_no_warmup", "st_ctc", "st_crf")
@@ -54,11 +56,11 @@ class DecodeSpec:
     """The decode of every retrained model (``stnas decode`` options)."""
 
     lm: str = "tg"
-    lm_weights: List[float] = field(default_factory=lambda: [0.3, 0.5, 0.7, 1.0, 1.5, 2.0])
-    word_penalties: List[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
-    beam: float = 17.0
-    lattice_beam: float = 8.0
-    max_active: int = 7000
+    lm_weights: List[float] = field(default_factory=lambda: list(defaults.LM_WEIGHTS))
+    word_penalties: List[float] = field(default_factory=lambda: list(defaults.WORD_PENALTIES))
+    beam: float = defaults.BEAM
+    lattice_beam: float = defaults.LATTICE_BEAM
+    max_active: int = defaults.MAX_ACTIVE
     nj: int = 2
     dev: str = "dev"
     test: str = "test"
@@ -119,8 +121,6 @@ def load_study(path: Union[str, Path], overrides: Sequence[str] = ()) -> StudyCo
     Raises:
         StnasError: unreadable file, unknown key or method, bad value, naming the key.
     """
-    from pipeline.train.config import read_yaml_mapping
-
     source = str(path)
     data = read_yaml_mapping(path, "study config")
     for item in overrides:

@@ -161,6 +161,7 @@ def make_plan(cfg: StudyConfig) -> Plan:
                                                f"a{i}", arch, None, index=i))
                 continue
             if method == "tdnn_d":
+                assert tdnn_d is not None  # drawn above: "tdnn_d" is in cfg.methods
                 plan.members.append(Member(method, seed, exp / method / f"s{seed}", tdnn_d,
                                            None))
                 continue

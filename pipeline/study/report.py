@@ -14,7 +14,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from pipeline.stage import atomic_write_text
+from pipeline.io import atomic_write_text
+from pipeline.stages.record import stage_info
 from pipeline.study.config import REFERENCE, StudyConfig
 from pipeline.study.plan import Plan
 from pipeline.study.stats import mean_std, paired_bootstrap
@@ -187,8 +188,6 @@ def write_study(cfg: StudyConfig, plan: Plan, members_dir: Path) -> Path:
                   + f" (blocks where every seed agrees: {sum(a == 1.0 for a in shares)} of "
                   f"{len(shares)})" for m, shares in agree.items()]
         lines.append("")
-    from pipeline.study.run import stage_info
-
     warm = {k: stage_info(exp / ("warmup" if k == "conf" else f"warmup_{k}") / "warmup")
             .get("wall_s") for k in plan.warmups}
     warm = {k: v for k, v in warm.items() if v is not None}

@@ -12,18 +12,22 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
 from pipeline.data.datadir import read_reference
 from pipeline.errors import StnasError
-from pipeline.locks import dir_locks
 from pipeline.nas.arch import Arch
-from pipeline.stage import StageDir, atomic_write_text
+from pipeline.decode.run import DecodeConfig, decode_dir_of, read_tuned
+from pipeline.io import atomic_write_text
+from pipeline.stages.decode import run_decode
+from pipeline.stages.record import stage_info
+from pipeline.stages.runner import session
+from pipeline.stages.score import read_hyps, run_score
 from pipeline.study.config import StudyConfig
 from pipeline.study.plan import Member, Plan, command, draw_random_archs, make_plan
+from pipeline.study.report import write_study
 from pipeline.study.stats import utterance_errors
 
 log = logging.getLogger(__name__)
@@ -50,17 +54,6 @@ def run_command(cfg: StudyConfig, args: List[str], log_path: Path) -> float:
     return time.time() - t0
 
 
-def stage_info(stage_dir: Path) -> dict:
-    """Wall time, peak memory and stop reason of a finished stage (its ``stage.json``)."""
-    if not (stage_dir / "stage.json").is_file():
-        return {}
-    info = StageDir(stage_dir).recorded()
-    return {"wall_s": info.get("wall_time_s"), "peak_rss_mib": info.get("peak_rss_mib"),
-            "peak_cuda_mib": info.get("peak_cuda_mib"),
-            "stopped_by": (info.get("summary") or {}).get("stopped_by"),
-            "diagnostics": (info.get("summary") or {}).get("diagnostics")}
-
-
 def model_of(member: Member) -> Path:
     avg = member.retrain_dir / "avg.pt"
     return avg if avg.is_file() else member.retrain_dir / "best.pt"
@@ -69,9 +62,6 @@ def model_of(member: Member) -> Path:
 def decode_and_score(cfg: StudyConfig, member: Member) -> dict:
     """Decode dev (the whole weight × penalty sweep) and test (at dev's choice), score both,
     and return the member's numbers with test errors per utterance."""
-    from pipeline.decode.run import DecodeConfig, decode_dir_of, read_tuned, run_decode
-    from pipeline.decode.score_stage import read_hyps, run_score
-
     d, td = cfg.decode, cfg.train_data
     model = model_of(member)
     run_decode(DecodeConfig(model=str(model), data_dir=td.data_dir, sets=[d.dev, d.test],
@@ -111,8 +101,6 @@ def member_record(cfg: StudyConfig, member: Member, num_units: int) -> dict:
 
 
 def _run_all(cfg: StudyConfig, plan: Plan, say: Callable[[str], None]) -> None:
-    from pipeline.study.report import write_study
-
     exp = Path(cfg.exp_dir)
     logs, members_dir = exp / "log", exp / "members"
     for cmd in plan.prep:
@@ -145,14 +133,12 @@ def run_study(cfg: StudyConfig, report_only: bool = False,
 
     ``report_only``: run nothing, report the members that are scored already.
     """
-    from pipeline.study.report import write_study
-
     exp = Path(cfg.exp_dir)
     say = progress or (lambda msg: log.info("%s", msg))
     plan: Plan = make_plan(cfg)
     members_dir = exp / "members"
     if not report_only:
-        with dir_locks((exp, False), what=" ".join(sys.argv)):
+        with session(None, [(exp, False)]):
             _run_all(cfg, plan, say)
     if not members_dir.is_dir():
         raise StnasError(f"{members_dir}: no member of the study is scored yet")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class Comparison:
     p_value: float        # two-sided
     resamples: int
 
-    def as_dict(self) -> Dict[str, float]:
+    def as_dict(self) -> Dict[str, Any]:
         return {"delta": self.delta, "ci95": [self.low, self.high], "p": self.p_value,
                 "resamples": self.resamples}
 

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from pipeline.errors import StnasError, WriteError
-from pipeline.stage import atomic_path
+from pipeline.io import atomic_path
+from pipeline.nas.arch import Arch
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -111,3 +112,15 @@ def load_latest(ckpt_dir: PathLike, required: Tuple[str, ...] = ()
         raise CheckpointError(f"{ckpt_dir}: no readable checkpoint ({', '.join(bad)} are bad); "
                               "remove them or rerun with --force")
     return None
+
+
+def load_model(path: Path, device: torch.device = torch.device("cpu")
+               ) -> Tuple[torch.nn.Module, Arch, int]:
+    """A retrained model from ``best.pt``/``avg.pt``: (network in eval mode, Arch, K)."""
+    state = load_file(path, required=("model", "arch", "num_units"))
+    if state["arch"] is None:
+        raise StnasError(f"{path}: not a retrained model (stage {state.get('stage')})")
+    arch = Arch.from_dict(state["arch"], str(path))
+    net = arch.build(state["num_units"])
+    net.load_state_dict(state["model"])
+    return net.to(device).eval(), arch, state["num_units"]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import List, Sequence, Union
 
-from pipeline.stage import atomic_path
+from pipeline.io import atomic_path
 
 PathLike = Union[str, Path]
 

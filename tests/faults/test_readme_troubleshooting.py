@@ -1,4 +1,4 @@
-"""README's troubleshooting table, row by row, against what the code prints.
+"""The troubleshooting table, docs/troubleshooting.md, row by row, against what the code prints.
 
 Every row's quoted message is either triggered here (cheaply, through the real code path) and
 checked piece by piece (the text between its placeholders, in order), or named with the test
@@ -22,12 +22,13 @@ from steps_py.cli import cli
 from tests.conftest import make_kaldi_corpus, tone
 
 REPO = Path(__file__).resolve().parents[2]
+TROUBLESHOOTING = REPO / "docs" / "troubleshooting.md"
 PLACEHOLDERS = (r"\b(?:FILE|LINE|UTT|DIR|STAGE|N|M|KEY|VALUE|MODEL|K|J|REC|REASON|MOUNT|"
                 r"COMMAND|X|T|Ts|Xs)\b")
 
 
 def table_rows():
-    text = (REPO / "README.md").read_text().split("## Troubleshooting", 1)[1]
+    text = TROUBLESHOOTING.read_text().split("# Troubleshooting", 1)[1]
     rows = []
     for line in text.splitlines():
         if line.startswith("| `"):
@@ -55,7 +56,7 @@ def err(fn):
     raise AssertionError("no error")
 
 
-# --- triggers: README fragment → function(tmp_path) returning what the user sees ----------
+# --- triggers: table fragment → function(tmp_path) returning what the user sees -----------
 
 def _tts_missing(tmp):
     empty = tmp / "bin"
@@ -181,7 +182,7 @@ def _config(tmp):
 def _no_space(tmp):
     import torch
 
-    import pipeline.stage as stage
+    import pipeline.io as stage
     import pipeline.train.checkpoint as ck
 
     ck.save_checkpoint(tmp / "ckpt", 2, {"w": torch.ones(1)})
@@ -200,9 +201,10 @@ def _no_space(tmp):
 def _stage_refusals(tmp, tts_data):
     """A stage dir recorded with other options: finished → 'was built', interrupted → 'was
     started' (the real run_stage check, no training needed)."""
-    from pipeline.stage import StageDir
+    from pipeline.io import input_fingerprints
+    from pipeline.stages.record import StageDir
+    from pipeline.stages.train import run_training, stage_inputs, stage_options
     from pipeline.train.config import load_config
-    from pipeline.train.stages import _fingerprints, run_stage, stage_options
 
     out = []
     for done in (True, False):
@@ -212,12 +214,13 @@ def _stage_refusals(tmp, tts_data):
         old = load_config("warmup", REPO / "conf/debug/warmup.yaml", ["lr=0.003"],
                           data_dir=str(tts_data), exp_dir=str(exp))
         sd = StageDir(exp / "warmup")
-        sd.record_inputs(_fingerprints(old), stage_options(old))
+        sd.record_inputs(input_fingerprints(stage_inputs(old)), stage_options(old))
         if done:
-            sd.write_stage_json("stnas warmup", 1, fingerprints=_fingerprints(old),
+            sd.write_stage_json("stnas warmup", 1,
+                                fingerprints=input_fingerprints(stage_inputs(old)),
                                 options=stage_options(old))
             sd.mark_done("stage")
-        out.append(err(lambda: run_stage(cfg)))
+        out.append(err(lambda: run_training(cfg)))
     return "\n".join(out)
 
 
@@ -249,7 +252,7 @@ def _decoded_at(tmp):
     """dev decoded at two settings (1.5_0 better), test only at the other: score refuses;
     and a set decoded before its tuning set has no tuned.json."""
     from pipeline.decode.run import read_tuned
-    from pipeline.decode.score_stage import run_score
+    from pipeline.stages.score import run_score
 
     data, model_dir = tmp / "data", tmp / "m" / "retrain"
     for name, text in (("dev", "u1 A B\n"), ("test", "t1 A\n")):
@@ -262,7 +265,7 @@ def _decoded_at(tmp):
         d = model_dir / f"decode_{name}_tg"
         (d / "hyp").mkdir(parents=True)
         (d / ".done").mkdir()
-        (d / ".done" / "decode").write_text("{}")
+        (d / ".done" / "stage").write_text("{}")
         (d / "decode_info.json").write_text(f'{{"lang_test": "{tmp / "lang_test"}"}}')
         for setting, text in hyps.items():
             (d / "hyp" / f"{setting}.txt").write_text(text)
@@ -274,8 +277,9 @@ def _decoded_at(tmp):
 def _units(tmp, tts_data):
     import torch
 
-    from pipeline.decode.run import DecodeConfig, run_decode
+    from pipeline.decode.run import DecodeConfig
     from pipeline.nas.arch import Arch
+    from pipeline.stages.decode import run_decode
 
     arch = Arch.from_json(REPO / "conf" / "arch" / "tdnn_d_tiny.json")
     k = sum(1 for _ in open(tts_data / "lang" / "units.txt")) + 3  # another corpus's units
@@ -320,6 +324,10 @@ def _key(cell, table):
     return next((k for k in table if k in cell), None)
 
 
+def test_readme_links_the_table():
+    assert "](docs/troubleshooting.md)" in (REPO / "README.md").read_text()
+
+
 def test_every_row_is_triggered_or_accounted_for():
     rows = table_rows()
     assert len(rows) >= 20
@@ -339,7 +347,7 @@ def test_row_message_is_what_the_code_prints(key, tmp_path, tts_data):
             continue
         rest = shown
         for piece in pieces(pattern):
-            assert piece in rest, f"README piece {piece!r} of {pattern!r} not in:\n{shown}"
+            assert piece in rest, f"table piece {piece!r} of {pattern!r} not in:\n{shown}"
             rest = rest[rest.index(piece) + len(piece):]
 
 

@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from pipeline.errors import WriteError
-from pipeline.stage import atomic_write_text
+from pipeline.io import atomic_write_text
 from pipeline.train import checkpoint
 from pipeline.train.checkpoint import load_latest, save_checkpoint
 from steps_py.cli import cli
@@ -40,7 +40,7 @@ def test_checkpoint_on_a_full_disk_names_the_last_good_one(tmp_path, monkeypatch
 def test_atomic_write_keeps_the_old_file_on_enospc_and_erofs(tmp_path, monkeypatch):
     target = tmp_path / "stage.json"
     atomic_write_text(target, "old\n")
-    import pipeline.stage as stage
+    import pipeline.io as stage
 
     for code, words in ((errno.ENOSPC, "no space left on"), (errno.EROFS, "Read-only")):
         def fail(src, dst, code=code):
@@ -56,7 +56,7 @@ def test_atomic_write_keeps_the_old_file_on_enospc_and_erofs(tmp_path, monkeypat
 
 def test_cli_reports_a_full_disk_as_an_error_not_a_traceback(tmp_path, monkeypatch):
     root = make_kaldi_corpus(tmp_path / "corpus")
-    import pipeline.stage as stage
+    import pipeline.io as stage
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -7,11 +7,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pipeline.nas.arch import Arch
 from pipeline.train.config import load_config
-from pipeline.train.stages import run_stage
+from pipeline.stages.train import run_training
 from steps_py.cli import cli
-from tests.conftest import children_of, train_fit_wer
+from tests.conftest import children_of, random_weights_model, train_fit_wer
 
 REPO = Path(__file__).resolve().parents[2]
 ARCH = REPO / "conf" / "arch" / "tdnn_d_tiny.json"
@@ -30,17 +29,12 @@ def _wer(decode_dir):
 
 def test_decode_and_score_end_to_end(tts_data, tmp_path):
     exp = tmp_path / "exp"
-    run_stage(load_config("retrain", REPO / "conf" / "debug" / "retrain.yaml",
+    run_training(load_config("retrain", REPO / "conf" / "debug" / "retrain.yaml",
                           ["progress=false", "max_epochs=12"], data_dir=str(tts_data),
                           exp_dir=str(exp),
                           arch=str(ARCH)))
     untrained = tmp_path / "untrained" / "retrain"
-    untrained.mkdir(parents=True)
-    arch = Arch.from_json(ARCH)
-    k = sum(1 for _ in open(tts_data / "lang" / "units.txt"))
-    torch.manual_seed(0)
-    torch.save({"model": arch.build(k).state_dict(), "arch": arch.to_dict(), "num_units": k,
-                "stage": "retrain"}, untrained / "best.pt")
+    random_weights_model(ARCH, tts_data, untrained)
     results = tmp_path / "RESULTS.md"
     for model in (exp / "retrain" / "avg.pt", untrained / "best.pt"):
         r = _invoke("decode", "--model", model, "--data-dir", tts_data, "--nj", 2)
@@ -111,7 +105,7 @@ def _decode_killed_and_resumed(done_dir, tts_data, tmp_path):
     assert proc.poll() is None, "the decode finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (model_dir / "decode_dev_tg" / ".done" / "decode").exists()
+    assert not (model_dir / "decode_dev_tg" / ".done" / "stage").exists()
     t0 = time.time()
     while time.time() - t0 < 20 and any(Path(f"/proc/{w}").exists() and
                                         Path(f"/proc/{w}/stat").read_text().split()[2] != "Z"

@@ -1,4 +1,5 @@
-"""The debug recipe end to end through run.sh, as CI runs it, with a WER bound."""
+"""The debug recipe end to end through run.sh, as CI runs it: its model fits the training set
+clearly better than random weights of the same network."""
 
 import os
 import re
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import train_fit_wer
+from tests.conftest import random_weights_model, train_fit_wer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,11 +26,11 @@ def test_debug_recipe_through_run_sh(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     wer = {m.group(2): float(m.group(1)) for m in re.finditer(
         r"%WER ([\d.]+) .*/exp/retrain/decode_(dev|test)_tg", out.stdout)}  # the searched net
-    # A broken pipeline (untrained or mis-wired model, wrong units, wrong graph) scores ~100 %,
-    # on the training set too; the 54-word test set is too small for a margin (92.6 % here),
-    # the ~1,200 training words are not (73 % for the searched network).
-    assert wer["test"] < 100.0, out.stdout[-2000:]
-    assert "architecture:" in out.stdout
+    # scored on dev and test; how well is checked on the training set (the end of this test):
+    # the 54-word test set is too small for a margin over random weights
+    assert set(wer) == {"dev", "test"}, out.stdout[-2000:]
+    assert re.search(r"\[run.sh\] architecture: \S.* \| sub \| .*  \(\d+\.\d{3} M parameters "
+                     r"with K=\d+ units\)\n", out.stdout), out.stdout[-2000:]
     times = out.stdout.split("stage times:", 1)[1]  # printed at the end, one line per stage
     for stage in ("warmup", "search", "retrain", "decode_dev_tg", "decode_test_tg"):
         assert f"/exp/{stage}" in times or f"/{stage} " in times, times
@@ -124,5 +125,12 @@ def _check_transcribe(tmp_path, env):
     lines = dict(line.split(" ", 1) if " " in line else (line, "")
                  for line in ok.stdout.splitlines())
     assert set(lines) == {"a", "b"}
-    # the training-set fit, decoded after the rerun so that it adds nothing the rerun sees
-    assert train_fit_wer(tmp_path / "data", tmp_path / "exp" / "retrain" / "avg.pt") < 90.0
+    # The training-set fit, decoded after the rerun so that it adds nothing the rerun sees:
+    # a broken recipe (untrained or mis-wired model, wrong units, wrong graph) scores ~100 %
+    # on the ~1,200 training words, as random weights of the same network do; the recipe's
+    # searched network learnt them (~73 %), as tests/integration/test_decode_score.py checks
+    # for a retrained TDNN-D.
+    trained = train_fit_wer(data, model)
+    random_init = train_fit_wer(data, random_weights_model(
+        tmp_path / "exp" / "search" / "arch.json", data, tmp_path / "random" / "retrain"))
+    assert trained < random_init - 10, (trained, random_init)

@@ -22,7 +22,8 @@ from pipeline.train.checkpoint import list_checkpoints
 from pipeline.train.config import load_config
 from pipeline.train.data import load_utterances, split_held_out
 from pipeline.train.loop import TrainingError
-from pipeline.train.stages import load_model, run_stage
+from pipeline.stages.train import run_training
+from pipeline.train.checkpoint import load_model
 
 REPO = Path(__file__).resolve().parents[2]
 DEBUG = REPO / "conf" / "debug"
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.slow
 def _run(stage, data, exp, *overrides, force=False, **explicit):
     cfg = load_config(stage, DEBUG / f"{stage}.yaml", list(overrides) + ["progress=false"],
                       data_dir=str(data), exp_dir=str(exp), **explicit)
-    return run_stage(cfg, force=force)
+    return run_training(cfg, force=force)
 
 
 def _read_jsonl(path):

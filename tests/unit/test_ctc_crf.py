@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from pipeline.lang.den_graph import DenGraph, compose_den_fst, den_graph_from_fst
 from pipeline.lang.phone_lm import estimate_phone_lm, lm_to_fst
-from pipeline.loss.ctc_crf import CtcCrfLoss, DenLogZ, required_frames
+from pipeline.loss.ctc_crf import CtcCrfLoss, required_frames
+from pipeline.loss.den import DenLogZ
 
 torch.set_num_threads(1)
 
@@ -256,7 +257,7 @@ def test_reported_loss_is_a_true_negative_log_likelihood(tts_data):
     """With the path weights prep writes, -log p(l|x) >= 0 for any network output; without
     them (the old report) the "loss" goes negative."""
     from pipeline.train.data import collate, load_utterances
-    from pipeline.train.loop import LossFn
+    from pipeline.train.loss_parts import LossFn
 
     utts = load_utterances(tts_data / "train_sp")[:12]
     assert any(u.lm_logp < 0 for u in utts)

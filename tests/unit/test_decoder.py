@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.decode.decoder import (Decoder, DecoderConfig, RtfMeter, decode_set,
-                                     lattice_best_path)
+from pipeline.decode.decoder import Decoder, DecoderConfig, lattice_best_path
+from pipeline.decode.sweep import RtfMeter, decode_set
 from pipeline.errors import DataError
-from pipeline.lang.graphs import build_lang_test
+from pipeline.lang.graphs import write_lang_test
 from pipeline.lang.lexicon import write_lexicon, write_units, write_words
 from pipeline.lang.word_lm import estimate_word_lm, write_arpa
 
@@ -30,7 +30,7 @@ def setup(tmp_path_factory):
     write_words(root / "lang" / "words.txt", LEXICON)
     lm = estimate_word_lm(SENTENCES, order=3)
     write_arpa(lm, root / "lm.arpa")
-    build_lang_test(root / "lang", root / "lm.arpa", root / "lang_test")
+    write_lang_test(root / "lang", root / "lm.arpa", root / "lang_test")
     return Decoder.from_lang_test(root / "lang_test"), lm
 
 
@@ -132,7 +132,35 @@ def test_bad_log_probs_are_rejected(setup):
         decoder.best_path(np.zeros((4, K + 1), np.float32))
     with pytest.raises(DataError, match="utterance u9"):
         decode_set(decoder, [("u9", np.full((3, K), np.nan, np.float32))], [1.0])
-    assert DecoderConfig().beam == 17.0 and DecoderConfig().max_active == 7000
+
+
+def test_default_pruning_keeps_the_best_path(setup):
+    """The default beam and max_active lose nothing here: the 1-best is that of a search
+    without pruning, at every LM weight, on noisy utterances; a tight max_active or beam
+    (the knobs the defaults set) does lose it on some, so they reach the search."""
+    decoder, _ = setup  # DecoderConfig()
+
+    def with_config(**kw):
+        return Decoder(decoder.graph, decoder.words, DecoderConfig(**kw), decoder.num_units)
+
+    def total(h):
+        return h.graph_cost + h.acoustic_cost
+
+    unpruned = with_config(beam=1e4, max_active=10**6, min_active=1)
+    tight = {"max_active": with_config(max_active=2, min_active=1),
+             "beam": with_config(beam=0.3, min_active=1)}
+    lost = dict.fromkeys(tight, 0)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        logprobs = np.log(rng.dirichlet(np.full(K, 0.3), size=int(rng.integers(4, 12))))
+        logprobs = logprobs.astype(np.float32)
+        for w in (0.5, 1.0, 2.0):
+            best = unpruned.best_path(logprobs, w)
+            got = decoder.best_path(logprobs, w)
+            assert got.words == best.words and total(got) == pytest.approx(total(best), abs=1e-3)
+            for name, d in tight.items():
+                lost[name] += total(d.best_path(logprobs, w)) > total(best) + 1e-3
+    assert all(n > 0 for n in lost.values()), lost
 
 
 def test_no_final_state_keeps_the_partial_path(setup):

@@ -104,15 +104,47 @@ def test_no_path_and_unreachable_final():
     torch.testing.assert_close(g, g_ref)
 
 
+class _KeptAlphas:
+    """The fused extension, recording the alphas each forward returns (what the autograd
+    graph then holds until backward)."""
+
+    def __init__(self, ext):
+        self.ext, self.kept = ext, []
+
+    def forward(self, *args):
+        logz, alphas = self.ext.forward(*args)
+        self.kept.append(alphas)
+        return logz, alphas
+
+    def __getattr__(self, name):
+        return getattr(self.ext, name)
+
+
 def test_without_gradient_keeps_no_alphas():
+    """Log-probs that need no gradient (a model run under no_grad, as for the held-out loss;
+    or a plain tensor) make the forward pass keep no alphas: T + 1 frames of S x B are
+    hundreds of MB at WSJ size, for batches that never run backward. log Z is the same;
+    with a gradient every frame's alphas are kept, for backward."""
     graph = phone_lm_graph(True)
     loss = CtcCrfLoss(graph, implementation="fused")
-    log_probs = torch.randn(2, 30, graph.num_units, dtype=torch.float64).log_softmax(-1)
+    spy = loss.ext = _KeptAlphas(loss.ext)
+    torch.manual_seed(4)
+    net = torch.nn.Linear(8, graph.num_units).double()
+    feats = torch.randn(2, 30, 8, dtype=torch.float64)
     lengths = torch.tensor([30, 12])
     with torch.no_grad():
-        z = loss.den_logz(log_probs, lengths)
-    torch.testing.assert_close(z, CtcCrfLoss(graph, implementation="torch").den_logz(
-        log_probs, lengths))
+        log_probs = net(feats).log_softmax(-1)
+        z_eval = loss.den_logz(log_probs, lengths)
+    reference = CtcCrfLoss(graph, implementation="torch").den_logz(log_probs, lengths)
+    z_plain = loss.den_logz(log_probs, lengths)  # grad mode on, but no input needs it
+    for z in (z_eval, z_plain):
+        torch.testing.assert_close(z, reference)
+    assert [a.numel() for a in spy.kept] == [0, 0]
+    z = loss.den_logz(net(feats).log_softmax(-1), lengths)  # training: kept for backward
+    assert spy.kept[-1].shape[0] == 31 and spy.kept[-1].numel() >= 31 * graph.num_states * 2
+    torch.testing.assert_close(z.detach(), reference)
+    z.sum().backward()
+    assert net.weight.grad is not None and net.weight.grad.abs().sum() > 0
 
 
 def test_bad_implementation_name():

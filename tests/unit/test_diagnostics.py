@@ -10,12 +10,12 @@ import torch
 from click.testing import CliRunner
 
 from pipeline.nas.arch import Arch
-from pipeline.nas.diagnostics import (GradStats, agreement, arch_rows, argmax_changes,
-                                      block_stats, op_losses)
+from pipeline.search.diagnostics import (GradStats, agreement, arch_rows, argmax_changes,
+                                         block_stats, op_losses)
 from pipeline.nas.space import space_from_dict
-from pipeline.nas.strategies import StrategyConfig, arch_from_strategy, make_strategy
+from pipeline.search.strategies import StrategyConfig, arch_from_strategy, make_strategy
 from pipeline.nas.supernet import ArchWeights, Path, Supernet
-from pipeline.train.search_report import summarise, write_report
+from pipeline.search.report import summarise, write_report
 
 REPO = FsPath(__file__).resolve().parents[2]
 BETTER = (2, 0)  # block 1: tdnn_k5_d1, block 2: tdnn_k3_d1 reproduce the target

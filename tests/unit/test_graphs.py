@@ -10,7 +10,8 @@ import kaldifst
 import pytest
 
 from pipeline.errors import DataError
-from pipeline.lang.graphs import add_disambig, build_lang_test, build_lexicon_fst
+from pipeline.lang.graphs import add_disambig, build_lexicon_fst
+from pipeline.stages.graphs import build_lang_test
 from pipeline.lang.lexicon import write_lexicon, write_units, write_words
 from pipeline.lang.token_fst import ctc_collapse
 from pipeline.lang.word_lm import estimate_word_lm, write_arpa

@@ -9,7 +9,8 @@ import kaldifst
 import pytest
 
 from pipeline.errors import DataError
-from pipeline.lang.graphs import build_lang_test, decoding_vocabulary, read_arpa_vocabulary
+from pipeline.lang.graphs import decoding_vocabulary, read_arpa_vocabulary
+from pipeline.stages.graphs import build_lang_test
 from pipeline.lang.lexicon import read_lexicon, write_lexicon, write_units, write_words
 from pipeline.lang.lm_data import LM_BUILD_VERSION, exclude_eval_text, word_lm_arpa
 

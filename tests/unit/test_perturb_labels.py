@@ -2,7 +2,7 @@ import pytest
 
 from pipeline.data.audio import read_audio
 from pipeline.data.datadir import read_map, write_data_dir
-from pipeline.data.labels import ctc_min_frames, make_labels
+from pipeline.lang.labels import ctc_min_frames, make_labels
 from pipeline.data.perturb import speed_perturb_data_dir
 from pipeline.data.validate import validate_data_dir
 from tests.conftest import make_kaldi_corpus

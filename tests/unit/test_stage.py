@@ -8,7 +8,7 @@ import stat
 import pytest
 import torch
 
-from pipeline.stage import atomic_path, atomic_write_text
+from pipeline.io import atomic_path, atomic_write_text
 from pipeline.train.checkpoint import save_checkpoint
 
 
@@ -40,7 +40,8 @@ def test_stnas_turns_dynamic_threading_off_before_torch_loads():
 
 
 def test_fingerprints_follow_content_not_names(tmp_path):
-    from pipeline.stage import StageDir, fingerprint, input_fingerprints, scp_fingerprint
+    from pipeline.io import fingerprint, input_fingerprints, scp_fingerprint
+    from pipeline.stages.record import StageDir
 
     a, b = tmp_path / "a.bin", tmp_path / "b.bin"
     a.write_bytes(b"x" * 1000)

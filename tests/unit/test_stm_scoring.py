@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from pipeline.decode.score_stage import run_score
+from pipeline.stages.score import run_score
 from pipeline.decode.scoring import score
 from pipeline.decode.stm_scoring import hyp_to_ctm, score_stm, sctk_bin
 from pipeline.errors import DataError, StnasError
@@ -118,7 +118,7 @@ def test_run_score_uses_stm_for_test_and_dev_chooses_the_weight(tmp_path):
             (d / "hyp").mkdir(parents=True, exist_ok=True)
             (d / "hyp" / f"{w}.txt").write_text(text)  # the name of a decode without penalty
             (d / ".done").mkdir(exist_ok=True)
-            (d / ".done" / "decode").write_text("{}\n")
+            (d / ".done" / "stage").write_text("{}\n")
             (d / "decode_info.json").write_text(json.dumps(
                 {"model": str(tmp_path / "none.pt"), "lang_test": str(lang_test)}))
     out = run_score(model_dir, data, "tg", "dev", ["test"], results=tmp_path / "RESULTS.md",

@@ -12,8 +12,8 @@ import torch
 
 from pipeline.nas.arch import Arch
 from pipeline.nas.space import SpaceError, load_space, space_from_dict
-from pipeline.nas.strategies import (STRATEGIES, StrategyConfig, arch_from_strategy,
-                                     make_strategy, random_search)
+from pipeline.search.strategies import (STRATEGIES, StrategyConfig, arch_from_strategy,
+                                        make_strategy, random_search)
 from pipeline.nas.supernet import ArchWeights, Path, Supernet
 
 REPO = FsPath(__file__).resolve().parents[2]
@@ -117,7 +117,7 @@ import json, os, sys
 import torch
 import torch.distributed as dist
 from pipeline.nas.space import load_space, space_from_dict
-from pipeline.nas.strategies import StrategyConfig, make_strategy
+from pipeline.search.strategies import StrategyConfig, make_strategy
 from pipeline.nas.supernet import ArchWeights, Supernet
 
 dist.init_process_group("gloo")

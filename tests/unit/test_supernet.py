@@ -5,7 +5,7 @@ import torch
 
 from pipeline.nas.model import apply_layer
 from pipeline.nas.space import load_space, space_from_dict
-from pipeline.nas.strategies import StrategyConfig, gumbel_softmax, make_strategy
+from pipeline.search.strategies import StrategyConfig, gumbel_softmax, make_strategy
 from pipeline.nas.supernet import (ArchWeights, ChoiceBlock, Mixture, Path, StraightThrough,
                                    Supernet)
 

@@ -1,7 +1,8 @@
 """Search strategies on one supernet: ``st`` (ST-NAS), ``darts``, ``snas``, ``random``, ``fixed``.
 
 All strategies share the supernet, the data and the training loop, so comparisons are fair
-(paper Table 2). The loop (``pipeline/train``) alternates, as in paper Algorithm 1:
+(paper Table 2). The search's side of the loop (:class:`pipeline.search.steps.SearchSteps`)
+alternates, as in paper Algorithm 1:
 
 1. if ``strategy.has_arch_step``: ``strategy.arch_step(loss_of)`` on the next held-out batch,
    where ``loss_of(choice)`` runs the supernet on that batch and returns the loss;

@@ -2,12 +2,12 @@
 
 Every setting decoded on dev is scored, the best one (LM weight, word insertion penalty) is
 chosen **on dev**, and only that one is scored on the test sets, which the decode stage
-decoded at that setting alone (:mod:`pipeline.decode.run`). sclite reports go to
+decoded at that setting alone (:mod:`pipeline.stages.decode`). sclite reports go to
 ``scoring/``, Kaldi ``best_wer`` lines (WER, then the OOV rate) to each decode dir, and a row
 per set to ``RESULTS.md``.
 
 Nothing stale is reported: every decode dir must be finished and built from the model and
-graph files as they are now (their fingerprints, :mod:`pipeline.stage`), all from one model.
+graph files as they are now (their fingerprints, :mod:`pipeline.stages.record`), all from one model.
 The OOV rate of a set is the share of its reference words that the decoding graph cannot
 output (not in ``lang_test_<lm>/lexicon.txt``: no LM entry or no pronunciation).
 """
@@ -20,10 +20,18 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Set, Tuple
 
 from pipeline.data.datadir import SKIPPED_TEXT, read_map, read_reference
+from pipeline.data.layout import corpus_of
 from pipeline.decode.decoder import Setting, as_setting
-from pipeline.decode.scoring import WerResult, setting_name
+from pipeline.decode.results import ResultRow, update_results
+from pipeline.decode.scoring import WerResult, choose_setting, score_at_weight, score_sweep, \
+    setting_name
+from pipeline.decode.stm_scoring import has_stm, score_stm
 from pipeline.errors import DataError, StaleResultError, StnasError
-from pipeline.stage import StageDir, atomic_write_text, fingerprint
+from pipeline.io import atomic_write_text, fingerprint
+from pipeline.lang.graphs import decoding_vocabulary
+from pipeline.nas.model import num_parameters
+from pipeline.stages.record import finished_record
+from pipeline.train.checkpoint import load_model
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +54,7 @@ def read_hyps(decode_dir: Path) -> Dict[Setting, Dict[str, str]]:
     return out
 
 
-def check_fresh(decode_dir: Path, known: Optional[Dict[str, str]] = None) -> dict:
+def check_fresh(decode_dir: Path, known: Optional[Dict[str, Optional[str]]] = None) -> dict:
     """The decode info of a finished decode whose model and graph are unchanged.
 
     ``known`` caches fingerprints by path across calls (the sets share model and graph).
@@ -55,10 +63,11 @@ def check_fresh(decode_dir: Path, known: Optional[Dict[str, str]] = None) -> dic
         StnasError: not decoded (or not finished).
         StaleResultError: the model or graph file changed since it was decoded.
     """
-    if not (decode_dir / ".done" / "decode").is_file():
+    record = finished_record(decode_dir)
+    if record is None:
         raise StnasError(f"{decode_dir}: not decoded (run 'stnas decode')")
     info = json.loads((decode_dir / "decode_info.json").read_text())
-    rec = StageDir(decode_dir).recorded().get("inputs") or {}
+    rec = record.get("inputs") or {}
     known = {} if known is None else known
     for name in ("model", "graph"):
         entry = rec.get(name)
@@ -90,16 +99,11 @@ def run_score(model_dir: Path, data_dir: Path, lm: str, dev: str, tests: Sequenc
         StaleResultError: a decode dir built from a model or graph that changed since.
         StnasError: a test set decoded at another setting than the one dev chooses now.
     """
-    from pipeline.decode.results import ResultRow, update_results
-    from pipeline.decode.scoring import choose_setting, score_at_weight, score_sweep
-    from pipeline.decode.stm_scoring import has_stm
-    from pipeline.lang.graphs import decoding_vocabulary
-
     def ref(name: str) -> Dict[str, str]:  # skipped utterances included: deletions
         return read_reference(data_dir / name)
 
     dirs = {name: model_dir / f"decode_{name}_{lm}" for name in [dev, *tests]}
-    known: Dict[str, str] = {}
+    known: Dict[str, Optional[str]] = {}
     infos = {name: check_fresh(d, known) for name, d in dirs.items()}
     models = {i["model_fingerprint"] for i in infos.values() if i.get("model_fingerprint")}
     if len(models) > 1:
@@ -138,8 +142,6 @@ def run_score(model_dir: Path, data_dir: Path, lm: str, dev: str, tests: Sequenc
             out[name] = score_at_weight(ref(name), hyps, setting, dirs[name], use_sclite,
                                         extra(name))
     params = _params(Path(infos[dev]["model"]))
-    from pipeline.data.prepare import corpus_of
-
     corpus = corpus_of(data_dir)
     rows = []
     for name, res in out.items():
@@ -166,8 +168,6 @@ def _score_stm_at(name: str, hyps: Dict[Setting, Dict[str, str]], setting: Setti
     """Score a set that has an stm/glm at the dev-chosen setting: ``name`` and
     ``name.<subset>``. Writes ``wer_<setting>`` and ``best_wer`` (whole set, then one line
     per subset, then ``extra``) like :func:`~pipeline.decode.scoring.score_at_weight`."""
-    from pipeline.decode.stm_scoring import score_stm
-
     tag = setting_name(setting)
     parts = score_stm(hyps[setting], set_dir, decode_dir / "scoring", f"hyp_{tag}")
     lines = [r.wer_line(r.report or "") for r in parts.values()]
@@ -177,9 +177,6 @@ def _score_stm_at(name: str, hyps: Dict[Setting, Dict[str, str]], setting: Setti
 
 
 def _params(model: Path) -> str:
-    from pipeline.nas.model import num_parameters
-    from pipeline.train.stages import load_model
-
     if not model.is_file():
         return "?"
     net, _, _ = load_model(model)

@@ -1,141 +1,30 @@
-"""Stage bookkeeping shared by every stage: atomic writes, done markers, ``stage.json``, and
-the fingerprints that keep results fresh.
+"""What a stage directory records about its runs: done markers, ``inputs.json`` and ``stage.json``.
 
-A stage directory holds the resolved config (``config.yaml``), a ``stage.json`` describing the
-run (command, versions, git sha, seed, torch threads, inputs, wall time) and ``.done/<name>``
-markers, one per finished sub-stage, so a rerun resumes where it stopped and ``--force`` redoes.
-
-**Fresh results only.** A stage records the fingerprints of its inputs (model, graph,
-features, labels, ...) and its options when it starts (``inputs.json``) and when it ends
-(``stage.json``). A rerun compares them with the present ones (:meth:`StageDir.changes`): the
-same → the finished stage is up to date and nothing runs; different → the stage is refused with
-a message naming what changed, until it is rerun with ``--force``, which also removes the
-stages built from it (:func:`remove_dependents`). Fingerprints are content hashes
-(:func:`fingerprint`), so a copied or moved file keeps its fingerprint and a regenerated one
-does not.
+A stage directory holds the resolved config (``config.yaml``), ``inputs.json`` (the
+fingerprints of its inputs and the options that change its result, written when a run
+starts), ``stage.json`` (command, versions, git sha, seed, torch threads, inputs, options,
+wall time, peak memory, the stage's summary; written when it ends) and ``.done/<name>``
+markers: ``.done/stage`` for the finished stage, one more per finished sub-step of a stage
+that resumes step by step (prep). Only :mod:`pipeline.stages.runner` writes them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
 import platform
+import resource
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from pipeline import __version__
-from pipeline.errors import write_error
+from pipeline.io import atomic_write_text, git_sha
 from pipeline.locks import lock_dir, unlock_dir
 
 PathLike = Union[str, Path]
-
-
-def _umask() -> int:
-    """The process umask (read without changing it for longer than a moment)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
-
-    A crash or exception leaves any previous ``path`` untouched and removes the temporary.
-    The file gets the permissions of a plain ``open()`` under the process umask (``mkstemp``
-    alone would leave it readable by its owner only).
-
-    Raises:
-        WriteError: the disk is full, read-only or not writable (a user error naming the
-            place), instead of the raw OS or torch exception.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise (write_error(path, e) or e) from None
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        if tmp_path.exists():
-            os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, path)
-    except BaseException as e:
-        tmp_path.unlink(missing_ok=True)
-        err = write_error(path, e) if isinstance(e, (OSError, RuntimeError)) else None
-        if err is not None:
-            raise err from None
-        raise
-
-
-def atomic_write_text(path: PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file + rename)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-_WHOLE_FILE = 1 << 26   # files up to 64 MiB are hashed whole
-_BLOCK, _BLOCKS = 1 << 16, 64
-
-
-def fingerprint(path: PathLike) -> str:
-    """Content fingerprint of a file, ``sha256:<hex>``.
-
-    A file up to 64 MiB is hashed whole; a larger one (feature archives of a big corpus) by
-    its size and 64 blocks of 64 KiB at evenly spaced offsets, which tells a regenerated file
-    from the old one while reading 4 MiB at most (an edit confined to the bytes between two
-    sampled blocks would go unnoticed).
-    """
-    path = Path(path)
-    size = path.stat().st_size
-    h = hashlib.sha256(f"{size}\n".encode())
-    with open(path, "rb") as f:
-        if size <= _WHOLE_FILE:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        else:
-            for i in range(_BLOCKS):
-                f.seek((size - _BLOCK) * i // (_BLOCKS - 1))
-                h.update(f.read(_BLOCK))
-    return "sha256:" + h.hexdigest()
-
-
-def scp_fingerprint(scp: PathLike) -> str:
-    """Fingerprint of an ``scp`` file together with every archive it points into."""
-    scp = Path(scp)
-    h = hashlib.sha256(fingerprint(scp).encode())
-    arks = []
-    for line in scp.read_text(encoding="utf-8").splitlines():
-        parts = line.split(maxsplit=1)
-        if len(parts) == 2:
-            arks.append(parts[1].rsplit(":", 1)[0])
-    for ark in sorted(set(arks)):
-        h.update(f"{Path(ark).name} {fingerprint(ark) if Path(ark).is_file() else 'missing'}\n"
-                 .encode())
-    return "sha256:" + h.hexdigest()
-
-
-def input_fingerprints(paths: Dict[str, PathLike]) -> Dict[str, Dict[str, str]]:
-    """``{name: {"path", "fingerprint"}}`` for named inputs (``*.scp`` with their archives).
-
-    Raises:
-        FileNotFoundError: an input is missing.
-    """
-    out = {}
-    for name, p in paths.items():
-        p = Path(p)
-        fp = scp_fingerprint(p) if p.suffix == ".scp" else fingerprint(p)
-        out[name] = {"path": str(p), "fingerprint": fp}
-    return out
+DONE = "stage"  # the marker of a finished stage
 
 
 def describe_changes(old: Dict[str, Any], new: Dict[str, Any], what: str) -> List[str]:
@@ -170,7 +59,7 @@ def remove_dependents(stage_dir: PathLike) -> List[Path]:
         for sib in sorted(src.parent.iterdir()):
             if sib == src or not sib.is_dir() or sib in removed:
                 continue
-            rec = StageDir(sib).recorded().get("inputs") or {}
+            rec = StageDir(sib, create=False).recorded().get("inputs") or {}
             paths = [Path(v["path"]) for v in rec.values() if isinstance(v, dict) and "path" in v]
             if any(src in p.resolve().parents for p in paths):
                 lock_dir(sib)  # not while another process works in it (LockedError)
@@ -181,25 +70,10 @@ def remove_dependents(stage_dir: PathLike) -> List[Path]:
     return removed
 
 
-def git_sha(repo: Optional[PathLike] = None) -> Optional[str]:
-    """The commit of the source tree stnas runs from, or None outside a git checkout."""
-    repo = Path(repo) if repo else Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def peak_memory() -> Dict[str, float]:
     """Peak memory of this process so far, MiB: ``peak_rss_mib`` (resident set, the whole
     process: the stage's own when it runs as its own command) and, when CUDA was used,
     ``peak_cuda_mib`` (torch's peak allocation on the current device)."""
-    import resource
-
     out = {"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -211,14 +85,16 @@ class StageDir:
     """A stage's output directory with per-sub-stage done markers.
 
     Args:
-        root: the directory (created if missing).
+        root: the directory (created if missing, unless ``create`` is off).
         force: redo finished sub-stages instead of skipping them.
+        create: create ``root`` (off for reading what another stage recorded).
     """
 
-    def __init__(self, root: PathLike, force: bool = False) -> None:
+    def __init__(self, root: PathLike, force: bool = False, create: bool = True) -> None:
         self.root = Path(root)
         self.force = force
-        self.root.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
         self._t0 = time.time()
 
     def _marker(self, name: str) -> Path:
@@ -231,6 +107,11 @@ class StageDir:
     def mark_done(self, name: str, info: Optional[Dict[str, Any]] = None) -> None:
         """Record that sub-stage ``name`` finished (with optional JSON info)."""
         atomic_write_text(self._marker(name), json.dumps(info or {}, sort_keys=True) + "\n")
+
+    def marker_info(self, name: str) -> Dict[str, Any]:
+        """The JSON info of sub-stage ``name``'s marker (empty when it is not done)."""
+        p = self._marker(name)
+        return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
 
     def clear(self, name: str) -> None:
         """Forget that sub-stage ``name`` finished (it will run again)."""
@@ -320,3 +201,21 @@ class StageDir:
         out = self.root / "stage.json"
         atomic_write_text(out, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
         return out
+
+
+def finished_record(stage_dir: PathLike) -> Optional[Dict[str, Any]]:
+    """The ``stage.json`` of a finished stage, or None when it is not finished."""
+    sd = StageDir(stage_dir, create=False)
+    return sd.recorded() if sd.is_done(DONE) else None
+
+
+def stage_info(stage_dir: PathLike) -> Dict[str, Any]:
+    """Wall time, peak memory, stop reason and search diagnostics of a finished stage (its
+    ``stage.json``); empty when it has none."""
+    if not (Path(stage_dir) / "stage.json").is_file():
+        return {}
+    info = StageDir(stage_dir, create=False).recorded()
+    summary = info.get("summary") or {}
+    return {"wall_s": info.get("wall_time_s"), "peak_rss_mib": info.get("peak_rss_mib"),
+            "peak_cuda_mib": info.get("peak_cuda_mib"), "stopped_by": summary.get("stopped_by"),
+            "diagnostics": summary.get("diagnostics")}

@@ -17,7 +17,8 @@ from typing import Any, Dict, Union
 import torch
 
 from pipeline.errors import StnasError
-from pipeline.stage import atomic_path, atomic_write_text
+from pipeline.io import atomic_path, atomic_write_text
+from pipeline.train.checkpoint import load_model
 
 FORMATS = ("torchscript", "onnx")
 TOLERANCE = 1e-4
@@ -43,7 +44,6 @@ def export_model(model: Union[str, Path], out: Union[str, Path], fmt: str = "tor
         StnasError: an unknown format, ``onnx`` not installed, or an export whose outputs
             differ from the original's.
     """
-    from pipeline.train.stages import load_model
 
     if fmt not in FORMATS:
         raise StnasError(f"unknown export format '{fmt}' (known: {', '.join(FORMATS)})")

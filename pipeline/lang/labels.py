@@ -22,7 +22,7 @@ from typing import Dict, List, Mapping, Sequence, Union
 from pipeline.data.datadir import read_map, subset_data_dir, write_map
 from pipeline.errors import DataError
 from pipeline.lang.lexicon import UNK, Lexicon
-from pipeline.stage import atomic_write_text
+from pipeline.io import atomic_write_text
 
 PathLike = Union[str, Path]
 

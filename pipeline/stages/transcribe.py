@@ -18,24 +18,28 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
+import torch
 import yaml
 
 from pipeline.children import die_with_parent
-from pipeline.data.audio import read_audio, read_wav_bytes
+from pipeline.data.audio import read_audio, read_wav_bytes, wav_bytes
 from pipeline.data.cmvn import apply_cmvn, cmvn_stats
 from pipeline.data.datadir import read_map
 from pipeline.data.deltas import add_deltas
 from pipeline.data.fbank import FbankExtractor
+from pipeline.decode import defaults
 from pipeline.decode.decoder import Decoder, DecoderConfig
+from pipeline.decode.defaults import OUTPUT_FRAME_SHIFT_S
 from pipeline.errors import DataError, StnasError
-from pipeline.stage import atomic_write_text
+from pipeline.io import atomic_write_text
+from pipeline.stages.graphs import lang_test_dir
+from pipeline.train.checkpoint import load_model
 
 log = logging.getLogger(__name__)
 AUDIO_SUFFIXES = (".wav", ".sph", ".WAV")
-FRAME_SHIFT_S = 0.03  # model output frames: 10 ms input frames sub-sampled by 3
 
 
 @dataclass
@@ -50,8 +54,8 @@ class TranscribeConfig:
     word_penalty: Optional[float] = None  # [tuned.json, else 0.0]
     utt2spk: Optional[str] = None
     resample: bool = False
-    beam: float = 17.0
-    max_active: int = 7000
+    beam: float = defaults.BEAM
+    max_active: int = defaults.MAX_ACTIVE
     nj: int = 1
     device: str = "cpu"
     channel: Optional[int] = None
@@ -98,7 +102,8 @@ def _model_defaults(model: Path, data_dir: Optional[str], lm: str
         if not cfg_file.is_file():
             raise StnasError(f"{model}: no config.yaml next to it to find its data dir; give "
                              "--data-dir")
-        data_dir = (yaml.safe_load(cfg_file.read_text()) or {}).get("data_dir")
+        # the data dir the train stage recorded (a str)
+        data_dir = cast(str, (yaml.safe_load(cfg_file.read_text()) or {}).get("data_dir"))
     if not (Path(data_dir) / "config.yaml").is_file():
         raise StnasError(f"{data_dir}: the model's data dir (recorded in {cfg_file}) is not a "
                          "prepared data dir from here; give --data-dir")
@@ -117,7 +122,6 @@ def _audio(entry: str, utt: str, rate: int, resample: bool,
     if not resample:
         raise DataError(f"sample rate {got} Hz, but the model's features need {rate} Hz "
                         "(add --resample to convert it with sox)", utt=utt)
-    from pipeline.data.audio import wav_bytes
 
     proc = subprocess.run(["sox", "-t", "wav", "-", "-t", "wav", "-r", str(rate), "-"],
                           input=wav_bytes(got, x), capture_output=True)
@@ -163,10 +167,6 @@ def _decode(args) -> Tuple[str, List[str], List[Tuple[str, int, int]]]:
 def transcribe(cfg: TranscribeConfig) -> Dict[str, dict]:
     """Transcribe ``cfg.inputs``; utt → {"words", "times"}; writes ``text`` and ``ctm`` into
     ``cfg.out_dir`` when given."""
-    import torch
-
-    from pipeline.decode.run import lang_test_dir
-    from pipeline.train.stages import load_model
 
     model = Path(cfg.model)
     if not model.is_file():
@@ -191,7 +191,7 @@ def transcribe(cfg: TranscribeConfig) -> Dict[str, dict]:
             lp, n = net(x, torch.tensor([x.shape[1]], device=cfg.device))
             logprobs[utt] = lp[0, :int(n[0])].float().cpu().numpy()
     lang_test = lang_test_dir(data_dir, cfg.lm)
-    dconf = {"beam": cfg.beam, "max_active": cfg.max_active}
+    dconf: Dict[str, Any] = {"beam": cfg.beam, "max_active": cfg.max_active}
     jobs = [(u, logprobs[u], weight, penalty) for u in entries]
     if cfg.nj <= 1:
         _DECODER["d"] = Decoder.from_lang_test(lang_test, DecoderConfig(**dconf))
@@ -200,7 +200,8 @@ def transcribe(cfg: TranscribeConfig) -> Dict[str, dict]:
         with ProcessPoolExecutor(cfg.nj, mp_context=get_context("spawn"), initializer=_init,
                                  initargs=(str(lang_test), dconf, os.getpid())) as pool:
             results = list(pool.map(_decode, jobs))
-    out = {utt: {"words": words, "times": [(w, a * FRAME_SHIFT_S, (b - a) * FRAME_SHIFT_S)
+    out: Dict[str, Dict[str, Any]] = {utt: {"words": words, "times": [(w, a * OUTPUT_FRAME_SHIFT_S,
+                                            (b - a) * OUTPUT_FRAME_SHIFT_S)
                                            for w, a, b in timed]}
            for utt, words, timed in results}
     if cfg.out_dir:

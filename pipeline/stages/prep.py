@@ -1,6 +1,7 @@
 """The ``prep`` stage: corpus → validated Kaldi data dirs, features, lexicon, units and labels.
 
-Sub-stages, each with a done marker in ``<data_dir>/.done/`` so a rerun resumes:
+Sub-steps of one stage (:func:`pipeline.stages.runner.run_stage`), each with a done marker in
+``<data_dir>/.done/`` so a rerun resumes:
 
 1. ``corpus``   corpus-specific prep (``local/<corpus>/prepare.py``) → ``train``, ``dev``, ``test``
 2. ``lang``     ``lang/{lexicon.txt, units.txt, words.txt}``
@@ -8,7 +9,7 @@ Sub-stages, each with a done marker in ``<data_dir>/.done/`` so a rerun resumes:
    ``augment``  with ``augment`` kinds: ``train_sp`` + noisy/reverberant/telephone copies of
                 ``train`` → ``train_sp_aug`` (:mod:`pipeline.data.augment`; never dev/test)
 4. ``feats_<set>``  fbank + CMVN + Δ+ΔΔ (120-dim) for the training set, ``dev``, ``test``
-5. ``labels_<set>`` ``text_number`` (OOV / too-short policy of :mod:`pipeline.data.labels`)
+5. ``labels_<set>`` ``text_number`` (OOV / too-short policy of :mod:`pipeline.lang.labels`)
 6. ``validate``  every data dir against the Kaldi contract, with features
 7. ``den``      phone 4-gram LM on the (unperturbed) training labels, den graph = T ∘ LM
                 (``den/{phone_lm.arpa,den.fst,den_info.json}``) and path weights ``<set>/weight``
@@ -20,25 +21,28 @@ import importlib
 import inspect
 import json
 import logging
-import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
 
 import yaml
 
+from pipeline.config import non_negative, one_of, option, positive, validate
 from pipeline.data.augment import all_prefixes, augment_training_set, parse_kinds
 from pipeline.data.datadir import drop_utterances, read_map
 from pipeline.data.features import make_features
-from pipeline.data.labels import make_labels
+from pipeline.data.layout import EVAL_SETS, train_set_name
 from pipeline.data.perturb import speed_perturb_data_dir
 from pipeline.data.validate import unusable_utterances, validate_data_dir
+from pipeline.decode.defaults import SUBSAMPLING
 from pipeline.errors import DataError, StnasError
-from pipeline.locks import dir_locks
-from pipeline.logfile import stage_log
+from pipeline.io import fingerprint
+from pipeline.lang.den_graph import build_den_graph
+from pipeline.lang.labels import make_labels
 from pipeline.lang.lexicon import (read_lexicon, read_symbol_table, units_from_lexicon,
                                    write_lexicon, write_units, write_words)
-from pipeline.stage import StageDir, atomic_write_text, fingerprint, input_fingerprints
+from pipeline.stages.record import StageDir
+from pipeline.stages.runner import Stage, StageRun, run_stage
 
 # options every local/<corpus>/prepare.py receives from PrepConfig (not --corpus-opt).
 _COMMON_OPTS = {"hours", "seed", "nj", "noise_snr_db", "lexicon", "keep_stress", "skip_bad",
@@ -56,7 +60,6 @@ CORPORA = {
 }
 DEFAULT_FBANK_CONF = {"swbd": "fbank_8k.conf"}
 DEFAULT_KEEP_STRESS = {"wsj": True, "swbd": True}
-EVAL_SETS = ("dev", "test")
 # 2: the lexicon holds every pronunciation of the whole dictionary (tts: of every word of the
 #    LM text, written to local/lm/text), so the decoding vocabulary is the LM's alone
 PREP_VERSION = 2
@@ -66,37 +69,60 @@ PREP_VERSION = 2
 class PrepConfig:
     """Resolved options of ``stnas prep`` (frozen into ``<data_dir>/config.yaml``)."""
 
-    corpus: str
-    data_dir: str
-    corpus_root: Optional[str] = None
-    hours: float = 0.05
-    seed: int = 1
-    nj: int = 1
-    speed_perturb: bool = True
-    augment: List[str] = field(default_factory=list)  # noise, reverb, telephone (train only)
-    augment_fraction: float = 1.0  # share of the training recordings each kind copies
-    fbank_conf: Optional[str] = None
-    keep_stress: Optional[bool] = None
-    lexicon: Optional[str] = None
-    subsampling: int = 3
-    noise_snr_db: float = 0.0
-    lm_type: str = "kaldi"  # den phone LM: "kaldi" (unsmoothed) or "witten_bell" (smoothed)
-    lm_order: int = 4
-    lm_max_extra_states: int = 1000
-    lm_no_prune_order: int = 3
-    lm_dedup: bool = True
-    skip_bad: bool = False
-    channel: Optional[int] = None  # 1-based channel of multi-channel audio (None: mono only)
-    corpus_opts: Dict[str, str] = field(default_factory=dict)
-    prep_version: int = PREP_VERSION  # a data dir of another version is redone only by --force
+    corpus: str = option(kind="str", check=one_of(*CORPORA), allowed=", ".join(CORPORA),
+                         help="corpus: tts (built in), wsj, swbd, kaldi (your own data dirs)")
+    data_dir: str = option(kind="str", help="output data dir")
+    corpus_root: Optional[str] = option(None, kind="str?", help="corpus location")
+    hours: float = option(0.05, kind="float", check=positive, allowed="> 0", unit="h",
+                          help="tts: hours of audio to synthesise")
+    seed: int = option(1, kind="int", check=non_negative, allowed=">= 0", help="random seed")
+    nj: int = option(1, kind="int", check=positive, allowed=">= 1", help="parallel jobs")
+    speed_perturb: bool = option(True, kind="bool", help="3-way speed perturbation of train")
+    augment: List[str] = option(kind="list", factory=list,
+                                help="augmented copies of the training recordings: noise, "
+                                     "reverb, telephone (never dev/test)")
+    augment_fraction: float = option(1.0, kind="float", check=lambda v: 0.0 < v <= 1.0,
+                                     allowed="in (0, 1]",
+                                     help="share of the training recordings each kind copies")
+    fbank_conf: Optional[str] = option(None, kind="str?", help="Kaldi fbank config "
+                                       "[conf/fbank.conf; conf/fbank_8k.conf for swbd]")
+    keep_stress: Optional[bool] = option(None, kind="bool?", help="keep vowel stress in units "
+                                         "[yes for wsj/swbd, no for tts]")
+    lexicon: Optional[str] = option(None, kind="str?", help="CMUdict-format dictionary")
+    subsampling: int = option(SUBSAMPLING, kind="int", check=positive, allowed=">= 1",
+                              help="the network's frame sub-sampling (labels too long for "
+                                   "it are dropped)")
+    noise_snr_db: float = option(0.0, kind="float", unit="dB",
+                                 help="tts: white noise at this SNR (0: a faint floor only)")
+    lm_type: str = option("kaldi", kind="str", check=one_of("kaldi", "witten_bell"),
+                          allowed="kaldi, witten_bell", help="den phone LM: kaldi "
+                          "(unsmoothed, chain-est-phone-lm) or witten_bell (smoothed)")
+    lm_order: int = option(4, kind="int", check=positive, allowed=">= 1",
+                           help="den phone LM order")
+    lm_max_extra_states: int = option(1000, kind="int", check=non_negative, allowed=">= 0",
+                                      help="den phone LM: states kept beyond the unpruned "
+                                           "orders")
+    lm_no_prune_order: int = option(3, kind="int", check=positive, allowed=">= 1",
+                                    help="den phone LM: orders kept whole")
+    lm_dedup: bool = option(True, kind="bool", help="den phone LM: each transcript once")
+    skip_bad: bool = option(False, kind="bool", help="skip unreadable utterances (listed) "
+                                                     "instead of stopping")
+    channel: Optional[int] = option(None, kind="int?", check=positive, allowed=">= 1 or null",
+                                    help="1-based channel of multi-channel audio (null: mono "
+                                         "only)")
+    corpus_opts: Dict[str, str] = option(kind="dict", factory=dict,
+                                         help="corpus-specific options (--corpus-opt)")
+    prep_version: int = option(PREP_VERSION, kind="int", help="data dir format; another "
+                               "version is redone only by --force")
 
     def resolve(self) -> "PrepConfig":
-        """Fill corpus-dependent defaults and make paths absolute."""
+        """Fill corpus-dependent defaults, make paths absolute and validate every option."""
         self.augment = parse_kinds(self.augment)
         if not 0.0 < self.augment_fraction <= 1.0:
             raise StnasError(f"augment_fraction must be in (0, 1], got {self.augment_fraction}")
         if self.corpus not in CORPORA:
             raise StnasError(f"unknown corpus '{self.corpus}' (choose from {', '.join(CORPORA)})")
+        validate(self)
         if self.fbank_conf is None:
             self.fbank_conf = str(CONF_DIR / DEFAULT_FBANK_CONF.get(self.corpus, "fbank.conf"))
         if self.keep_stress is None:
@@ -115,62 +141,28 @@ class PrepConfig:
                      "augment": [], "augment_fraction": 1.0}
 
 
-def corpus_of(data_dir: PathLike) -> str:
-    """The corpus a prepared data dir holds (its ``config.yaml``; else the dir's name)."""
-    cfg = Path(data_dir) / "config.yaml"
-    if not cfg.is_file():
-        return Path(data_dir).name
-    return str((yaml.safe_load(cfg.read_text()) or {}).get("corpus", Path(data_dir).name))
+def _changes(cfg: PrepConfig) -> Callable[[StageDir], List[str]]:
+    """Prep's comparison with the last run: the options in ``config.yaml``; a file option
+    (fbank config, lexicon) by content, so the same file at another path (a moved checkout)
+    is no change and an edited one at the same path is."""
+    def changes(stage: StageDir) -> List[str]:
+        path = stage.root / "config.yaml"
+        if not path.is_file():
+            return []
+        old = yaml.safe_load(path.read_text()) or {}
+        new = asdict(cfg)
+        recorded = stage.recorded().get("inputs") or {}
 
+        def same(k: str) -> bool:
+            rec = recorded.get(k)
+            if isinstance(rec, dict) and new[k] and Path(new[k]).is_file():
+                return fingerprint(new[k]) == rec.get("fingerprint")
+            return old.get(k, PrepConfig.BEFORE_OPTION.get(k)) == new[k]
 
-def train_set_name(cfg: PrepConfig) -> str:
-    """The training set dir name: ``train``, ``_sp`` with speed perturbation, ``_aug`` with
-    augmentation (``train_sp``, ``train_sp_aug``, ...)."""
-    return "train" + ("_sp" if cfg.speed_perturb else "") + ("_aug" if cfg.augment else "")
-
-
-def training_set_of(data_dir: PathLike) -> str:
-    """The training set a prepared data dir holds (from its ``config.yaml``; ``train_sp`` when
-    there is none yet)."""
-    cfg = Path(data_dir) / "config.yaml"
-    old = (yaml.safe_load(cfg.read_text()) or {}) if cfg.is_file() else {}
-    return train_set_name(PrepConfig(corpus="", data_dir=str(data_dir),
-                                     speed_perturb=bool(old.get("speed_perturb", True)),
-                                     augment=parse_kinds(old.get("augment") or [])))
-
-
-def _check_same_config(stage: StageDir, cfg: PrepConfig) -> None:
-    path = stage.root / "config.yaml"
-    if stage.force or not path.is_file():
-        return
-    old = yaml.safe_load(path.read_text()) or {}
-    new = asdict(cfg)
-    recorded = stage.recorded().get("inputs") or {}
-
-    def same(k: str) -> bool:
-        # a file input (fbank config, lexicon) is compared by content: the same file at
-        # another path (a moved checkout) is no change, an edited one at the same path is
-        rec = recorded.get(k)
-        if isinstance(rec, dict) and new[k] and Path(new[k]).is_file():
-            return fingerprint(new[k]) == rec.get("fingerprint")
-        return old.get(k, PrepConfig.BEFORE_OPTION.get(k)) == new[k]
-
-    diffs = [f"{k}: {new[k]} has changed" if old.get(k) == new[k] else
-             f"{k}: {old.get(k, PrepConfig.BEFORE_OPTION.get(k))!r} → {new[k]!r}" for k in new
-             if k not in PrepConfig.RUNTIME_ONLY and not same(k)]
-    if diffs:
-        raise StnasError(f"{stage.root} was prepared with other options ({'; '.join(diffs)}); "
-                         "use --force to redo it or choose another --data-dir")
-
-
-def _substage(stage: StageDir, name: str, fn: Callable[[], Optional[dict]], done: List[str]) -> None:
-    if stage.is_done(name):
-        log.info("prep: %s already done, skipping", name)
-        return
-    log.info("prep: %s ...", name)
-    info = fn() or {}
-    stage.mark_done(name, info)
-    done.append(name)
+        return [f"{k}: {new[k]} has changed" if old.get(k) == new[k] else
+                f"{k}: {old.get(k, PrepConfig.BEFORE_OPTION.get(k))!r} → {new[k]!r}"
+                for k in new if k not in PrepConfig.RUNTIME_ONLY and not same(k)]
+    return changes
 
 
 def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dict[str, object]:
@@ -190,18 +182,24 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
             done, so a rerun after fixing resumes there.
     """
     cfg.resolve()
-    with dir_locks((cfg.data_dir, False), what=" ".join(sys.argv)), \
-            stage_log(Path(cfg.data_dir) / "log" / "prep.log"):
-        return _run_prep(cfg, force, progress)
-
-
-def _run_prep(cfg: PrepConfig, force: bool, progress: bool) -> Dict[str, object]:
+    assert cfg.fbank_conf is not None  # resolve() fills it
     d = Path(cfg.data_dir)
-    stage = StageDir(d, force=force)
-    _check_same_config(stage, cfg)
-    atomic_write_text(d / "config.yaml", yaml.safe_dump(asdict(cfg), sort_keys=True))
-    ran: List[str] = []
-    train = train_set_name(cfg)
+    inputs = {"fbank_conf": Path(cfg.fbank_conf),
+              **({"lexicon": Path(cfg.lexicon)} if cfg.lexicon else {})}
+    stage = Stage(
+        name="prep", dir=d, inputs=inputs, config=asdict(cfg), seed=cfg.seed,
+        body=lambda run: _prep_steps(run, cfg, progress),
+        command=f"stnas prep --corpus {cfg.corpus}", changes=_changes(cfg),
+        refusal=lambda changed, _: (f"{d} was prepared with other options "
+                                    f"({'; '.join(changed)}); use --force to redo it or "
+                                    "choose another --data-dir"),
+        reset=False, steps=True)
+    return run_stage(stage, force)
+
+
+def _prep_steps(run: StageRun, cfg: PrepConfig, progress: bool) -> Dict[str, object]:
+    d = run.dir
+    train = train_set_name(cfg.speed_perturb, cfg.augment)
     sets = [train, *EVAL_SETS]
 
     def corpus() -> dict:
@@ -256,6 +254,7 @@ def _run_prep(cfg: PrepConfig, force: bool, progress: bool) -> Dict[str, object]
 
     def feats(s: str) -> Callable[[], dict]:
         def run() -> dict:
+            assert cfg.fbank_conf is not None  # run_prep resolved cfg
             r = make_features(d / s, d / "fbank", cfg.fbank_conf, nj=cfg.nj,
                               skip_bad=cfg.skip_bad, progress=progress, channel=cfg.channel,
                               keep_reference=s in EVAL_SETS)
@@ -276,8 +275,6 @@ def _run_prep(cfg: PrepConfig, force: bool, progress: bool) -> Dict[str, object]
         return run
 
     def den() -> dict:
-        from pipeline.lang.den_graph import build_den_graph
-
         return build_den_graph(
             d / "lang" / "units.txt", d / train / "text_number", d / "den",
             order=cfg.lm_order, max_extra_states=cfg.lm_max_extra_states, lm_type=cfg.lm_type,
@@ -289,27 +286,19 @@ def _run_prep(cfg: PrepConfig, force: bool, progress: bool) -> Dict[str, object]
 
     def validate() -> dict:
         return {s: validate_data_dir(d / s, need_feats=True) for s in sets}
-    _substage(stage, "corpus", corpus, ran)
-    _substage(stage, "lang", lang, ran)
+    run.step("corpus", corpus)
+    run.step("lang", lang)
     if cfg.speed_perturb:
-        _substage(stage, "perturb", perturb, ran)
+        run.step("perturb", perturb)
     if cfg.augment:
-        _substage(stage, "augment", augment, ran)
+        run.step("augment", augment)
     for s in sets:
-        _substage(stage, f"feats_{s}", feats(s), ran)
+        run.step(f"feats_{s}", feats(s))
     for s in sets:
-        _substage(stage, f"labels_{s}", labels(s), ran)
-    _substage(stage, "validate", validate, ran)
-    _substage(stage, "den", den, ran)
-
-    summary = _summary(stage, sets, ran)
-    if not ran and stage.is_done("stage") and (d / "stage.json").is_file():
-        return summary  # nothing redone: stage.json keeps the run that made the data dir
-    inputs = {"fbank_conf": cfg.fbank_conf, **({"lexicon": cfg.lexicon} if cfg.lexicon else {})}
-    stage.write_stage_json(f"stnas prep --corpus {cfg.corpus}", seed=cfg.seed,
-                           fingerprints=input_fingerprints(inputs), extra={"summary": summary})
-    stage.mark_done("stage")
-    return summary
+        run.step(f"labels_{s}", labels(s))
+    run.step("validate", validate)
+    run.step("den", den)
+    return _summary(run, sets)
 
 
 def _typed(opts: Dict[str, str]) -> Dict[str, object]:
@@ -330,16 +319,14 @@ def _typed(opts: Dict[str, str]) -> Dict[str, object]:
     return out
 
 
-def _summary(stage: StageDir, sets: List[str], ran: List[str]) -> Dict[str, object]:
-    def info(name: str) -> dict:
-        p = stage.root / ".done" / name
-        return json.loads(p.read_text()) if p.is_file() else {}
-
-    out: Dict[str, object] = {"data_dir": str(stage.root), "ran": ran,
-                              "units": info("lang").get("units"), "sets": {}}
+def _summary(run: StageRun, sets: List[str]) -> Dict[str, object]:
+    info = run.step_info
+    per_set: Dict[str, Dict[str, object]] = {}
+    out: Dict[str, object] = {"data_dir": str(run.dir), "ran": run.ran,
+                              "units": info("lang").get("units"), "sets": per_set}
     for s in sets:
         f, lab = info(f"feats_{s}"), info(f"labels_{s}")
-        out["sets"][s] = {"utts": f.get("utts", 0) - lab.get("dropped", 0),
+        per_set[s] = {"utts": f.get("utts", 0) - lab.get("dropped", 0),
                           "hours": f.get("hours"), "bad": f.get("bad", 0),
                           "oov_words": lab.get("oov_words"), "dropped": lab.get("dropped")}
     return out

@@ -2,8 +2,8 @@
 
 Written at the end of a search from its ``arch.json`` history (p, held-out loss and α-gradient
 SNR per epoch), its ``alphas.jsonl`` (p after every arch step), the per-op held-out losses
-(:func:`pipeline.nas.diagnostics.op_losses`) and the warm-up's ``metrics.jsonl``. The
-definitions of every number are in :mod:`pipeline.nas.diagnostics`.
+(:func:`pipeline.search.diagnostics.op_losses`) and the warm-up's ``metrics.jsonl``. The
+definitions of every number are in :mod:`pipeline.search.diagnostics`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from pipeline.nas.arch import Arch
-from pipeline.nas.diagnostics import agreement, argmax_changes, block_stats
-from pipeline.stage import atomic_write_text
+from pipeline.search.diagnostics import agreement, argmax_changes, block_stats
+from pipeline.io import atomic_write_text
 from pipeline.train.plots import _save
 
 PathLike = Union[str, Path]
@@ -129,7 +129,7 @@ def write_report(out_dir: PathLike, arch: Arch, summary: Dict[str, Any],
         change = (search[-1] - search[-2]) / max(abs(search[-2]), 1e-12)
         lines.append(f"* Last epoch changed the supernet's held-out loss by {100 * change:+.2f} %"
                      + (" (still learning)" if change < -0.005 else "") + ".")
-    lines += ["", "Definitions: `pipeline/nas/diagnostics.py`. Plot: `diagnostics.png`."]
+    lines += ["", "Definitions: `pipeline/search/diagnostics.py`. Plot: `diagnostics.png`."]
     path = out_dir / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     plot_diagnostics(arch, summary, out_dir / "diagnostics.png")

@@ -1,0 +1,41 @@
+"""What a prepared data dir holds: its corpus, its evaluation sets and its training set's name.
+
+``stnas prep`` freezes its resolved options into ``<data_dir>/config.yaml``; later stages read
+them from there (never from the prep code itself).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence, Union
+
+import yaml
+
+from pipeline.data.augment import parse_kinds
+
+PathLike = Union[str, Path]
+EVAL_SETS = ("dev", "test")
+
+
+def _prep_options(data_dir: PathLike) -> dict:
+    cfg = Path(data_dir) / "config.yaml"
+    return (yaml.safe_load(cfg.read_text()) or {}) if cfg.is_file() else {}
+
+
+def corpus_of(data_dir: PathLike) -> str:
+    """The corpus a prepared data dir holds (its ``config.yaml``; else the dir's name)."""
+    return str(_prep_options(data_dir).get("corpus", Path(data_dir).name))
+
+
+def train_set_name(speed_perturb: bool, augment: Sequence[str]) -> str:
+    """The training set dir name: ``train``, ``_sp`` with speed perturbation, ``_aug`` with
+    augmentation (``train_sp``, ``train_sp_aug``, ...)."""
+    return "train" + ("_sp" if speed_perturb else "") + ("_aug" if augment else "")
+
+
+def training_set_of(data_dir: PathLike) -> str:
+    """The training set a prepared data dir holds (from its ``config.yaml``; ``train_sp`` when
+    there is none yet)."""
+    old = _prep_options(data_dir)
+    return train_set_name(bool(old.get("speed_perturb", True)),
+                          parse_kinds(old.get("augment") or []))

@@ -1,0 +1,41 @@
+"""Model averaging at the end of a retrain (the mean of the last epochs' weights, ``avg.pt``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List
+
+import torch
+from torch import Tensor
+
+from pipeline.io import atomic_path
+from pipeline.train.loop import Trainer
+
+
+def average_checkpoints(paths: List[Path]) -> Dict[str, Tensor]:
+    """Element-wise mean of model state dicts (float64 accumulation)."""
+    avg: Dict[str, Tensor] = {}
+    for p in paths:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+        for k, v in state.items():
+            avg[k] = avg.get(k, torch.zeros_like(v, dtype=torch.float64)) + v.double()
+    return {k: (v / len(paths)).to(torch.float32) for k, v in avg.items()}
+
+
+def finish_retrain(trainer: Trainer) -> Dict[str, Any]:
+    """What a retrain leaves besides ``best.pt``: ``avg.pt``, the mean of the last
+    ``average_last`` epochs' weights, with its held-out loss."""
+    cfg, d = trainer.cfg, trainer.dir
+    out: Dict[str, Any] = {"arch": trainer.hooks.arch.describe(trainer.num_units)}
+    if cfg.average_last and trainer.dist.main:
+        epochs = sorted((d / "epochs").glob("epoch-*.pt"))[-cfg.average_last:]
+        if epochs:
+            avg = average_checkpoints(epochs)
+            trainer.model.load_state_dict(avg)
+            loss = trainer.held_out_loss()
+            best = torch.load(d / "best.pt", map_location="cpu", weights_only=False)
+            best.update({"model": avg, "held_out_loss": loss, "averaged": [p.name for p in epochs]})
+            with atomic_path(d / "avg.pt") as tmp:
+                torch.save(best, tmp)
+            out["avg_held_out_loss"] = loss
+    return out
