@@ -28,18 +28,29 @@ def machine() -> str:
         pass
     import torch
 
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}"
+    )
 
 
 def commit() -> str:
     """The commit the numbers were measured at, and whether the tree had changes on top."""
     root = Path(__file__).resolve().parents[1]
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
-                             capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, text=True, capture_output=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            text=True,
+            capture_output=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return sha + (" with uncommitted changes" if dirty else "")
@@ -56,8 +67,13 @@ def median_time(fn: Callable[[], object], repeats: int = 5, cpu: bool = False) -
     return statistics.median(times)
 
 
-def write_table(name: str, title: str, header: Sequence[str], rows: Sequence[Sequence[object]],
-                notes: Sequence[str] = ()) -> str:
+def write_table(
+    name: str,
+    title: str,
+    header: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    notes: Sequence[str] = (),
+) -> str:
     """Print a markdown table and write it to ``bench/results/<name>.md``."""
     lines = [f"# {title}", "", f"Machine: {machine()}", f"Commit: {commit()}", ""]
     lines.append("| " + " | ".join(header) + " |")

@@ -35,7 +35,9 @@ def tts_sequences():
 
 def wsj_size_sequences(num_units: int = 72, n_words: int = 5000, n_sents: int = 20000):
     rng = random.Random(0)
-    words = [[rng.randrange(1, num_units) for _ in range(rng.randint(2, 8))] for _ in range(n_words)]
+    words = [
+        [rng.randrange(1, num_units) for _ in range(rng.randint(2, 8))] for _ in range(n_words)
+    ]
     weights = [1.0 / (r + 1) for r in range(n_words)]
     seqs = []
     for _ in range(n_sents):
@@ -48,7 +50,15 @@ def model(num_units: int):
 
     from pipeline.nas.ops import SUBSAMPLING_OP, make_op
 
-    ops = ["tdnn_k5_d1", "tdnn_k5_d2", "tdnn_k5_d1", SUBSAMPLING_OP, "tdnn_k5_d2", "tdnn_k5_d1", "tdnn_k5_d2"]
+    ops = [
+        "tdnn_k5_d1",
+        "tdnn_k5_d2",
+        "tdnn_k5_d1",
+        SUBSAMPLING_OP,
+        "tdnn_k5_d2",
+        "tdnn_k5_d1",
+        "tdnn_k5_d2",
+    ]
     layers, dim = [], 120
     for op in ops:
         layers.append(make_op(op, dim, 640))
@@ -80,6 +90,7 @@ def measure(graph_name: str, lm_type: str, impl: str, device: str) -> dict:
             f()
             if dev.type == "cuda":
                 torch.cuda.synchronize()
+
         run()  # warm-up (CUDA kernels, allocator, graph caches)
         return median_time(run, REPEATS) * 1e3
 
@@ -94,11 +105,20 @@ def measure(graph_name: str, lm_type: str, impl: str, device: str) -> dict:
 
         def ctc():
             lp = logits.clone().requires_grad_(True)
-            torch.nn.functional.ctc_loss(lp.log_softmax(-1).transpose(0, 1), labels, lengths,
-                                         label_lengths, zero_infinity=True).backward()
+            torch.nn.functional.ctc_loss(
+                lp.log_softmax(-1).transpose(0, 1),
+                labels,
+                lengths,
+                label_lengths,
+                zero_infinity=True,
+            ).backward()
+
         return {"step": timed(step), "ctc": timed(ctc), "params": params}
-    lm = (estimate_phone_lm(seqs, K, order=4, max_extra_states=1000) if lm_type == "witten_bell"
-          else estimate_unsmoothed_phone_lm(seqs, K, order=4, max_extra_states=1000))
+    lm = (
+        estimate_phone_lm(seqs, K, order=4, max_extra_states=1000)
+        if lm_type == "witten_bell"
+        else estimate_unsmoothed_phone_lm(seqs, K, order=4, max_extra_states=1000)
+    )
     graph = den_graph_from_fst(compose_den_fst(K, lm_to_fst(lm)), K)
     loss_fn = CtcCrfLoss(graph, lamb=0.01, implementation=impl).to(dev)
     if loss_fn.implementation != impl:
@@ -111,8 +131,14 @@ def measure(graph_name: str, lm_type: str, impl: str, device: str) -> dict:
     def ctc_crf():
         lp = logits.clone().requires_grad_(True)
         loss_fn(lp.log_softmax(-1), lengths, labels, label_lengths).loss.backward()
-    return {"den": timed(den), "ctc_crf": timed(ctc_crf), "K": K, "states": graph.num_states,
-            "arcs": graph.num_arcs}
+
+    return {
+        "den": timed(den),
+        "ctc_crf": timed(ctc_crf),
+        "K": K,
+        "states": graph.num_states,
+        "arcs": graph.num_arcs,
+    }
 
 
 def main(device: str = "cpu") -> None:
@@ -124,43 +150,78 @@ def main(device: str = "cpu") -> None:
     def row(*args: str) -> dict:
         # One process per row: measured in one process, a row run after a larger graph's
         # rows was up to 2x slower (allocator and page state), whichever implementation.
-        out = subprocess.run([sys.executable, __file__, "--device", device, "--row", *args],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--device", device, "--row", *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         return json.loads(out.strip().splitlines()[-1])
 
     rows, notes = [], []
     for name in ("tts", "WSJ size"):
         net = row(name, "-", "none")
-        notes.append(f"{name}: network {net['params'] / 1e6:.2f} M parameters, fwd+bwd "
-                     f"{net['step']:.0f} ms; torch ctc_loss fwd+bwd {net['ctc']:.0f} ms")
+        notes.append(
+            f"{name}: network {net['params'] / 1e6:.2f} M parameters, fwd+bwd "
+            f"{net['step']:.0f} ms; torch ctc_loss fwd+bwd {net['ctc']:.0f} ms"
+        )
         base = None
         for lm_type in ("witten_bell", "kaldi"):
             for impl in ("torch", "fused"):
                 r = row(name, lm_type, impl)
                 base = base or r["den"]
                 share = r["ctc_crf"] / (net["step"] + r["ctc_crf"])
-                rows.append((name, lm_type, impl, r["K"], r["states"], r["arcs"],
-                             f"{r['den']:.0f}", f"{base / r['den']:.1f}x", f"{r['ctc_crf']:.0f}",
-                             f"{100 * share:.1f} %"))
+                rows.append(
+                    (
+                        name,
+                        lm_type,
+                        impl,
+                        r["K"],
+                        r["states"],
+                        r["arcs"],
+                        f"{r['den']:.0f}",
+                        f"{base / r['den']:.1f}x",
+                        f"{r['ctc_crf']:.0f}",
+                        f"{100 * share:.1f} %",
+                    )
+                )
     gpu = device.startswith("cuda")
     write_table(
         "ctc_crf_gpu" if gpu else "ctc_crf",
         f"CTC-CRF loss vs a retrain step ({torch.cuda.get_device_name(0) if gpu else 'CPU'})",
-        ["den graph", "den LM", "den fwd-bwd", "K", "den states", "den arcs", "den fwd+bwd ms",
-         "den speed-up", "CTC-CRF fwd+bwd ms", "CTC-CRF share of step"],
+        [
+            "den graph",
+            "den LM",
+            "den fwd-bwd",
+            "K",
+            "den states",
+            "den arcs",
+            "den fwd+bwd ms",
+            "den speed-up",
+            "CTC-CRF fwd+bwd ms",
+            "CTC-CRF share of step",
+        ],
         rows,
-        [f"B = {B}, T = {T_OUT} frames after 3x sub-sampling, {LABELS} labels, float32, median "
-         f"of {REPEATS} after a warm-up, {torch.get_num_threads()} threads; each row measured "
-         "in a fresh process, all in one run."] + notes + [
-         "den LM: `witten_bell` = smoothed phone 4-gram (every phone from every state); `kaldi` "
-         "= unsmoothed, Kaldi's chain-est-phone-lm rules (the default of `stnas prep`).",
-         "den fwd-bwd: `torch` = the pure-torch reference (`DenLogZ`, sparse products); `fused` "
-         "= the C++ extension (`pipeline/loss/csrc`). Speed-up relative to the first row of "
-         "the same den graph.",
-         "CTC-CRF share = CTC-CRF / (network + CTC-CRF). Targets: ≤ 5 % of a WSJ-size step on "
-         "CPU and on GPU, ≤ 2 % on tts (CPU).",
-         ("Measured on the GPU (CUDA synchronised around every timing)." if gpu else
-          "CPU run; `bench/gpu_check.sh` measures the GPU table when a GPU is lent.")],
+        [
+            f"B = {B}, T = {T_OUT} frames after 3x sub-sampling, {LABELS} labels, float32, median "
+            f"of {REPEATS} after a warm-up, {torch.get_num_threads()} threads; each row measured "
+            "in a fresh process, all in one run."
+        ]
+        + notes
+        + [
+            "den LM: `witten_bell` = smoothed phone 4-gram (every phone from every state); `kaldi` "
+            "= unsmoothed, Kaldi's chain-est-phone-lm rules (the default of `stnas prep`).",
+            "den fwd-bwd: `torch` = the pure-torch reference (`DenLogZ`, sparse products); `fused` "
+            "= the C++ extension (`pipeline/loss/csrc`). Speed-up relative to the first row of "
+            "the same den graph.",
+            "CTC-CRF share = CTC-CRF / (network + CTC-CRF). Targets: ≤ 5 % of a WSJ-size step on "
+            "CPU and on GPU, ≤ 2 % on tts (CPU).",
+            (
+                "Measured on the GPU (CUDA synchronised around every timing)."
+                if gpu
+                else "CPU run; `bench/gpu_check.sh` measures the GPU table when a GPU is lent."
+            ),
+        ],
     )
 
 
@@ -170,8 +231,9 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--row", nargs=3, metavar=("GRAPH", "LM", "IMPL"),
-                        help=argparse.SUPPRESS)  # one row, in this process (used by main)
+    parser.add_argument(
+        "--row", nargs=3, metavar=("GRAPH", "LM", "IMPL"), help=argparse.SUPPRESS
+    )  # one row, in this process (used by main)
     args = parser.parse_args()
     if args.row:
         print(json.dumps(measure(*args.row, args.device)))

@@ -35,8 +35,8 @@ def main(data: Path, model: Path) -> None:
     from bench.common import write_table
     from pipeline.decode.decoder import Decoder, DecoderConfig
     from pipeline.decode.defaults import OUTPUT_FRAME_SHIFT_S
-    from pipeline.decode.sweep import decode_set
     from pipeline.decode.run import model_logprobs
+    from pipeline.decode.sweep import decode_set
     from pipeline.stages.graphs import lang_test_dir
 
     lang = lang_test_dir(data, "tg")
@@ -79,10 +79,17 @@ def main(data: Path, model: Path) -> None:
         else:
             seconds, wers = timed(dec, settings, method)
         best = min(wers, key=wers.get)
-        rows.append((label, method, f"{len(settings)}", f"{seconds / audio:.4f}",
-                     f"{seconds / audio / len(settings):.4f}",
-                     f"{wers.get((1.0, 0.0), float('nan')):.2f}",
-                     f"{wers[best]:.2f} at {best[0]:g}/{best[1]:g}"))
+        rows.append(
+            (
+                label,
+                method,
+                f"{len(settings)}",
+                f"{seconds / audio:.4f}",
+                f"{seconds / audio / len(settings):.4f}",
+                f"{wers.get((1.0, 0.0), float('nan')):.2f}",
+                f"{wers[best]:.2f} at {best[0]:g}/{best[1]:g}",
+            )
+        )
 
     add("before: beam 17 in scaled units", DecoderConfig(beam=17.0), "redecode", at_p0, before=True)
     add("beam 17, max_active 7000", DecoderConfig(beam=17.0), "redecode", at_p0)
@@ -94,28 +101,41 @@ def main(data: Path, model: Path) -> None:
         add(f"beam {beam:g}, lattice beam {lattice_beam:g}", cfg, "lattice", at_p0)
         add(f"beam {beam:g}, lattice beam {lattice_beam:g}", cfg, "lattice", sweep)
     write_table(
-        "decode", "Decoding speed and WER on dev, demo model (CPU, one process)",
-        ["search", "method", "settings", "RTF", "RTF per setting", "%WER at 1/0",
-         "best %WER (weight/penalty)"], rows,
-        [f"{len(mats)} dev utterances, {audio:.1f} s of audio, {words} words; model {model}; "
-         f"graph {lang / 'TLG.fst'}.",
-         "RTF = search CPU seconds / audio seconds, per core (one process; the network forward "
-         "and the one-off composition TLG o P per penalty excluded). Settings: 6 LM weights "
-         "(0.3-2.0) at penalty 0, or all 18 pairs with penalties 0, 0.5, 1.0 (the dev tuning "
-         "sweep of `stnas decode`).",
-         "redecode: one FasterDecoder search per setting. lattice: one LatticeSimpleDecoder "
-         "lattice per utterance and penalty, every LM weight read from it (shortest path).",
-         "Beams are in unscaled units (acoustic cost + LM weight x graph cost) except in the "
-         "'before' row, which keeps beam 17 in the scaled search at every weight (the old "
-         "behaviour, for reference).",
-         "Targets: one search RTF <= 0.02; the whole sweep RTF <= 0.05; WER within 0.2 absolute "
-         "of the beam-17 result."])
+        "decode",
+        "Decoding speed and WER on dev, demo model (CPU, one process)",
+        [
+            "search",
+            "method",
+            "settings",
+            "RTF",
+            "RTF per setting",
+            "%WER at 1/0",
+            "best %WER (weight/penalty)",
+        ],
+        rows,
+        [
+            f"{len(mats)} dev utterances, {audio:.1f} s of audio, {words} words; model {model}; "
+            f"graph {lang / 'TLG.fst'}.",
+            "RTF = search CPU seconds / audio seconds, per core (one process; the network forward "
+            "and the one-off composition TLG o P per penalty excluded). Settings: 6 LM weights "
+            "(0.3-2.0) at penalty 0, or all 18 pairs with penalties 0, 0.5, 1.0 (the dev tuning "
+            "sweep of `stnas decode`).",
+            "redecode: one FasterDecoder search per setting. lattice: one LatticeSimpleDecoder "
+            "lattice per utterance and penalty, every LM weight read from it (shortest path).",
+            "Beams are in unscaled units (acoustic cost + LM weight x graph cost) except in the "
+            "'before' row, which keeps beam 17 in the scaled search at every weight (the old "
+            "behaviour, for reference).",
+            "Targets: one search RTF <= 0.02; the whole sweep RTF <= 0.05; WER within 0.2 absolute "
+            "of the beam-17 result.",
+        ],
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=REPO / "data" / "tts")
-    parser.add_argument("--model", type=Path, default=REPO / "exp" / "tts" / "st" / "retrain"
-                        / "avg.pt")
+    parser.add_argument(
+        "--model", type=Path, default=REPO / "exp" / "tts" / "st" / "retrain" / "avg.pt"
+    )
     args = parser.parse_args()
     main(args.data, args.model)

@@ -58,8 +58,9 @@ def run_one(config: str, device: str, batch: int, frames: int, repeats: int) -> 
 
     from pipeline.nas.arch import Arch
     from pipeline.nas.space import load_space
+    from pipeline.nas.supernet import ArchWeights, Supernet
+    from pipeline.nas.supernet import Path as NetPath
     from pipeline.search.strategies import StrategyConfig, make_strategy
-    from pipeline.nas.supernet import ArchWeights, Path as NetPath, Supernet
 
     torch.manual_seed(0)
     dev = torch.device(device)
@@ -71,8 +72,9 @@ def run_one(config: str, device: str, batch: int, frames: int, repeats: int) -> 
 
     def ctc(out):
         log_probs, out_lengths = out
-        return F.ctc_loss(log_probs.transpose(0, 1), labels, out_lengths, label_lengths,
-                          zero_infinity=True)
+        return F.ctc_loss(
+            log_probs.transpose(0, 1), labels, out_lengths, label_lengths, zero_infinity=True
+        )
 
     all_k5 = ["tdnn_k5_d1", "tdnn_k5_d2"] * 3
     if config == "single":
@@ -94,16 +96,21 @@ def run_one(config: str, device: str, batch: int, frames: int, repeats: int) -> 
             opt.zero_grad(set_to_none=True)
             ctc(net(x, lengths, choice)).backward()
             opt.step()
+
         path = NetPath(tuple(space.index_of(all_k5)))
         if config == "st_weight":
+
             def step():
                 weight_step(path)  # the same path as ``single``: same work, fair timing
         elif config == "st_arch":
+
             def step():
                 strategy.arch_step(lambda choice: ctc(net(x, lengths, choice)))
         else:
+
             def step():
                 weight_step(strategy.weight_choice())
+
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     for p in net.parameters():  # Adam state for every op, without running the network
         p.grad = torch.zeros_like(p)
@@ -117,8 +124,7 @@ def run_one(config: str, device: str, batch: int, frames: int, repeats: int) -> 
         base = _rss_mb()
     step()  # the first step sets the peak; later ones are timed
     sync()
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda"
-            else _peak_rss_mb())
+    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else _peak_rss_mb()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -126,8 +132,13 @@ def run_one(config: str, device: str, batch: int, frames: int, repeats: int) -> 
         sync()
         times.append(time.perf_counter() - t)
     times.sort()
-    return {"config": config, "seconds": times[len(times) // 2], "peak_mb": peak,
-            "step_mb": peak - base, "params": sum(p.numel() for p in net.parameters())}
+    return {
+        "config": config,
+        "seconds": times[len(times) // 2],
+        "peak_mb": peak,
+        "step_mb": peak - base,
+        "params": sum(p.numel() for p in net.parameters()),
+    }
 
 
 def main() -> None:
@@ -145,36 +156,73 @@ def main() -> None:
 
     results = {}
     for config in CONFIGS:
-        out = subprocess.run([sys.executable, __file__, "--one", config, "--device", args.device,
-                              "--batch", str(args.batch), "--frames", str(args.frames),
-                              "--repeats", str(args.repeats)],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                config,
+                "--device",
+                args.device,
+                "--batch",
+                str(args.batch),
+                "--frames",
+                str(args.frames),
+                "--repeats",
+                str(args.repeats),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         results[config] = json.loads(out.strip().splitlines()[-1])
         print(config, results[config], flush=True)
     ref = results["single"]
     rows = []
     for config in CONFIGS:
         r = results[config]
-        rows.append((config, f"{r['params'] / 1e6:.1f} M", f"{r['seconds']:.2f}",
-                     f"{r['seconds'] / ref['seconds']:.2f}x", f"{r['peak_mb']:.0f}",
-                     f"{r['peak_mb'] / ref['peak_mb']:.2f}x", f"{r['step_mb']:.0f}",
-                     f"{r['step_mb'] / ref['step_mb']:.2f}x"))
-    where = "GPU, torch.cuda.max_memory_allocated" if args.device.startswith("cuda") \
+        rows.append(
+            (
+                config,
+                f"{r['params'] / 1e6:.1f} M",
+                f"{r['seconds']:.2f}",
+                f"{r['seconds'] / ref['seconds']:.2f}x",
+                f"{r['peak_mb']:.0f}",
+                f"{r['peak_mb'] / ref['peak_mb']:.2f}x",
+                f"{r['step_mb']:.0f}",
+                f"{r['step_mb'] / ref['step_mb']:.2f}x",
+            )
+        )
+    where = (
+        "GPU, torch.cuda.max_memory_allocated"
+        if args.device.startswith("cuda")
         else "CPU, peak RSS"
+    )
     write_table(
         "nas_cost" + ("_gpu" if args.device.startswith("cuda") else ""),
         f"Cost of a NAS step vs a single-model step ({where})",
-        ["step", "parameters held", "seconds", "time ratio", "peak MiB", "peak ratio",
-         "step MiB", "step-memory ratio"],
+        [
+            "step",
+            "parameters held",
+            "seconds",
+            "time ratio",
+            "peak MiB",
+            "peak ratio",
+            "step MiB",
+            "step-memory ratio",
+        ],
         rows,
-        [f"WSJ space (4 candidates x 6 blocks, width 640), K = {K}, CTC loss, batch "
-         f"{args.batch} x {args.frames} frames, median of {args.repeats}, each row in a fresh "
-         "process.",
-         "single = the derived all-k5 network; st_weight runs that same path in the supernet.",
-         "peak = whole process (weights + Adam state of every op + activations + runtime); "
-         "step memory = peak minus the resident size before the first timed step.",
-         "Targets: st_weight <= 1.15x single in memory and time; st_arch <= 1.6x memory; "
-         "DARTS/SNAS expected about N = 4x."])
+        [
+            f"WSJ space (4 candidates x 6 blocks, width 640), K = {K}, CTC loss, batch "
+            f"{args.batch} x {args.frames} frames, median of {args.repeats}, each row in a fresh "
+            "process.",
+            "single = the derived all-k5 network; st_weight runs that same path in the supernet.",
+            "peak = whole process (weights + Adam state of every op + activations + runtime); "
+            "step memory = peak minus the resident size before the first timed step.",
+            "Targets: st_weight <= 1.15x single in memory and time; st_arch <= 1.6x memory; "
+            "DARTS/SNAS expected about N = 4x.",
+        ],
+    )
 
 
 if __name__ == "__main__":

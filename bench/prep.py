@@ -30,8 +30,8 @@ def main() -> None:
     from pipeline.data.cmvn import apply_cmvn, cmvn_stats
     from pipeline.data.datadir import read_map
     from pipeline.data.deltas import add_deltas
-    from pipeline.data.features import make_features
     from pipeline.data.fbank import FbankExtractor
+    from pipeline.data.features import make_features
 
     if not (CORPUS / "train" / "wav.scp").is_file():
         prepare(None, CORPUS, hours=HOURS, seed=1, nj=2, progress=False)
@@ -45,6 +45,7 @@ def main() -> None:
     def full() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             import shutil
+
             d = Path(tmp) / "train"
             shutil.copytree(train, d)
             make_features(d, Path(tmp) / "fbank", conf, nj=1, progress=False)
@@ -55,7 +56,10 @@ def main() -> None:
     steps = [
         ("read wav", lambda: [read_audio(e, u) for u, e in wav.items()]),
         ("fbank (kaldi-native-fbank)", lambda: [fb(x, r) for r, x in audio.values()]),
-        ("CMVN stats + apply", lambda: [apply_cmvn(f, stats) for f in feats.values()] and cmvn_stats(feats.values())),
+        (
+            "CMVN stats + apply",
+            lambda: [apply_cmvn(f, stats) for f in feats.values()] and cmvn_stats(feats.values()),
+        ),
         ("Δ+ΔΔ", lambda: [add_deltas(f) for f in feats.values()]),
         ("write ark/scp", lambda: kaldiio.save_ark(tempfile.mktemp(suffix=".ark"), out)),
         ("whole pipeline (make_features, 1 job)", full),
@@ -67,12 +71,16 @@ def main() -> None:
         wall = median_time(fn, REPEATS)
         rows.append((name, f"{cpu * 1000:.1f}", f"{wall * 1000:.1f}", f"{seconds / cpu:.0f}×"))
     write_table(
-        "prep", "Feature pipeline real-time factor",
-        ["step", "CPU ms (median)", "wall ms (median)", "audio s per CPU s"], rows,
-        [f"{len(audio)} utterances, {seconds:.1f} s of 16 kHz audio from the tts corpus "
-         f"({HOURS} h plan, seed 1); {REPEATS} repeats, median.",
-         "Target: whole pipeline ≥ 150× real time per core.",
-         "The whole-pipeline row includes reading the wavs and copying the data dir."],
+        "prep",
+        "Feature pipeline real-time factor",
+        ["step", "CPU ms (median)", "wall ms (median)", "audio s per CPU s"],
+        rows,
+        [
+            f"{len(audio)} utterances, {seconds:.1f} s of 16 kHz audio from the tts corpus "
+            f"({HOURS} h plan, seed 1); {REPEATS} repeats, median.",
+            "Target: whole pipeline ≥ 150× real time per core.",
+            "The whole-pipeline row includes reading the wavs and copying the data dir.",
+        ],
     )
 
 

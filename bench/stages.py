@@ -30,20 +30,30 @@ STAGES = ("warmup", "search", "retrain")
 
 
 def run_one(stage: str, data: str, exp: str, config_dir: str, device: str) -> dict:
-    from pipeline.train.config import load_config
     from pipeline.stages.train import run_training
+    from pipeline.train.config import load_config
 
-    cfg = load_config(stage, Path(config_dir) / f"{stage}.yaml", ["progress=false"],
-                      data_dir=data, exp_dir=exp, device=device)
+    cfg = load_config(
+        stage,
+        Path(config_dir) / f"{stage}.yaml",
+        ["progress=false"],
+        data_dir=data,
+        exp_dir=exp,
+        device=device,
+    )
     t = time.perf_counter()
     summary = run_training(cfg, force=True)
     wall = time.perf_counter() - t
     rows = [json.loads(x) for x in (Path(exp) / stage / "metrics.jsonl").read_text().splitlines()]
     fps = [r["frames_per_s"] for r in rows if r.get("kind") == "train"]
-    return {"stage": stage, "wall_s": wall, "epochs": summary["epochs"],
-            "steps": summary["steps"], "peak_mb": resource.getrusage(
-                resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "frames_per_s": statistics.median(fps) if fps else float("nan")}
+    return {
+        "stage": stage,
+        "wall_s": wall,
+        "epochs": summary["epochs"],
+        "steps": summary["steps"],
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "frames_per_s": statistics.median(fps) if fps else float("nan"),
+    }
 
 
 def main() -> None:
@@ -62,31 +72,59 @@ def main() -> None:
     from pipeline.stages.prep import PrepConfig, run_prep
 
     data = REPO / "data" / f"bench_tts_{args.hours:g}h"
-    run_prep(PrepConfig(corpus="tts", data_dir=str(data), hours=args.hours, nj=2),
-             progress=False)
+    run_prep(PrepConfig(corpus="tts", data_dir=str(data), hours=args.hours, nj=2), progress=False)
     exp = REPO / "exp" / "bench_stages"
     res = {}
     for stage in STAGES:
-        out = subprocess.run([sys.executable, __file__, "--one", stage, "--data", str(data),
-                              "--exp", str(exp), "--config-dir", args.config_dir,
-                              "--device", args.device],
-                             check=True, capture_output=True, text=True, cwd=REPO).stdout
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                stage,
+                "--data",
+                str(data),
+                "--exp",
+                str(exp),
+                "--config-dir",
+                args.config_dir,
+                "--device",
+                args.device,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        ).stdout
         res[stage] = json.loads(out.strip().splitlines()[-1])
         print(stage, res[stage], flush=True)
-    rows = [(s, f"{r['wall_s']:.1f}", r["epochs"], f"{r['wall_s'] / max(r['epochs'], 1):.1f}",
-             f"{r['peak_mb']:.0f}", f"{r['frames_per_s']:.0f}") for s, r in res.items()]
+    rows = [
+        (
+            s,
+            f"{r['wall_s']:.1f}",
+            r["epochs"],
+            f"{r['wall_s'] / max(r['epochs'], 1):.1f}",
+            f"{r['peak_mb']:.0f}",
+            f"{r['frames_per_s']:.0f}",
+        )
+        for s, r in res.items()
+    ]
     ratio = (res["warmup"]["wall_s"] + res["search"]["wall_s"]) / res["retrain"]["wall_s"]
     utts = sum(1 for _ in open(data / "train_sp" / "text"))
     write_table(
         "stages" + ("_gpu" if args.device.startswith("cuda") else ""),
         f"Training stages on tts ({args.device})",
-        ["stage", "wall s", "epochs", "s / epoch", "peak RSS MiB", "train frames/s"], rows,
-        [f"tts corpus, {args.hours:g} h before 3-way speed perturbation ({utts} training "
-         f"utterances); configs {Path(args.config_dir).relative_to(REPO)}; each stage in a "
-         "fresh process; wall time includes start-up, the held-out evaluations and plots.",
-         f"(warmup + search) / retrain = {ratio:.2f} (target <= 1.5; the paper: whole 3-stage "
-         "run < 3x a single training).",
-         "frames/s counts input frames (10 ms) of the training batches, median of logged steps."])
+        ["stage", "wall s", "epochs", "s / epoch", "peak RSS MiB", "train frames/s"],
+        rows,
+        [
+            f"tts corpus, {args.hours:g} h before 3-way speed perturbation ({utts} training "
+            f"utterances); configs {Path(args.config_dir).relative_to(REPO)}; each stage in a "
+            "fresh process; wall time includes start-up, the held-out evaluations and plots.",
+            f"(warmup + search) / retrain = {ratio:.2f} (target <= 1.5; the paper: whole 3-stage "
+            "run < 3x a single training).",
+            "frames/s counts input frames (10 ms) of the training batches, median of logged steps.",
+        ],
+    )
 
 
 if __name__ == "__main__":

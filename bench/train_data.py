@@ -71,21 +71,21 @@ def corrupted_dev(data: Path, kind: str, nj: int) -> str:
     # scored against dev's own transcripts under dev's ids: strip the prefix again
     for f in ("wav.scp", "text", "utt2spk", "utt2uniq", "reco2augment"):
         m = read_map(out / f)
-        write_map(out / f, {k[len(p):]: (v[len(p):] if f == "utt2spk" else v)
-                            for k, v in m.items()})
+        write_map(
+            out / f, {k[len(p) :]: (v[len(p) :] if f == "utt2spk" else v) for k, v in m.items()}
+        )
     (out / "utt2uniq").unlink()
     write_spk2utt(out)
     conf = yaml.safe_load((data / "config.yaml").read_text())
-    make_features(out, data / "fbank", conf["fbank_conf"], nj=nj, progress=False,
-                  keep_reference=True)
+    make_features(
+        out, data / "fbank", conf["fbank_conf"], nj=nj, progress=False, keep_reference=True
+    )
     return name
 
 
 def best_wer(decode_dir: Path) -> str:
     line = (decode_dir / "best_wer").read_text().splitlines()[0]
     return re.search(r"%WER ([\d.]+)", line).group(1)
-
-
 
 
 def main() -> None:
@@ -103,26 +103,89 @@ def main() -> None:
     for arm in a.arm:
         name, _, opts = arm.partition("=")
         data, exp = ROOT / "data" / f"tts_{name}", ROOT / "exp" / f"tts_{name}" / "st"
-        sh(STNAS + ["prep", "--config", "conf/tts/prep.yaml", "--data-dir", data, "--nj", a.nj,
-                    *shlex.split(opts)], log)
+        sh(
+            STNAS
+            + [
+                "prep",
+                "--config",
+                "conf/tts/prep.yaml",
+                "--data-dir",
+                data,
+                "--nj",
+                a.nj,
+                *shlex.split(opts),
+            ],
+            log,
+        )
         for k in KINDS:
             corrupted_dev(data, k, a.nj)
-        sh(STNAS + ["retrain", "--config", "conf/tts/retrain.yaml", "--data-dir", data,
-                    "--exp-dir", exp, "--arch", arch], log)
+        sh(
+            STNAS
+            + [
+                "retrain",
+                "--config",
+                "conf/tts/retrain.yaml",
+                "--data-dir",
+                data,
+                "--exp-dir",
+                exp,
+                "--arch",
+                arch,
+            ],
+            log,
+        )
         model = exp / "retrain" / "avg.pt"
-        sh(STNAS + ["decode", "--model", model, "--data-dir", data, "--sets", ",".join(sets),
-                    "--nj", a.nj], log)
-        sh(STNAS + ["score", "--model-dir", model.parent, "--data-dir", data, "--dev", "dev",
-                    "--test", ",".join(sets[1:]), "--results", ""], log)
+        sh(
+            STNAS
+            + [
+                "decode",
+                "--model",
+                model,
+                "--data-dir",
+                data,
+                "--sets",
+                ",".join(sets),
+                "--nj",
+                a.nj,
+            ],
+            log,
+        )
+        sh(
+            STNAS
+            + [
+                "score",
+                "--model-dir",
+                model.parent,
+                "--data-dir",
+                data,
+                "--dev",
+                "dev",
+                "--test",
+                ",".join(sets[1:]),
+                "--results",
+                "",
+            ],
+            log,
+        )
         rows[name] = [best_wer(model.parent / f"decode_{s}_tg") for s in sets]
         train = data / training_set_of(data)
         spk = read_map(train / "spk2utt")
-        info[name] = (opts or "(none)", len(read_map(train / "utt2spk")),
-                      len({s for s in spk if "-" not in s}))
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                         text=True, cwd=ROOT).stdout.strip()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor() or "CPU")
+        info[name] = (
+            opts or "(none)",
+            len(read_map(train / "utt2spk")),
+            len({s for s in spk if "-" not in s}),
+        )
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
+        platform.processor() or "CPU",
+    )
     lines = [
         f"<!-- Written by bench/train_data.py --name {a.name}: commit {sha}, {cpu}, "
         f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}. One run per arm (one seed): "
@@ -136,13 +199,13 @@ def main() -> None:
         "on clean dev; the corrupted copies of dev are decoded at that pair.",
         "",
         "| arm | prep options | training utterances | training speakers | "
-        + " | ".join(f"{s} %WER" for s in sets) + " |",
+        + " | ".join(f"{s} %WER" for s in sets)
+        + " |",
         "|---|---|---:|---:|" + "---:|" * len(sets),
     ]
     for name, wers in rows.items():
         opts, utts, spks = info[name]
-        lines.append(f"| {name} | `{opts}` | {utts} | {spks} | "
-                     + " | ".join(wers) + " |")
+        lines.append(f"| {name} | `{opts}` | {utts} | {spks} | " + " | ".join(wers) + " |")
     lines.append("")
     out = ROOT / "bench" / "results" / f"{a.name}.md"
     out.write_text("\n".join(lines))

@@ -18,10 +18,15 @@ from typing import Dict, Iterable, List, Mapping, Optional, Pattern, Sequence, T
 from pipeline.data.datadir import c_sort_key, write_data_dir
 from pipeline.data.validate import validate_data_dir
 from pipeline.errors import DataError
-from pipeline.lang.lexicon import (
-    UNK, Lexicon, add_pron, read_cmudict, read_festival_cmudict, write_lexicon,
-)
 from pipeline.io import atomic_write_text
+from pipeline.lang.lexicon import (
+    UNK,
+    Lexicon,
+    add_pron,
+    read_cmudict,
+    read_festival_cmudict,
+    write_lexicon,
+)
 
 NOISE = "<NOISE>"
 # Units of the non-speech entries every corpus lexicon carries (Kaldi's SPN / NSN phones).
@@ -110,9 +115,11 @@ def shorten_note(paths: Iterable[Path]) -> Optional[str]:
     for p in paths:
         if sphere_is_shortened(p):
             if shutil.which("sph2pipe") is None:
-                return (f"audio is shorten-compressed SPHERE (e.g. {p}) and sph2pipe is not on "
-                        "PATH: install it (Kaldi tools/extras/install_sph2pipe.sh) before "
-                        "feature extraction")
+                return (
+                    f"audio is shorten-compressed SPHERE (e.g. {p}) and sph2pipe is not on "
+                    "PATH: install it (Kaldi tools/extras/install_sph2pipe.sh) before "
+                    "feature extraction"
+                )
             return None
     return None
 
@@ -132,12 +139,22 @@ class BadUtts:
         self.skip = skip
         self.items: Dict[str, str] = {}
 
-    def report(self, utt: str, reason: str, message: str,
-               path: Optional[Path] = None, line: Optional[int] = None) -> None:
+    def report(
+        self,
+        utt: str,
+        reason: str,
+        message: str,
+        path: Optional[Path] = None,
+        line: Optional[int] = None,
+    ) -> None:
         """Record ``utt`` as bad for ``reason`` (one token), or raise a DataError saying why."""
         if not self.skip:
-            raise DataError(f"{message} (pass skip_bad=True to skip and list such utterances "
-                            "in bad_utts.txt)", path, line, utt=utt)
+            raise DataError(
+                f"{message} (pass skip_bad=True to skip and list such utterances in bad_utts.txt)",
+                path,
+                line,
+                utt=utt,
+            )
         self.items.setdefault(utt, reason)
 
     def write(self, out_dir: Path) -> int:
@@ -155,9 +172,13 @@ class BadUtts:
 # Writing data dirs
 
 
-def write_set(data_dir: Path, wav_scp: Mapping[str, str], text: Mapping[str, str],
-              utt2spk: Mapping[str, str],
-              segments: Optional[Mapping[str, str]] = None) -> int:
+def write_set(
+    data_dir: Path,
+    wav_scp: Mapping[str, str],
+    text: Mapping[str, str],
+    utt2spk: Mapping[str, str],
+    segments: Optional[Mapping[str, str]] = None,
+) -> int:
     """Write one sorted Kaldi data dir and validate it; returns its number of utterances."""
     if not text:
         raise DataError("no utterances left for this set", data_dir)
@@ -223,9 +244,9 @@ def lookup(word: str, dictionary: Lexicon) -> Optional[List[List[str]]]:
     return None
 
 
-def build_lexicon(words: Iterable[str], dictionary: Lexicon,
-                  specials: Mapping[str, List[str]], full: bool = False
-                  ) -> Tuple[Lexicon, List[str]]:
+def build_lexicon(
+    words: Iterable[str], dictionary: Lexicon, specials: Mapping[str, List[str]], full: bool = False
+) -> Tuple[Lexicon, List[str]]:
     """The corpus lexicon: pronunciations of the transcript words plus the special entries.
 
     Args:
@@ -268,8 +289,10 @@ def write_dict(out_dir: Path, lex: Lexicon) -> Path:
 def oov_note(oov: Sequence[str], show: int = 10) -> str:
     """A note listing transcript words the dictionary does not cover."""
     head = " ".join(oov[:show]) + (" ..." if len(oov) > show else "")
-    return (f"{len(oov)} transcript word types have no pronunciation (left as they are; the "
-            f"labels step maps them to {UNK}): {head}")
+    return (
+        f"{len(oov)} transcript word types have no pronunciation (left as they are; the "
+        f"labels step maps them to {UNK}): {head}"
+    )
 
 
 def fragment(before: str, after: str, trail: str = "") -> str:

@@ -22,15 +22,34 @@ import yaml
 from pipeline.errors import StnasError
 
 Check = Optional[Callable[[Any], bool]]
-_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
-          "dict": (dict,), "list": (list, tuple)}
-_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-          "dict": "a mapping", "list": "a list"}
+_TYPES = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "dict": (dict,),
+    "list": (list, tuple),
+}
+_NAMES = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "a string",
+    "dict": "a mapping",
+    "list": "a list",
+}
 
 
-def option(default: Any = dataclasses.MISSING, *, kind: str, help: str, unit: str = "",
-           check: Check = None, allowed: str = "",
-           factory: Optional[Callable[[], Any]] = None) -> Any:
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    kind: str,
+    help: str,
+    unit: str = "",
+    check: Check = None,
+    allowed: str = "",
+    factory: Optional[Callable[[], Any]] = None,
+) -> Any:
     """A config field: its default, and what :func:`validate` and :func:`render` need.
 
     Args:
@@ -62,21 +81,26 @@ def one_of(*values: Any) -> Callable[[Any], bool]:
     return lambda v: v in values
 
 
-def check_value(key: str, value: Any, kind: str, check: Check, allowed: str,
-                where: str = "") -> None:
+def check_value(
+    key: str, value: Any, kind: str, check: Check, allowed: str, where: str = ""
+) -> None:
     """Raise :class:`StnasError` when ``value`` is not of ``kind`` or fails ``check``."""
     optional = kind.endswith("?")
     kind = kind.rstrip("?")
     if value is None and optional:
         return
-    if not isinstance(value, _TYPES[kind]) or (kind in ("int", "float")
-                                                and isinstance(value, bool)):
-        raise StnasError(f"{where}config key '{key}': {value!r} is not {_NAMES[kind]}"
-                         + (" (or null)" if optional else "")
-                         + (f"; allowed: {allowed}" if allowed else ""))
+    if not isinstance(value, _TYPES[kind]) or (
+        kind in ("int", "float") and isinstance(value, bool)
+    ):
+        raise StnasError(
+            f"{where}config key '{key}': {value!r} is not {_NAMES[kind]}"
+            + (" (or null)" if optional else "")
+            + (f"; allowed: {allowed}" if allowed else "")
+        )
     if check is not None and not check(value):
-        raise StnasError(f"{where}config key '{key}': {value!r} is out of range; "
-                         f"allowed: {allowed}")
+        raise StnasError(
+            f"{where}config key '{key}': {value!r} is out of range; allowed: {allowed}"
+        )
 
 
 def validate(cfg: Any, source: str = "") -> None:
@@ -97,8 +121,10 @@ def validate(cfg: Any, source: str = "") -> None:
 
 def describe(cls: Any) -> Dict[str, Dict[str, str]]:
     """Field name → ``{"help", "unit", "allowed", "kind"}`` of a config dataclass."""
-    return {f.name: {k: f.metadata.get(k) or "" for k in ("help", "unit", "allowed", "kind")}
-            for f in dataclasses.fields(cls)}
+    return {
+        f.name: {k: f.metadata.get(k) or "" for k in ("help", "unit", "allowed", "kind")}
+        for f in dataclasses.fields(cls)
+    }
 
 
 def render(cfg: Any, title: str = "") -> str:
@@ -109,13 +135,19 @@ def render(cfg: Any, title: str = "") -> str:
         value = getattr(cfg, f.name)
         m = f.metadata
         note = m.get("help", "")
-        extra = ", ".join(x for x in (m.get("unit") and f"unit: {m['unit']}",
-                                      m.get("allowed") and f"allowed: {m['allowed']}") if x)
+        extra = ", ".join(
+            x
+            for x in (
+                m.get("unit") and f"unit: {m['unit']}",
+                m.get("allowed") and f"allowed: {m['allowed']}",
+            )
+            if x
+        )
         if note or extra:
             lines.append(f"# {note}" + (f" ({extra})" if extra else ""))
         if dataclasses.is_dataclass(value):
             value = dataclasses.asdict(cast(Any, value))  # typed instance | class; an instance here
-        text = yaml.safe_dump(value, default_flow_style=True, width=10 ** 6).strip()
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
         lines.append(f"{f.name}: {text.removesuffix('...').strip()}")
     return "\n".join(lines) + "\n"
 

@@ -68,14 +68,20 @@ def write_error(path: Union[str, Path], exc: BaseException) -> Optional[WriteErr
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return WriteError(f"no space left on {_mount_of(where)} while writing {path}")
         return WriteError(f"cannot write {path}: {exc.strerror}")
-    if isinstance(exc, RuntimeError) and "write" in str(exc).lower() and \
-            ("PytorchStreamWriter" in str(exc) or "inline_container" in str(exc)):
+    if (
+        isinstance(exc, RuntimeError)
+        and "write" in str(exc).lower()
+        and ("PytorchStreamWriter" in str(exc) or "inline_container" in str(exc))
+    ):
         try:
             free = shutil.disk_usage(where).free
         except OSError:
             free = -1
-        why = (f"no space left on {_mount_of(where)}" if 0 <= free < 64 * 2 ** 20
-               else f"the write failed ({str(exc).strip().splitlines()[-1][:200]})")
+        why = (
+            f"no space left on {_mount_of(where)}"
+            if 0 <= free < 64 * 2**20
+            else f"the write failed ({str(exc).strip().splitlines()[-1][:200]})"
+        )
         return WriteError(f"{why} while writing {path}")
     return None
 

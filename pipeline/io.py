@@ -66,7 +66,7 @@ def atomic_write_text(path: PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-_WHOLE_FILE = 1 << 26   # files up to 64 MiB are hashed whole
+_WHOLE_FILE = 1 << 26  # files up to 64 MiB are hashed whole
 _BLOCK, _BLOCKS = 1 << 16, 64
 
 
@@ -102,8 +102,9 @@ def scp_fingerprint(scp: PathLike) -> str:
         if len(parts) == 2:
             arks.append(parts[1].rsplit(":", 1)[0])
     for ark in sorted(set(arks)):
-        h.update(f"{Path(ark).name} {fingerprint(ark) if Path(ark).is_file() else 'missing'}\n"
-                 .encode())
+        h.update(
+            f"{Path(ark).name} {fingerprint(ark) if Path(ark).is_file() else 'missing'}\n".encode()
+        )
     return "sha256:" + h.hexdigest()
 
 
@@ -127,7 +128,10 @@ def git_sha(repo: Optional[PathLike] = None) -> Optional[str]:
     try:
         out = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):

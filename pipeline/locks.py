@@ -66,8 +66,9 @@ def lock_dir(directory: Union[str, Path], shared: bool = False, what: str = "") 
             who = f"in use by {_holder(path)}"
         else:  # readers do not write the file
             who = "being read by another process (a stage that reads it is running)"
-        raise LockedError(f"{d} is {who}; wait for it to finish or stop it (the lock goes "
-                          "with the process)") from None
+        raise LockedError(
+            f"{d} is {who}; wait for it to finish or stop it (the lock goes with the process)"
+        ) from None
     _HELD[key] = (fd, not shared)
     if not shared:
         os.ftruncate(fd, 0)

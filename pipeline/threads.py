@@ -67,6 +67,9 @@ def pin_threads(num_threads: int = 0) -> int:
         torch.set_num_threads(n)
     for var in _DYNAMIC_VARS:
         if os.environ.get(var, "").upper() not in ("FALSE", "0"):
-            log.warning("%s is not FALSE: the math libraries may change their thread counts "
-                        "at run time, and results may differ between runs", var)
+            log.warning(
+                "%s is not FALSE: the math libraries may change their thread counts "
+                "at run time, and results may differ between runs",
+                var,
+            )
     return n

@@ -12,13 +12,13 @@ from pipeline.threads import disable_dynamic_threads
 
 disable_dynamic_threads()  # before any stage imports torch: see pipeline/threads.py
 
-from steps_py.decode import decode, score
-from steps_py.export import export
-from steps_py.prep import prep
-from steps_py.show import show
-from steps_py.study import study
-from steps_py.training import retrain, search, warmup
-from steps_py.transcribe import transcribe
+from steps_py.decode import decode, score  # noqa: E402
+from steps_py.export import export  # noqa: E402
+from steps_py.prep import prep  # noqa: E402
+from steps_py.show import show  # noqa: E402
+from steps_py.study import study  # noqa: E402
+from steps_py.training import retrain, search, warmup  # noqa: E402
+from steps_py.transcribe import transcribe  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -31,12 +31,15 @@ def cli(verbose: int) -> None:
     prep → warmup → search → retrain → decode → score.
     """
     level = logging.WARNING - 10 * min(verbose + 1, 2)
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     for handler in logging.getLogger().handlers:  # the console; stage log files take INFO
         handler.setLevel(level)
 
 
-for command in (prep, warmup, search, retrain, decode, score, show, study, export,
-                transcribe):
+for command in (prep, warmup, search, retrain, decode, score, show, study, export, transcribe):
     cli.add_command(command)

@@ -37,9 +37,12 @@ def user_errors() -> Iterator[None]:
 
 def print_config_option(fn):
     """The ``--print-config`` flag of a stage command."""
-    return click.option("--print-config", is_flag=True,
-                        help="Print the resolved config (every key with its default, help and "
-                             "bounds) and exit without running.")(fn)
+    return click.option(
+        "--print-config",
+        is_flag=True,
+        help="Print the resolved config (every key with its default, help and "
+        "bounds) and exit without running.",
+    )(fn)
 
 
 def echo_config(cfg: Any, title: str) -> None:
@@ -47,7 +50,9 @@ def echo_config(cfg: Any, title: str) -> None:
     click.echo(render(cfg, title), nl=False)
 
 
-def options_from_yaml(ctx: click.Context, param: click.Parameter, path: Optional[str]) -> Optional[str]:
+def options_from_yaml(
+    ctx: click.Context, param: click.Parameter, path: Optional[str]
+) -> Optional[str]:
     """Eager ``--config`` callback: a YAML file's keys become the command's option defaults.
 
     Keys are option names with ``_`` for ``-`` (``hours``, ``noise_snr``, ``corpus_opt``);
@@ -64,13 +69,17 @@ def options_from_yaml(ctx: click.Context, param: click.Parameter, path: Optional
     except (OSError, yaml.YAMLError) as e:
         raise click.BadParameter(f"{path}: cannot read YAML: {e}", ctx=ctx, param=param) from None
     if not isinstance(data, dict):
-        raise click.BadParameter(f"{path}: expected a mapping of option names to values",
-                                 ctx=ctx, param=param)
+        raise click.BadParameter(
+            f"{path}: expected a mapping of option names to values", ctx=ctx, param=param
+        )
     names = {p.name for p in ctx.command.params if p.name and p.name != param.name}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise click.BadParameter(f"{path}: unknown key(s) {', '.join(unknown)}; "
-                                 f"allowed: {', '.join(sorted(names))}", ctx=ctx, param=param)
+        raise click.BadParameter(
+            f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}",
+            ctx=ctx,
+            param=param,
+        )
     defaults: Dict[str, Any] = dict(data)
     multiple = {p.name for p in ctx.command.params if getattr(p, "multiple", False)}
     for key, value in data.items():

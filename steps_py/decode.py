@@ -18,38 +18,71 @@ def _floats(text: str):
 
 
 @click.command()
-@click.option("--model", required=True, type=click.Path(dir_okay=False),
-              help="Retrained model (retrain/avg.pt or best.pt).")
+@click.option(
+    "--model",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Retrained model (retrain/avg.pt or best.pt).",
+)
 @click.option("--data-dir", required=True, type=click.Path(file_okay=False))
 @click.option("--sets", default="dev,test", show_default=True, help="Comma-separated sets.")
 @click.option("--lm", default="tg", show_default=True, help="LM name: data/<c>/lang_test_<lm>.")
-@click.option("--lm-weights", default=",".join(map(str, defaults.LM_WEIGHTS)), show_default=True,
-              help="LM weights tried on the tuning set.")
-@click.option("--word-penalties", default=",".join(map(str, defaults.WORD_PENALTIES)),
-              show_default=True,
-              help="Word insertion penalties tried on the tuning set (with every LM weight).")
-@click.option("--tune-set", default="dev", show_default=True,
-              help="Set decoded at every (LM weight, penalty) pair; the other sets are decoded "
-              "once, at the pair it chooses. '' decodes every set at every pair.")
+@click.option(
+    "--lm-weights",
+    default=",".join(map(str, defaults.LM_WEIGHTS)),
+    show_default=True,
+    help="LM weights tried on the tuning set.",
+)
+@click.option(
+    "--word-penalties",
+    default=",".join(map(str, defaults.WORD_PENALTIES)),
+    show_default=True,
+    help="Word insertion penalties tried on the tuning set (with every LM weight).",
+)
+@click.option(
+    "--tune-set",
+    default="dev",
+    show_default=True,
+    help="Set decoded at every (LM weight, penalty) pair; the other sets are decoded "
+    "once, at the pair it chooses. '' decodes every set at every pair.",
+)
 @click.option("--beam", type=float, default=defaults.BEAM, show_default=True)
 @click.option("--lattice-beam", type=float, default=defaults.LATTICE_BEAM, show_default=True)
 @click.option("--max-active", type=int, default=defaults.MAX_ACTIVE, show_default=True)
-@click.option("--method", type=click.Choice(["redecode", "lattice", "auto"]),
-              default="redecode", show_default=True,
-              help="One search per setting (bounded by --max-active), or one lattice per "
-              "utterance and penalty with every LM weight read from it (no max-active bound); "
-              "auto: the lattice where a penalty has several weights (the dev sweep), else "
-              "one search. On the demo model auto sweeps dev 1.7x faster; on a weak model the "
-              "lattice search can be far slower.")
+@click.option(
+    "--method",
+    type=click.Choice(["redecode", "lattice", "auto"]),
+    default="redecode",
+    show_default=True,
+    help="One search per setting (bounded by --max-active), or one lattice per "
+    "utterance and penalty with every LM weight read from it (no max-active bound); "
+    "auto: the lattice where a penalty has several weights (the dev sweep), else "
+    "one search. On the demo model auto sweeps dev 1.7x faster; on a weak model the "
+    "lattice search can be far slower.",
+)
 @click.option("--nj", type=int, default=1, show_default=True, help="Decoding processes.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--write-logits", is_flag=True, help="Keep the log-probs as logits.ark/scp.")
 @click.option("--force", is_flag=True, help="Decode again sets that are done.")
 @print_config_option
-def decode(model: str, data_dir: str, sets: str, lm: str, lm_weights: str,
-           word_penalties: str, tune_set: str, beam: float, lattice_beam: float,
-           max_active: int, method: str, nj: int, device: str, write_logits: bool,
-           force: bool, print_config: bool) -> None:
+def decode(
+    model: str,
+    data_dir: str,
+    sets: str,
+    lm: str,
+    lm_weights: str,
+    word_penalties: str,
+    tune_set: str,
+    beam: float,
+    lattice_beam: float,
+    max_active: int,
+    method: str,
+    nj: int,
+    device: str,
+    write_logits: bool,
+    force: bool,
+    print_config: bool,
+) -> None:
     """Decode sets with the model against TLG: the tuning set (dev) at every LM weight and
     word penalty, the others once at the pair dev chooses.
 
@@ -64,12 +97,22 @@ def decode(model: str, data_dir: str, sets: str, lm: str, lm_weights: str,
         from pipeline.decode.run import DecodeConfig
         from pipeline.stages.decode import run_decode
 
-        cfg = DecodeConfig(model=model, data_dir=data_dir, sets=sets.split(","), lm=lm,
-                           lm_weights=_floats(lm_weights),
-                           word_penalties=_floats(word_penalties), tune_set=tune_set,
-                           beam=beam, lattice_beam=lattice_beam,
-                           max_active=max_active, method=method, nj=nj, device=device,
-                           write_logits=write_logits)
+        cfg = DecodeConfig(
+            model=model,
+            data_dir=data_dir,
+            sets=sets.split(","),
+            lm=lm,
+            lm_weights=_floats(lm_weights),
+            word_penalties=_floats(word_penalties),
+            tune_set=tune_set,
+            beam=beam,
+            lattice_beam=lattice_beam,
+            max_active=max_active,
+            method=method,
+            nj=nj,
+            device=device,
+            write_logits=write_logits,
+        )
         if print_config:
             echo_config(cfg, "stnas decode")
             return
@@ -79,29 +122,54 @@ def decode(model: str, data_dir: str, sets: str, lm: str, lm_weights: str,
         if info.get("up_to_date"):
             click.echo(f"decoded {name} already (up to date): {where}")
             continue
-        click.echo(f"decoded {name}: {info['utterances']} utterances at "
-                   f"{len(info['settings'])} setting(s), RTF per core "
-                   f"{info['rtf_per_core']:.3f} (search), {where}")
+        click.echo(
+            f"decoded {name}: {info['utterances']} utterances at "
+            f"{len(info['settings'])} setting(s), RTF per core "
+            f"{info['rtf_per_core']:.3f} (search), {where}"
+        )
         if "tuned" in info:
             t = info["tuned"]
-            click.echo(f"  chosen on {name}: LM weight {t['lm_weight']:g}, word penalty "
-                       f"{t['word_penalty']:g} (%WER {t['wer']:.2f})")
+            click.echo(
+                f"  chosen on {name}: LM weight {t['lm_weight']:g}, word penalty "
+                f"{t['word_penalty']:g} (%WER {t['wer']:.2f})"
+            )
 
 
 @click.command()
-@click.option("--model-dir", required=True, type=click.Path(file_okay=False),
-              help="The retrain dir holding decode_<set>_<lm>/.")
+@click.option(
+    "--model-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The retrain dir holding decode_<set>_<lm>/.",
+)
 @click.option("--data-dir", required=True, type=click.Path(file_okay=False))
 @click.option("--lm", default="tg", show_default=True)
 @click.option("--dev", default="dev", show_default=True, help="Set the LM weight is chosen on.")
-@click.option("--test", "tests", default="test", show_default=True,
-              help="Comma-separated sets scored at the dev-chosen weight.")
-@click.option("--results", default="RESULTS.md", show_default=True,
-              help="Results table to update ('' to skip).")
+@click.option(
+    "--test",
+    "tests",
+    default="test",
+    show_default=True,
+    help="Comma-separated sets scored at the dev-chosen weight.",
+)
+@click.option(
+    "--results",
+    default="RESULTS.md",
+    show_default=True,
+    help="Results table to update ('' to skip).",
+)
 @click.option("--arch-name", default="", help="Name in RESULTS.md [default: the exp tag].")
 @click.option("--python-scoring", is_flag=True, help="Score without sclite.")
-def score(model_dir: str, data_dir: str, lm: str, dev: str, tests: str, results: str,
-          arch_name: str, python_scoring: bool) -> None:
+def score(
+    model_dir: str,
+    data_dir: str,
+    lm: str,
+    dev: str,
+    tests: str,
+    results: str,
+    arch_name: str,
+    python_scoring: bool,
+) -> None:
     """Score with sclite: setting chosen on dev, applied to test; best_wer and RESULTS.md.
 
     Refuses decodes made from a model or graph that has changed since.
@@ -113,10 +181,17 @@ def score(model_dir: str, data_dir: str, lm: str, dev: str, tests: str, results:
     with user_errors():
         from pipeline.stages.score import run_score
 
-        out = run_score(Path(model_dir), Path(data_dir), lm, dev,
-                        [t for t in tests.split(",") if t],
-                        Path(results) if results else None, arch_name, not python_scoring)
-    for name, r in out.items():
+        out = run_score(
+            Path(model_dir),
+            Path(data_dir),
+            lm,
+            dev,
+            [t for t in tests.split(",") if t],
+            Path(results) if results else None,
+            arch_name,
+            not python_scoring,
+        )
+    for r in out.values():
         click.echo(f"{r['best_wer']}  (OOV {r['oov_rate']:.2f} %)")
     if results:
         click.echo(f"updated {results}")

@@ -10,12 +10,24 @@ from steps_py.common import user_errors
 
 
 @click.command()
-@click.option("--model", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="A retrained model (exp/.../retrain/avg.pt or best.pt).")
-@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]),
-              default="torchscript", show_default=True)
-@click.option("--out", default=None, help="Output file [default: next to the model, "
-              "model.torchscript.pt or model.onnx].")
+@click.option(
+    "--model",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A retrained model (exp/.../retrain/avg.pt or best.pt).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["torchscript", "onnx"]),
+    default="torchscript",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    default=None,
+    help="Output file [default: next to the model, model.torchscript.pt or model.onnx].",
+)
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
 def export(model: str, fmt: str, out: Optional[str], opset: int) -> None:
     """Export a retrained acoustic model; the exported outputs are checked against it.
@@ -30,8 +42,11 @@ def export(model: str, fmt: str, out: Optional[str], opset: int) -> None:
     with user_errors():
         from pipeline.decode.export import export_model
 
-        target = out or str(Path(model).with_name(
-            "model.torchscript.pt" if fmt == "torchscript" else "model.onnx"))
+        target = out or str(
+            Path(model).with_name("model.torchscript.pt" if fmt == "torchscript" else "model.onnx")
+        )
         rec = export_model(model, target, fmt, opset)
-    click.echo(f"exported {rec['architecture']} as {fmt}: {target} (max |Δ log-prob| "
-               f"{rec['max_abs_diff']:.1e} against the model; {target}.json describes it)")
+    click.echo(
+        f"exported {rec['architecture']} as {fmt}: {target} (max |Δ log-prob| "
+        f"{rec['max_abs_diff']:.1e} against the model; {target}.json describes it)"
+    )

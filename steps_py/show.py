@@ -38,15 +38,25 @@ def show() -> None:
 
 @show.command("arch")
 @click.argument("arch_json", type=click.Path(exists=True, dir_okay=False))
-@click.option("--units", type=int, default=None,
-              help="K, output units with blank [default: from --data-dir, else from the "
-              "best.pt next to the arch.json].")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Prepared data dir whose lang/units.txt gives K.")
-@click.option("--summary", is_flag=True,
-              help="One line instead of the table: the ops and the parameter count.")
-def show_arch(arch_json: str, units: Optional[int], data_dir: Optional[str],
-              summary: bool) -> None:
+@click.option(
+    "--units",
+    type=int,
+    default=None,
+    help="K, output units with blank [default: from --data-dir, else from the "
+    "best.pt next to the arch.json].",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Prepared data dir whose lang/units.txt gives K.",
+)
+@click.option(
+    "--summary",
+    is_flag=True,
+    help="One line instead of the table: the ops and the parameter count.",
+)
+def show_arch(arch_json: str, units: Optional[int], data_dir: Optional[str], summary: bool) -> None:
     """Print ARCH_JSON as a table: op, kernel, dilation, p(op), entropy, parameters and
     receptive field per layer; for a searched architecture also p per epoch.
 
@@ -64,11 +74,15 @@ def show_arch(arch_json: str, units: Optional[int], data_dir: Optional[str],
         arch = Arch.from_json(arch_json)
         k = units or _units(Path(arch_json), data_dir)
         if k is None:
-            raise StnasError("give --units K or --data-dir DIR: the output layer's size "
-                             "depends on the data's units")
+            raise StnasError(
+                "give --units K or --data-dir DIR: the output layer's size "
+                "depends on the data's units"
+            )
         if summary:
-            click.echo(f"{arch.describe()}  ({arch.num_parameters(k) / 1e6:.3f} M parameters "
-                       f"with K={k} units)")
+            click.echo(
+                f"{arch.describe()}  ({arch.num_parameters(k) / 1e6:.3f} M parameters "
+                f"with K={k} units)"
+            )
             return
         click.echo(format_arch_table(arch, k))
         if arch.history:
@@ -80,17 +94,23 @@ def _echo_history(arch: Any) -> None:
     from pipeline.search.diagnostics import block_stats
 
     chosen = arch.provenance.get("chosen_epoch")
-    click.echo(f"\nsearch ({arch.provenance.get('strategy')}), p of the chosen op and "
-               "H/log N per block at the end of each epoch:")
+    click.echo(
+        f"\nsearch ({arch.provenance.get('strategy')}), p of the chosen op and "
+        "H/log N per block at the end of each epoch:"
+    )
     for h in arch.history:
         cells = []
         for b, p in enumerate(h["probabilities"]):
             s = block_stats(p)
-            cells.append(f"{p[arch.candidates[b].index(arch.ops[b])]:.2f}/"
-                         f"{s['relative_entropy']:.2f}")
+            cells.append(
+                f"{p[arch.candidates[b].index(arch.ops[b])]:.2f}/{s['relative_entropy']:.2f}"
+            )
         mark = "  ← chosen (lowest held-out loss)" if h["epoch"] == chosen else ""
-        click.echo(f"  epoch {h['epoch']:3d}  held-out {h['held_out_loss']:.4f}  "
-                   + "  ".join(cells) + mark)
+        click.echo(
+            f"  epoch {h['epoch']:3d}  held-out {h['held_out_loss']:.4f}  "
+            + "  ".join(cells)
+            + mark
+        )
 
 
 def _units(arch_json: Path, data_dir: Optional[str]) -> Optional[int]:
@@ -108,8 +128,9 @@ def _units(arch_json: Path, data_dir: Optional[str]) -> Optional[int]:
 
 @show.command("config")
 @click.argument("yaml_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--key", required=True,
-              help="The key to print; a.b for key b of the mapping under a.")
+@click.option(
+    "--key", required=True, help="The key to print; a.b for key b of the mapping under a."
+)
 def show_config(yaml_file: str, key: str) -> None:
     """Print the value of a key of YAML_FILE: text as it is, anything else as JSON (true,
     0.002, [1, 2]). A missing key or unreadable YAML is an error naming the file.
@@ -153,9 +174,18 @@ def show_times(dirs: Tuple[str, ...]) -> None:
       stnas show times data/tts exp/tts/st exp/tts/st_tdnn_d
     """
     with user_errors():
-        rows = [_stage_time(p) for root in map(Path, dirs) for p in sorted(
-            [root / "stage.json", *root.glob("*/stage.json"), *root.glob("*/decode_*/stage.json")])
-            if p.is_file()]
+        rows = [
+            _stage_time(p)
+            for root in map(Path, dirs)
+            for p in sorted(
+                [
+                    root / "stage.json",
+                    *root.glob("*/stage.json"),
+                    *root.glob("*/decode_*/stage.json"),
+                ]
+            )
+            if p.is_file()
+        ]
     if rows:
         width = max(len(r[0]) for r in rows)
         click.echo("stage times:")

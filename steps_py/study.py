@@ -10,16 +10,34 @@ from steps_py.common import echo_config, print_config_option, user_errors
 
 
 @click.command()
-@click.option("--config", "config_path", required=True,
-              type=click.Path(exists=True, dir_okay=False), help="conf/study/<name>.yaml")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a top-level key (YAML value), e.g. --set 'seeds=[1, 2]'.")
-@click.option("--report-only", is_flag=True,
-              help="Run nothing; write the report from the members scored so far.")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="conf/study/<name>.yaml",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a top-level key (YAML value), e.g. --set 'seeds=[1, 2]'.",
+)
+@click.option(
+    "--report-only",
+    is_flag=True,
+    help="Run nothing; write the report from the members scored so far.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the stage commands and exit.")
 @print_config_option
-def study(config_path: str, overrides: Tuple[str, ...], report_only: bool,
-          dry_run: bool, print_config: bool) -> None:
+def study(
+    config_path: str,
+    overrides: Tuple[str, ...],
+    report_only: bool,
+    dry_run: bool,
+    print_config: bool,
+) -> None:
     """Compare ST-NAS with DARTS, SNAS, random search, TDNN-D and its ablations, with seeds.
 
     Every member (method × seed) goes through the ordinary stages (search, retrain, decode,

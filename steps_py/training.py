@@ -15,50 +15,80 @@ from steps_py.common import echo_config, user_errors
 
 def _common(fn: Callable) -> Callable:
     options = [
-        click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-                     default=None, help="YAML config (conf/<corpus>/<stage>.yaml)."),
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            help="YAML config (conf/<corpus>/<stage>.yaml).",
+        ),
         click.option("--data-dir", default=None, help="Prepared data [config: data_dir]."),
-        click.option("--exp-dir", default=None,
-                     help="Experiment dir; the stage writes <exp-dir>/<stage> [config: exp_dir]."),
+        click.option(
+            "--exp-dir",
+            default=None,
+            help="Experiment dir; the stage writes <exp-dir>/<stage> [config: exp_dir].",
+        ),
         click.option("--device", default=None, help="cpu, cuda or cuda:N [config: device]."),
         click.option("--seed", type=int, default=None, help="[config: seed]"),
-        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                     help="Override a config key (repeatable), e.g. --set max_epochs=3."),
-        click.option("--force", is_flag=True, help="Start the stage over, discarding its files "
-                     "and the stages built from it (search, retrain, decodes)."),
-        click.option("--print-config", is_flag=True,
-                     help="Print the resolved config (every key with its default, help and "
-                          "bounds) and exit without running."),
+        click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Override a config key (repeatable), e.g. --set max_epochs=3.",
+        ),
+        click.option(
+            "--force",
+            is_flag=True,
+            help="Start the stage over, discarding its files "
+            "and the stages built from it (search, retrain, decodes).",
+        ),
+        click.option(
+            "--print-config",
+            is_flag=True,
+            help="Print the resolved config (every key with its default, help and "
+            "bounds) and exit without running.",
+        ),
     ]
     for opt in reversed(options):
         fn = opt(fn)
     return fn
 
 
-def _run(stage: str, config_path: Optional[str], overrides: Tuple[str, ...], force: bool,
-         print_config: bool, **explicit) -> None:
+def _run(
+    stage: str,
+    config_path: Optional[str],
+    overrides: Tuple[str, ...],
+    force: bool,
+    print_config: bool,
+    **explicit,
+) -> None:
     with user_errors():
-        from pipeline.train.config import load_config
         from pipeline.stages.train import run_training
+        from pipeline.train.config import load_config
 
         cfg = load_config(stage, config_path, overrides, **explicit)
         if print_config:
-            echo_config(cfg, f"stnas {stage}" + (f" --config {config_path}" if config_path
-                                                 else ""))
+            echo_config(cfg, f"stnas {stage}" + (f" --config {config_path}" if config_path else ""))
             return
         summary = run_training(cfg, force=force)
     if summary.get("up_to_date"):
-        click.echo(f"{stage} already done and up to date: {summary['dir']} (same inputs and "
-                   "options; --force redoes it)")
+        click.echo(
+            f"{stage} already done and up to date: {summary['dir']} (same inputs and "
+            "options; --force redoes it)"
+        )
         return
     if summary.get("world", 1) > 1:
         import torch.distributed as dist
 
         if dist.get_rank() != 0:
             return
-    click.echo(f"{stage} done: {summary['dir']} ({summary['epochs']} epochs, {summary['steps']} "
-               f"steps, best held-out loss {summary['best_held_out_loss']:.4f}"
-               + (", resumed" if summary["resumed"] else "") + ")")
+    click.echo(
+        f"{stage} done: {summary['dir']} ({summary['epochs']} epochs, {summary['steps']} "
+        f"steps, best held-out loss {summary['best_held_out_loss']:.4f}"
+        + (", resumed" if summary["resumed"] else "")
+        + ")"
+    )
     if summary.get("bad_batches"):
         click.echo(f"  skipped batches with a non-finite loss: {summary['bad_batches']}")
     if "arch" in summary:
@@ -70,40 +100,70 @@ def _run(stage: str, config_path: Optional[str], overrides: Tuple[str, ...], for
 @click.command()
 @_common
 @click.option("--space", default=None, help="Search space name or JSON path [config: space].")
-def warmup(config_path, data_dir, exp_dir, device, seed, overrides, force, print_config,
-           space) -> None:
+def warmup(
+    config_path, data_dir, exp_dir, device, seed, overrides, force, print_config, space
+) -> None:
     """Warm up the supernet: uniformly sampled paths, weights only (paper §3.2).
 
     \b
     Example:
       stnas warmup --config conf/tts/warmup.yaml --data-dir data/tts --exp-dir exp/tts/st
     """
-    _run("warmup", config_path, overrides, force, print_config, data_dir=data_dir, exp_dir=exp_dir,
-         device=device, seed=seed, space=space)
+    _run(
+        "warmup",
+        config_path,
+        overrides,
+        force,
+        print_config,
+        data_dir=data_dir,
+        exp_dir=exp_dir,
+        device=device,
+        seed=seed,
+        space=space,
+    )
 
 
 @click.command()
 @_common
-@click.option("--strategy", default=None, help="st, darts, snas, random or fixed [config: strategy].")
+@click.option(
+    "--strategy", default=None, help="st, darts, snas, random or fixed [config: strategy]."
+)
 @click.option("--init", default=None, help="Warm-up weights [default: <exp-dir>/warmup/best.pt].")
-def search(config_path, data_dir, exp_dir, device, seed, overrides, force, print_config,
-           strategy, init) -> None:
+def search(
+    config_path, data_dir, exp_dir, device, seed, overrides, force, print_config, strategy, init
+) -> None:
     """Search the architecture from the warmed-up supernet; writes arch.json and alphas.png.
 
     \b
     Example:
       stnas search --config conf/tts/search.yaml --exp-dir exp/tts/st --strategy st
     """
-    _run("search", config_path, overrides, force, print_config, data_dir=data_dir, exp_dir=exp_dir,
-         device=device, seed=seed, strategy=strategy, init=init)
+    _run(
+        "search",
+        config_path,
+        overrides,
+        force,
+        print_config,
+        data_dir=data_dir,
+        exp_dir=exp_dir,
+        device=device,
+        seed=seed,
+        strategy=strategy,
+        init=init,
+    )
 
 
 @click.command()
 @_common
-@click.option("--arch", default=None, type=click.Path(dir_okay=False),
-              help="arch.json to train (any corpus: transfer) [default: <exp-dir>/search/arch.json].")
-def retrain(config_path, data_dir, exp_dir, device, seed, overrides, force, print_config,
-            arch) -> None:
+@click.option(
+    "--arch",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="arch.json to train (any corpus: transfer) [default: <exp-dir>/search/arch.json].",
+)
+def retrain(
+    config_path, data_dir, exp_dir, device, seed, overrides, force, print_config, arch
+) -> None:
     """Train the derived network from scratch with CTC-CRF (+ λ·CTC); writes best.pt, curves.png.
 
     \b
@@ -111,5 +171,15 @@ def retrain(config_path, data_dir, exp_dir, device, seed, overrides, force, prin
       stnas retrain --config conf/tts/retrain.yaml --exp-dir exp/tts/st
       stnas retrain --arch exp/wsj/st/search/arch.json --data-dir data/swbd --exp-dir exp/swbd/wsj_arch
     """
-    _run("retrain", config_path, overrides, force, print_config, data_dir=data_dir, exp_dir=exp_dir,
-         device=device, seed=seed, arch=arch)
+    _run(
+        "retrain",
+        config_path,
+        overrides,
+        force,
+        print_config,
+        data_dir=data_dir,
+        exp_dir=exp_dir,
+        device=device,
+        seed=seed,
+        arch=arch,
+    )

@@ -71,7 +71,9 @@ def make_kaldi_corpus(root: Path, n_spk: int = 2, n_utt: int = 3, rate: int = 16
         for line in sorted(u2s):
             u, sp = line.split()
             spk2utt.setdefault(sp, []).append(u)
-        (d / "spk2utt").write_text("".join(f"{sp} {' '.join(us)}\n" for sp, us in sorted(spk2utt.items())))
+        (d / "spk2utt").write_text(
+            "".join(f"{sp} {' '.join(us)}\n" for sp, us in sorted(spk2utt.items()))
+        )
     return root
 
 
@@ -81,8 +83,7 @@ def phone_corpus(n: int, seed: int, num_units: int = 12):
     import random
 
     rng = random.Random(0)
-    words = [[rng.randint(1, num_units - 1) for _ in range(rng.randint(2, 5))]
-             for _ in range(30)]
+    words = [[rng.randint(1, num_units - 1) for _ in range(rng.randint(2, 5))] for _ in range(30)]
     rng = random.Random(seed)
     return [[p for _ in range(rng.randint(1, 6)) for p in rng.choice(words)] for _ in range(n)]
 
@@ -117,11 +118,38 @@ def train_fit_wer(data_dir: Path, model: Path) -> float:
 
     from steps_py.cli import cli
 
-    for args in (["decode", "--model", model, "--data-dir", data_dir, "--sets", "train_sp",
-                  "--tune-set", "train_sp", "--lm-weights", "1.0", "--word-penalties", "0",
-                  "--nj", "2"],
-                 ["score", "--model-dir", Path(model).parent, "--data-dir", data_dir,
-                  "--dev", "train_sp", "--test", "", "--results", ""]):
+    for args in (
+        [
+            "decode",
+            "--model",
+            model,
+            "--data-dir",
+            data_dir,
+            "--sets",
+            "train_sp",
+            "--tune-set",
+            "train_sp",
+            "--lm-weights",
+            "1.0",
+            "--word-penalties",
+            "0",
+            "--nj",
+            "2",
+        ],
+        [
+            "score",
+            "--model-dir",
+            Path(model).parent,
+            "--data-dir",
+            data_dir,
+            "--dev",
+            "train_sp",
+            "--test",
+            "",
+            "--results",
+            "",
+        ],
+    ):
         r = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
         assert r.exit_code == 0, r.output
     best = Path(model).parent / "decode_train_sp_tg" / "best_wer"
@@ -140,6 +168,13 @@ def random_weights_model(arch_json: Path, data_dir: Path, out_dir: Path) -> Path
     torch.manual_seed(0)
     path = Path(out_dir) / "best.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": arch.build(k).state_dict(), "arch": arch.to_dict(), "num_units": k,
-                "stage": "retrain"}, path)
+    torch.save(
+        {
+            "model": arch.build(k).state_dict(),
+            "arch": arch.to_dict(),
+            "num_units": k,
+            "stage": "retrain",
+        },
+        path,
+    )
     return path

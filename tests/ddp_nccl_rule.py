@@ -42,15 +42,28 @@ def _nccl_rule(fn):
                 tensors += [t for t in a if isinstance(t, torch.Tensor)]
         for t in tensors:
             if not getattr(t, "_on_group_device", False):
-                raise RuntimeError(f"dist.{fn.__name__} on a tensor that was not placed on the "
-                                   f"process group's device ({t.device}, shape "
-                                   f"{tuple(t.shape)}): NCCL rejects it")
+                raise RuntimeError(
+                    f"dist.{fn.__name__} on a tensor that was not placed on the "
+                    f"process group's device ({t.device}, shape "
+                    f"{tuple(t.shape)}): NCCL rejects it"
+                )
         return fn(*args, **kwargs)
+
     return collective
 
 
-for _name in ("broadcast", "all_reduce", "all_gather", "all_gather_into_tensor", "reduce",
-              "reduce_scatter", "reduce_scatter_tensor", "scatter", "gather", "all_to_all"):
+for _name in (
+    "broadcast",
+    "all_reduce",
+    "all_gather",
+    "all_gather_into_tensor",
+    "reduce",
+    "reduce_scatter",
+    "reduce_scatter_tensor",
+    "scatter",
+    "gather",
+    "all_to_all",
+):
     setattr(dist, _name, _nccl_rule(getattr(dist, _name)))
 stnas_dist.to_comm_device = _placed
 

@@ -61,15 +61,15 @@ def ulaw_decode(codes: np.ndarray) -> np.ndarray:
 
 def write_cmudict(path: Path, entries: Iterable[str]) -> Path:
     """Write a CMUdict-style text file (``;;;`` header, ``WORD  PH1 PH2`` lines)."""
-    path.write_text(";;; tiny test dictionary\n" + "".join(f"{e}\n" for e in entries),
-                    encoding="latin-1")
+    path.write_text(
+        ";;; tiny test dictionary\n" + "".join(f"{e}\n" for e in entries), encoding="latin-1"
+    )
     return path
 
 
 def _tone(n: int, seed: int, channels: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return rng.integers(-20000, 20000, size=(n, channels) if channels > 1 else n,
-                        dtype=np.int16)
+    return rng.integers(-20000, 20000, size=(n, channels) if channels > 1 else n, dtype=np.int16)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,36 +77,61 @@ def _tone(n: int, seed: int, channels: int = 1) -> np.ndarray:
 
 # utterance id → (audio path below the root, dot file below the root, raw dot transcript)
 WSJ_UTTS: Dict[str, Tuple[str, str, str]] = {
-    "011c0201": ("11-2.1/wsj0/si_tr_s/011/011c0201.wv1",
-                 "11-4.1/wsj0/transcrp/dots/si_tr_s/011/011c0200.dot",
-                 r"[loud_breath] The company\'s shares <*IN*> *rose* sharply . ~"),
-    "011c0202": ("11-2.1/wsj0/si_tr_s/011/011c0202.wv1",
-                 "11-4.1/wsj0/transcrp/dots/si_tr_s/011/011c0200.dot",
-                 r"I\. B\. M\. ,COMMA [<door_slam] --DASH re:structuring revo(lutionary)- "
-                 r"[phone_ring/] plans [/phone_ring] %PERCENT [door_slam>]"),
-    "401c0201": ("11-2.1/wsj0/si_tr_s/401/401c0201.wv1",
-                 "11-2.1/wsj0/si_tr_s/401/401c0200.dot", "excluded speaker"),
-    "46uc0301": ("13-2.1/wsj1/si_tr_s/46u/46uc0301.wv1",
-                 "13-34.1/wsj1/trans/wsj1/si_tr_s/46u/46uc0300.dot",
-                 "!Stocks fell .POINT five"),
+    "011c0201": (
+        "11-2.1/wsj0/si_tr_s/011/011c0201.wv1",
+        "11-4.1/wsj0/transcrp/dots/si_tr_s/011/011c0200.dot",
+        r"[loud_breath] The company\'s shares <*IN*> *rose* sharply . ~",
+    ),
+    "011c0202": (
+        "11-2.1/wsj0/si_tr_s/011/011c0202.wv1",
+        "11-4.1/wsj0/transcrp/dots/si_tr_s/011/011c0200.dot",
+        r"I\. B\. M\. ,COMMA [<door_slam] --DASH re:structuring revo(lutionary)- "
+        r"[phone_ring/] plans [/phone_ring] %PERCENT [door_slam>]",
+    ),
+    "401c0201": (
+        "11-2.1/wsj0/si_tr_s/401/401c0201.wv1",
+        "11-2.1/wsj0/si_tr_s/401/401c0200.dot",
+        "excluded speaker",
+    ),
+    "46uc0301": (
+        "13-2.1/wsj1/si_tr_s/46u/46uc0301.wv1",
+        "13-34.1/wsj1/trans/wsj1/si_tr_s/46u/46uc0300.dot",
+        "!Stocks fell .POINT five",
+    ),
     # disc 13-16.1 copied upper case, as at some sites
-    "4k0c0301": ("13-16.1/WSJ1/SI_DT_20/4K0/4K0C0301.WV1",
-                 "13-16.1/WSJ1/SI_DT_20/4K0/4K0C0300.DOT", "Saatchi officials said"),
-    "4k0c0302": ("13-16.1/WSJ1/SI_DT_20/4K0/4K0C0302.WV1",
-                 "13-16.1/WSJ1/SI_DT_20/4K0/4K0C0300.DOT", "the management (re)structuring"),
-    "440c0201": ("11-14.1/wsj0/si_et_20/440/440c0201.wv1",
-                 "11-14.1/wsj0/si_et_20/440/440c0200.dot", "the dollar rose [lip_smack]"),
-    "441c0201": ("11-14.1/wsj0/si_et_05/441/441c0201.wv1",
-                 "11-14.1/wsj0/si_et_05/441/441c0200.dot", "prices rose"),
+    "4k0c0301": (
+        "13-16.1/WSJ1/SI_DT_20/4K0/4K0C0301.WV1",
+        "13-16.1/WSJ1/SI_DT_20/4K0/4K0C0300.DOT",
+        "Saatchi officials said",
+    ),
+    "4k0c0302": (
+        "13-16.1/WSJ1/SI_DT_20/4K0/4K0C0302.WV1",
+        "13-16.1/WSJ1/SI_DT_20/4K0/4K0C0300.DOT",
+        "the management (re)structuring",
+    ),
+    "440c0201": (
+        "11-14.1/wsj0/si_et_20/440/440c0201.wv1",
+        "11-14.1/wsj0/si_et_20/440/440c0200.dot",
+        "the dollar rose [lip_smack]",
+    ),
+    "441c0201": (
+        "11-14.1/wsj0/si_et_05/441/441c0201.wv1",
+        "11-14.1/wsj0/si_et_05/441/441c0200.dot",
+        "prices rose",
+    ),
 }
 
 WSJ_INDICES = {
     "11-13.1/wsj0/doc/indices/train/tr_s_wv1.ndx": [
-        "11_2_1:wsj0/si_tr_s/011/011c0201.wv1", "11_2_1:wsj0/si_tr_s/011/011c0202.wv1",
-        "11_2_1:wsj0/si_tr_s/401/401c0201.wv1"],
+        "11_2_1:wsj0/si_tr_s/011/011c0201.wv1",
+        "11_2_1:wsj0/si_tr_s/011/011c0202.wv1",
+        "11_2_1:wsj0/si_tr_s/401/401c0201.wv1",
+    ],
     "13-34.1/wsj1/doc/indices/si_tr_s.ndx": ["13_2_1: /wsj1/si_tr_s/46u/46uc0301.wv1"],
     "13-34.1/wsj1/doc/indices/h1_p0.ndx": [
-        "13_16_1:wsj1/si_dt_20/4k0/4k0c0301.wv1", "13_16_1:wsj1/si_dt_20/4k0/4k0c0302.wv1"],
+        "13_16_1:wsj1/si_dt_20/4k0/4k0c0301.wv1",
+        "13_16_1:wsj1/si_dt_20/4k0/4k0c0302.wv1",
+    ],
     "11-13.1/wsj0/doc/indices/test/nvp/si_et_20.ndx": ["11_14_1:wsj0/si_et_20/440/440c0201"],
     "11-13.1/wsj0/doc/indices/test/nvp/si_et_05.ndx": ["11_14_1:wsj0/si_et_05/441/441c0201"],
 }
@@ -114,12 +139,29 @@ WSJ_INDICES = {
 WSJ_LMS = {"bg": "bcb20onp.z", "tg": "tcb20onp.z", "bg_5k": "bcb05onp.z", "tg_5k": "tcb05cnp.z"}
 
 WSJ_DICT = [
-    "THE  DH AH0", "COMPANY'S  K AH1 M P AH0 N IY0 Z", "SHARES  SH EH1 R Z", "IN  IH0 N",
-    "ROSE  R OW1 Z", "SHARPLY  SH AA1 R P L IY0", "I.  AY1", "B.  B IY1", "M.  EH1 M",
-    "COMMA  K AA1 M AH0", "DASH  D AE1 SH", "RESTRUCTURING  R IY0 S T R AH1 K CH ER0 IH0 NG",
-    "PLANS  P L AE1 N Z", "PERCENT  P ER0 S EH1 N T", "STOCKS  S T AA1 K S", "FELL  F EH1 L",
-    "POINT  P OY1 N T", "FIVE  F AY1 V", "OFFICIALS  AH0 F IH1 SH AH0 L Z", "SAID  S EH1 D",
-    "MANAGEMENT  M AE1 N IH0 JH M AH0 N T", "DOLLAR  D AA1 L ER0", "PRICES  P R AY1 S AH0 Z",
+    "THE  DH AH0",
+    "COMPANY'S  K AH1 M P AH0 N IY0 Z",
+    "SHARES  SH EH1 R Z",
+    "IN  IH0 N",
+    "ROSE  R OW1 Z",
+    "SHARPLY  SH AA1 R P L IY0",
+    "I.  AY1",
+    "B.  B IY1",
+    "M.  EH1 M",
+    "COMMA  K AA1 M AH0",
+    "DASH  D AE1 SH",
+    "RESTRUCTURING  R IY0 S T R AH1 K CH ER0 IH0 NG",
+    "PLANS  P L AE1 N Z",
+    "PERCENT  P ER0 S EH1 N T",
+    "STOCKS  S T AA1 K S",
+    "FELL  F EH1 L",
+    "POINT  P OY1 N T",
+    "FIVE  F AY1 V",
+    "OFFICIALS  AH0 F IH1 SH AH0 L Z",
+    "SAID  S EH1 D",
+    "MANAGEMENT  M AE1 N IH0 JH M AH0 N T",
+    "DOLLAR  D AA1 L ER0",
+    "PRICES  P R AY1 S AH0 Z",
     "STRUCTURING  S T R AH1 K CH ER0 IH0 NG",
 ]
 
@@ -162,8 +204,7 @@ MS98 = {
     "sw2001A": [
         "sw2001A-ms98-a-0001 0.000000 0.977625 [silence]",
         "sw2001A-ms98-a-0002 0.977625 1.500000 hi um [laughter-yeah] th[e]- -[be]cause",
-        "sw2001A-ms98-a-0003 1.500000 2.250000 [noise] <b_aside> okay <e_aside> them_1 "
-        "{yuppiedom}",
+        "sw2001A-ms98-a-0003 1.500000 2.250000 [noise] <b_aside> okay <e_aside> them_1 {yuppiedom}",
     ],
     "sw2001B": [
         "sw2001B-ms98-a-0001 0.000000 1.000000 [vocalized-noise] [it'n/isn't] uh-huh",
@@ -175,8 +216,8 @@ MS98 = {
 MS98_NO_AUDIO = {"sw2007A": ["sw2007A-ms98-a-0001 0.100000 0.800000 hello there"]}
 
 STM_LINES = [
-    ";; CATEGORY \"0\" \"\" \"\"",
-    ";; LABEL \"O\" \"Overall\" \"All Segments in the test set\"",
+    ';; CATEGORY "0" "" ""',
+    ';; LABEL "O" "Overall" "All Segments in the test set"',
     "en_4156 A en_4156_A 0.50 1.25 <O,en,F,en-F>  (%HESITATION) I THINK SO",
     "en_4156 B en_4156_B 0.25 1.00 <O,en,M,en-M>  <B_ASIDE> OKAY <E_ASIDE> YEAH",
     "en_4156 B en_4156_B 1.00 1.50 <O,en,M,en-M>  IGNORE_TIME_SEGMENT_IN_SCORING",
@@ -185,14 +226,25 @@ STM_LINES = [
 GLM_TEXT = ";; test glm\n[UH-HUH] => [UHHUH] / [ ]__[ ]\n"
 
 SWBD_DICT = [
-    "HI  HH AY1", "UM  AH1 M", "YEAH  Y AE1", "OKAY  OW2 K EY1", "THEM  DH EH1 M",
-    "UH-HUH  AH0 HH AH1", "I  AY1", "DON'T  D OW1 N T", "KNOW  N OW1", "RIGHT  R AY1 T",
-    "THINK  TH IH1 NG K", "SO  S OW1", "WELL  W EH1 L",
+    "HI  HH AY1",
+    "UM  AH1 M",
+    "YEAH  Y AE1",
+    "OKAY  OW2 K EY1",
+    "THEM  DH EH1 M",
+    "UH-HUH  AH0 HH AH1",
+    "I  AY1",
+    "DON'T  D OW1 N T",
+    "KNOW  N OW1",
+    "RIGHT  R AY1 T",
+    "THINK  TH IH1 NG K",
+    "SO  S OW1",
+    "WELL  W EH1 L",
 ]
 
 
-def build_swbd(root: Path, missing_audio: bool = False, shorten: bool = False
-               ) -> Dict[str, np.ndarray]:
+def build_swbd(
+    root: Path, missing_audio: bool = False, shorten: bool = False
+) -> Dict[str, np.ndarray]:
     """Write fake LDC97S62 + ms98 transcripts + LDC2002S09 + LDC2002T43 under ``root``.
 
     Args:

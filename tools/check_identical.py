@@ -70,8 +70,12 @@ def run_at(rev: str, work: Path) -> Dict[str, object]:
     clone = work / rev.replace("/", "_")
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     subprocess.run(["git", "-C", str(clone), "checkout", "-q", rev], check=True)
-    sha = subprocess.run(["git", "-C", str(clone), "rev-parse", "--short", "HEAD"], check=True,
-                         capture_output=True, text=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "-C", str(clone), "rev-parse", "--short", "HEAD"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     (clone / ".venv").symlink_to(ROOT / ".venv")
     for name in ("fbank.conf", "fbank_8k.conf"):
         if (ROOT / "conf" / name).is_file() and not (clone / "conf" / name).is_file():
@@ -81,17 +85,33 @@ def run_at(rev: str, work: Path) -> Dict[str, object]:
     subprocess.run([py, "-m", "pipeline.loss.den_fb_ext"], cwd=clone, env=env, check=True)
     log = clone / "run.log"
     with open(log, "w") as f:
-        rc = subprocess.run(["bash", "run.sh", "--corpus", "tts", "--conf", "conf/debug",
-                             "--results", "RESULTS.debug.md"], cwd=clone, env=env, stdout=f,
-                            stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(
+            [
+                "bash",
+                "run.sh",
+                "--corpus",
+                "tts",
+                "--conf",
+                "conf/debug",
+                "--results",
+                "RESULTS.debug.md",
+            ],
+            cwd=clone,
+            env=env,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+        ).returncode
     if rc != 0:
         sys.exit(f"{rev}: run.sh failed (exit {rc}); see {log}")
     exp = clone / "exp" / "tts"
-    return {"rev": rev, "commit": sha,
-            "arch.json": arch_digest(exp / "st" / "search" / "arch.json"),
-            "avg.pt": weights_digest(exp / "st" / "retrain" / "avg.pt"),
-            "tdnn_d avg.pt": weights_digest(exp / "st_tdnn_d" / "retrain" / "avg.pt"),
-            "wer": wer_table(clone / "RESULTS.debug.md")}
+    return {
+        "rev": rev,
+        "commit": sha,
+        "arch.json": arch_digest(exp / "st" / "search" / "arch.json"),
+        "avg.pt": weights_digest(exp / "st" / "retrain" / "avg.pt"),
+        "tdnn_d avg.pt": weights_digest(exp / "st_tdnn_d" / "retrain" / "avg.pt"),
+        "wer": wer_table(clone / "RESULTS.debug.md"),
+    }
 
 
 def main() -> int:
@@ -114,15 +134,27 @@ def main() -> int:
         runs = json.loads(args.against.read_text()) + runs
     lines = ["# Debug recipe, bit for bit", ""]
     for r in runs:
-        lines += [f"## {r['rev']} ({r['commit']})", "",
-                  f"- arch.json (without provenance): `{r['arch.json']}`",
-                  f"- retrain/avg.pt weights: `{r['avg.pt']}`",
-                  f"- tdnn_d retrain/avg.pt weights: `{r['tdnn_d avg.pt']}`",
-                  "- WER table:", "", *r["wer"], ""]
+        lines += [
+            f"## {r['rev']} ({r['commit']})",
+            "",
+            f"- arch.json (without provenance): `{r['arch.json']}`",
+            f"- retrain/avg.pt weights: `{r['avg.pt']}`",
+            f"- tdnn_d retrain/avg.pt weights: `{r['tdnn_d avg.pt']}`",
+            "- WER table:",
+            "",
+            *r["wer"],
+            "",
+        ]
     keys = ("arch.json", "avg.pt", "tdnn_d avg.pt", "wer")
     same = all(r[k] == runs[0][k] for r in runs for k in keys)
-    lines.append("identical: " + ("yes" if same else "NO: " + ", ".join(
-        k for k in keys if any(r[k] != runs[0][k] for r in runs))))
+    lines.append(
+        "identical: "
+        + (
+            "yes"
+            if same
+            else "NO: " + ", ".join(k for k in keys if any(r[k] != runs[0][k] for r in runs))
+        )
+    )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

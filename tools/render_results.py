@@ -57,6 +57,7 @@ class RenderError(Exception):
 
 # --- reading markdown ---------------------------------------------------------------------
 
+
 def split_row(line: str) -> List[str]:
     """The cells of a markdown table row (``\\|`` inside a cell is kept as is)."""
     body = line.strip()
@@ -101,6 +102,7 @@ def nth(blocks: List[List[str]], n: int, what: str, name: str) -> List[str]:
 
 # --- the kinds of block -------------------------------------------------------------------
 
+
 def render_table(root: Path, name: str, n: int = 1, columns: Optional[str] = None) -> List[str]:
     table = nth(runs(read_source(root, name), ("|",)), n, "table", name)
     if columns is None:
@@ -109,15 +111,17 @@ def render_table(root: Path, name: str, n: int = 1, columns: Optional[str] = Non
     wanted = [c.strip() for c in columns.split(";")]
     missing = [c for c in wanted if c not in header]
     if missing:
-        raise RenderError(f"table {n} of {name} has no column {missing[0]!r} "
-                          f"(it has: {'; '.join(header)})")
+        raise RenderError(
+            f"table {n} of {name} has no column {missing[0]!r} (it has: {'; '.join(header)})"
+        )
     idx = [header.index(c) for c in wanted]
     out = []
     for line in table:
         cells = split_row(line)
         if len(cells) != len(header):
-            raise RenderError(f"table {n} of {name}: a row has {len(cells)} cells, "
-                              f"the header {len(header)}")
+            raise RenderError(
+                f"table {n} of {name}: a row has {len(cells)} cells, the header {len(header)}"
+            )
         out.append(join_row([cells[i] for i in idx]))
     return out
 
@@ -133,7 +137,7 @@ def results_rows(root: Path) -> List[Dict[str, str]]:
         begin, end = lines.index(RESULTS_BEGIN), lines.index(RESULTS_END)
     except ValueError:
         raise RenderError("RESULTS.md has no results markers") from None
-    table = [line for line in lines[begin + 1:end] if line.startswith("|")]
+    table = [line for line in lines[begin + 1 : end] if line.startswith("|")]
     if len(table) < 2:
         return []
     header = split_row(table[0])
@@ -141,8 +145,9 @@ def results_rows(root: Path) -> List[Dict[str, str]]:
     for line in table[2:]:
         cells = split_row(line)
         if len(cells) != len(header):
-            raise RenderError(f"RESULTS.md: a results row has {len(cells)} cells, "
-                              f"the header {len(header)}")
+            raise RenderError(
+                f"RESULTS.md: a results row has {len(cells)} cells, the header {len(header)}"
+            )
         rows.append(dict(zip(header, cells)))
     return rows
 
@@ -158,8 +163,11 @@ def render_results(root: Path, corpus: str) -> List[str]:
             sets.append(r["set"])
         models.setdefault((r["arch"], r["LM"]), []).append(r)
     several_lms = len({lm for _, lm in models}) > 1
-    header = [f"`{corpus}`", "params"] + [f"{s} %WER" for s in sets] + [
-        "%OOV " + " / ".join(sets), "LM weight, word penalty"]
+    header = (
+        [f"`{corpus}`", "params"]
+        + [f"{s} %WER" for s in sets]
+        + ["%OOV " + " / ".join(sets), "LM weight, word penalty"]
+    )
     out = [join_row(header), "|" + "---|" * len(header)]
     for (arch, lm), group in models.items():
         by_set = {r["set"]: r for r in group}
@@ -186,17 +194,21 @@ def render_block(root: Path, spec: str) -> List[str]:
         if kind == "results" and len(args) == 1 and not opts:
             return render_results(root, args[0])
         if kind == "table" and 1 <= len(args) <= 2 and set(opts) <= {"columns"}:
-            return render_table(root, args[0], int(args[1]) if len(args) == 2 else 1,
-                                opts.get("columns"))
+            return render_table(
+                root, args[0], int(args[1]) if len(args) == 2 else 1, opts.get("columns")
+            )
         if kind == "list" and 1 <= len(args) <= 2 and not opts:
             return render_list(root, args[0], int(args[1]) if len(args) == 2 else 1)
     except ValueError as e:
         raise RenderError(f"bad number in {spec!r}: {e}") from None
-    raise RenderError(f"not understood: {spec!r} (results CORPUS | table FILE [N] "
-                      f"[columns=\"A;B\"] | list FILE [N])")
+    raise RenderError(
+        f"not understood: {spec!r} (results CORPUS | table FILE [N] "
+        f'[columns="A;B"] | list FILE [N])'
+    )
 
 
 # --- files --------------------------------------------------------------------------------
+
 
 def render_text(root: Path, text: str, name: str) -> str:
     """``text`` with every generated block filled from its source."""
@@ -214,8 +226,7 @@ def render_text(root: Path, text: str, name: str) -> str:
         start = i
         while i < len(lines) and lines[i].strip() != CLOSE:
             if OPEN.match(lines[i]):
-                raise RenderError(f"{name}:{i + 1}: a block opened inside the one "
-                                  f"at line {start}")
+                raise RenderError(f"{name}:{i + 1}: a block opened inside the one at line {start}")
             i += 1
         if i == len(lines):
             raise RenderError(f"{name}:{start}: block {m['spec']!r} is never closed")
@@ -236,10 +247,17 @@ def pages(root: Path) -> List[Path]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--check", action="store_true",
-                    help="write nothing; exit 1 with a diff when a file is out of date")
-    ap.add_argument("--root", type=Path, default=ROOT,
-                    help="the repository root (default: the one holding this script)")
+    ap.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 with a diff when a file is out of date",
+    )
+    ap.add_argument(
+        "--root",
+        type=Path,
+        default=ROOT,
+        help="the repository root (default: the one holding this script)",
+    )
     a = ap.parse_args(argv)
     stale = 0
     for path in pages(a.root):
@@ -254,14 +272,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             continue
         stale += 1
         if a.check:
-            sys.stdout.writelines(difflib.unified_diff(
-                old.splitlines(True), new.splitlines(True), name, f"{name} (rendered)"))
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    old.splitlines(True), new.splitlines(True), name, f"{name} (rendered)"
+                )
+            )
         else:
             path.write_text(new)
             print(f"render_results: rewrote {name}")
     if a.check and stale:
-        print(f"render_results: {stale} file(s) differ from their sources; "
-              "run tools/render_results.py", file=sys.stderr)
+        print(
+            f"render_results: {stale} file(s) differ from their sources; "
+            "run tools/render_results.py",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

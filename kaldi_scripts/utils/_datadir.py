@@ -6,8 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipeline.data.datadir import (combine_data_dirs, copy_data_dir, fix_data_dir,  # noqa: E402
-                                   subset_by)
+from pipeline.data.datadir import combine_data_dirs, copy_data_dir, fix_data_dir, subset_by  # noqa: E402
 from pipeline.data.validate import validate_data_dir  # noqa: E402
 from pipeline.errors import StnasError  # noqa: E402
 
@@ -19,8 +18,10 @@ def main(argv):
         p.add_argument("dir")
         a = p.parse_args(args)
         r = fix_data_dir(a.dir)
-        print(f"fix_data_dir.sh: kept {r['kept']} utterances, removed {r['removed']} "
-              f"(old files in {a.dir}/.backup)")
+        print(
+            f"fix_data_dir.sh: kept {r['kept']} utterances, removed {r['removed']} "
+            f"(old files in {a.dir}/.backup)"
+        )
     elif tool == "subset_data_dir":
         g = p.add_mutually_exclusive_group()
         g.add_argument("--utt-list")
@@ -35,9 +36,15 @@ def main(argv):
             p.error("--utt-list/--spk-list take no number")
         if not (a.utt_list or a.spk_list) and a.num is None:
             p.error("give the number of utterances")
-        subset_by(a.src, a.dst, utt_list=a.utt_list, spk_list=a.spk_list,
-                  first=a.num if a.first else None, last=a.num if a.last else None,
-                  num=a.num if not (a.first or a.last) else None)
+        subset_by(
+            a.src,
+            a.dst,
+            utt_list=a.utt_list,
+            spk_list=a.spk_list,
+            first=a.num if a.first else None,
+            last=a.num if a.last else None,
+            num=a.num if not (a.first or a.last) else None,
+        )
     elif tool == "combine_data":
         p.add_argument("dst")
         p.add_argument("srcs", nargs="+")

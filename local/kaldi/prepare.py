@@ -23,12 +23,22 @@ SETS = ("train", "dev", "test")
 FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "segments")
 
 
-def prepare(corpus_root: Optional[Path], out_dir: Path, *, lexicon: Optional[Path] = None,
-            keep_stress: bool = False, skip_bad: bool = False, **_: object) -> dict:
+def prepare(
+    corpus_root: Optional[Path],
+    out_dir: Path,
+    *,
+    lexicon: Optional[Path] = None,
+    keep_stress: bool = False,
+    skip_bad: bool = False,
+    **_: object,
+) -> dict:
     """Validate and copy ``corpus_root/{train,dev,test}`` and the lexicon into ``out_dir``."""
     if corpus_root is None or not Path(corpus_root).is_dir():
-        raise DataError("corpus root not found; --corpus kaldi needs --corpus-root DIR holding "
-                        "train/, dev/ and test/ Kaldi data dirs", corpus_root)
+        raise DataError(
+            "corpus root not found; --corpus kaldi needs --corpus-root DIR holding "
+            "train/, dev/ and test/ Kaldi data dirs",
+            corpus_root,
+        )
     root = Path(corpus_root)
     info = {"sets": {}}
     for s in SETS:
@@ -46,8 +56,9 @@ def prepare(corpus_root: Optional[Path], out_dir: Path, *, lexicon: Optional[Pat
             log.info("%s: no spk2utt, made from utt2spk", src)
             checked = dst
         # --skip-bad: empty transcripts and missing audio are left out by prep, listed
-        info["sets"][s] = validate_data_dir(checked, check_audio=not skip_bad,
-                                            allow_empty_text=skip_bad)["utts"]
+        info["sets"][s] = validate_data_dir(
+            checked, check_audio=not skip_bad, allow_empty_text=skip_bad
+        )["utts"]
     if lexicon is None and (root / "lexicon.txt").is_file():
         lex = read_lexicon(root / "lexicon.txt")
     elif lexicon is not None and Path(lexicon).name == "lexicon.txt":

@@ -40,8 +40,8 @@ SEARCH_DEPTH = 4
 class Segment:
     """One transcribed stretch of a conversation side (times in seconds)."""
 
-    conv: str      # audio basename, e.g. sw02001 or en_4156
-    side: str      # A or B
+    conv: str  # audio basename, e.g. sw02001 or en_4156
+    side: str  # A or B
     start: float
     end: float
     words: List[str]
@@ -49,14 +49,15 @@ class Segment:
     line: int
 
 
-def _one_dir(roots: Sequence[Path], name: str, what: str,
-             has: Optional[re.Pattern] = None) -> Path:
+def _one_dir(roots: Sequence[Path], name: str, what: str, has: Optional[re.Pattern] = None) -> Path:
     """The first directory called ``name`` (any case) holding a file matching ``has``."""
     for d in find_dirs(roots, re.compile(re.escape(name), re.IGNORECASE), SEARCH_DEPTH):
         if has is None or find_files(d, has):
             return d
-    raise DataError(f"{what} not found (no '{name}' directory under "
-                    f"{', '.join(map(str, roots))}); {LAYOUT_HELP}")
+    raise DataError(
+        f"{what} not found (no '{name}' directory under "
+        f"{', '.join(map(str, roots))}); {LAYOUT_HELP}"
+    )
 
 
 def swbd_audio(root: Path) -> Dict[str, Path]:
@@ -124,8 +125,9 @@ def read_stm(path: Path) -> Iterator[Segment]:
                 side = _CHANNELS[fields[1].upper()]
                 start, end = float(fields[3]), float(fields[4])
             except (IndexError, KeyError, ValueError):
-                raise DataError("expected 'file channel speaker start end [<label>] words'",
-                                path, n) from None
+                raise DataError(
+                    "expected 'file channel speaker start end [<label>] words'", path, n
+                ) from None
             words = fields[5:]
             if words and words[0].startswith("<") and words[0].endswith(">"):
                 words = words[1:]

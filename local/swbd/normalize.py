@@ -37,11 +37,17 @@ from typing import Dict, Iterable, List
 
 from local.ldc_common import BASE_SPECIALS, fragment
 
-NOISE_WORDS = {"[noise]": "[NOISE]", "[laughter]": "[LAUGHTER]",
-               "[vocalized-noise]": "[VOCALIZED-NOISE]"}
+NOISE_WORDS = {
+    "[noise]": "[NOISE]",
+    "[laughter]": "[LAUGHTER]",
+    "[vocalized-noise]": "[VOCALIZED-NOISE]",
+}
 # Lexicon entries of the non-speech words (Kaldi swbd's units).
 SPECIALS: Dict[str, List[str]] = {
-    **BASE_SPECIALS, "[LAUGHTER]": ["LAU"], "[NOISE]": ["NSN"], "[VOCALIZED-NOISE]": ["SPN"],
+    **BASE_SPECIALS,
+    "[LAUGHTER]": ["LAU"],
+    "[NOISE]": ["NSN"],
+    "[VOCALIZED-NOISE]": ["SPN"],
 }
 _DROP = {"[silence]", "<b_aside>", "<e_aside>"}
 _LAUGH_WORD = re.compile(r"\[laughter-(.+)\](-?)")

@@ -19,13 +19,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
+from local.ldc_common import (
+    BadUtts,
+    build_lexicon,
+    load_dictionary,
+    oov_note,
+    shorten_note,
+    sph2pipe_entry,
+    write_dict,
+    write_set,
+)
 from local.swbd import layout
 from local.swbd.layout import LAYOUT_HELP, Segment
 from local.swbd.normalize import SPECIALS, normalize_ms98, normalize_stm
-from local.ldc_common import (
-    BadUtts, build_lexicon, load_dictionary, oov_note, shorten_note, sph2pipe_entry,
-    write_dict, write_set,
-)
 from pipeline.data.datadir import c_sort_key, write_map
 from pipeline.errors import DataError
 from pipeline.io import atomic_path
@@ -41,8 +47,12 @@ def _centi(seconds: float) -> int:
     return int(100 * seconds + 0.5)
 
 
-def _collect(segments: Iterable[Segment], audio: Mapping[str, Path],
-             normalize: Callable[[List[str]], List[str]], bad: BadUtts) -> Tuple[Utts, int]:
+def _collect(
+    segments: Iterable[Segment],
+    audio: Mapping[str, Path],
+    normalize: Callable[[List[str]], List[str]],
+    bad: BadUtts,
+) -> Tuple[Utts, int]:
     """Utterances of transcript segments; returns them and the number left without words."""
     utts: Utts = {}
     empty = 0
@@ -54,14 +64,30 @@ def _collect(segments: Iterable[Segment], audio: Mapping[str, Path],
         start, end = _centi(seg.start), _centi(seg.end)
         utt = f"{seg.conv}-{seg.side}_{start:06d}-{end:06d}"
         if seg.conv not in audio:
-            bad.report(utt, "missing-audio", f"transcript refers to conversation {seg.conv} "
-                       "but its audio (.sph) is not in the corpus", seg.path, seg.line)
+            bad.report(
+                utt,
+                "missing-audio",
+                f"transcript refers to conversation {seg.conv} "
+                "but its audio (.sph) is not in the corpus",
+                seg.path,
+                seg.line,
+            )
         elif end <= start:
-            bad.report(utt, "bad-segment", f"segment end {seg.end} is not after its start "
-                       f"{seg.start}", seg.path, seg.line)
+            bad.report(
+                utt,
+                "bad-segment",
+                f"segment end {seg.end} is not after its start {seg.start}",
+                seg.path,
+                seg.line,
+            )
         elif utt in utts:
-            bad.report(utt, "duplicate-id", "another segment has the same side and times",
-                       seg.path, seg.line)
+            bad.report(
+                utt,
+                "duplicate-id",
+                "another segment has the same side and times",
+                seg.path,
+                seg.line,
+            )
         else:
             utts[utt] = (seg.conv, seg.side, start, end, " ".join(words))
     return utts, empty
@@ -95,8 +121,10 @@ def split_dev(ids: List[str], dev_utts: int) -> Tuple[List[str], List[str]]:
     while n < len(ids) and ids[n].rsplit("_", 1)[0] == side:
         n += 1
     if n == len(ids):
-        raise DataError(f"dev_utts={dev_utts} leaves no training utterances "
-                        f"({len(ids)} Switchboard utterances in all)")
+        raise DataError(
+            f"dev_utts={dev_utts} leaves no training utterances "
+            f"({len(ids)} Switchboard utterances in all)"
+        )
     return ids[:n], ids[n:]
 
 
@@ -189,8 +217,9 @@ def prepare(
         notes.append(note)
 
     words = {w for u in (utts, test_utts) for v in u.values() for w in v[4].split()}
-    lex, oov = build_lexicon(words, load_dictionary(lexicon, keep_stress), SPECIALS,
-                             full=full_lexicon)
+    lex, oov = build_lexicon(
+        words, load_dictionary(lexicon, keep_stress), SPECIALS, full=full_lexicon
+    )
     lex_path = write_dict(out, lex)
     if oov:
         notes.append(oov_note(oov))

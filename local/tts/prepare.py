@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from local.tts.sentences import FORTUNES_DIR, sentence_pool
-from local.tts.voices import (Speaker, check_engines, make_extra_speakers, make_speakers,
-                              synthesise)
+from local.tts.voices import Speaker, check_engines, make_extra_speakers, make_speakers, synthesise
 from pipeline.data.datadir import write_data_dir
 from pipeline.errors import DataError
+from pipeline.io import atomic_write_text
 from pipeline.lang.lexicon import read_cmudict, read_festival_cmudict, write_lexicon
 from pipeline.progress import on_terminal
-from pipeline.io import atomic_write_text
 
 SPLITS = ("train", "dev", "test")
 SECONDS_PER_WORD = 0.32  # measured mean over the voices; used only to size the corpus
@@ -42,12 +41,18 @@ def split_speakers(speakers: List[Speaker], seed: int) -> Dict[str, List[Speaker
     dev = esp[:2] + fli[:1]
     test = esp[2:4] + fli[1:2] + fes[:1]
     train = esp[4:] + fli[2:] + fes[1:]
-    return {"train": sorted(train, key=lambda s: s.id), "dev": sorted(dev, key=lambda s: s.id),
-            "test": sorted(test, key=lambda s: s.id)}
+    return {
+        "train": sorted(train, key=lambda s: s.id),
+        "dev": sorted(dev, key=lambda s: s.id),
+        "test": sorted(test, key=lambda s: s.id),
+    }
 
 
 def plan_utterances(
-    pool: List[str], speakers: Dict[str, List[Speaker]], hours: float, seed: int,
+    pool: List[str],
+    speakers: Dict[str, List[Speaker]],
+    hours: float,
+    seed: int,
     shares: Tuple[float, float, float] = (0.8, 0.1, 0.1),
 ) -> Dict[str, List[Tuple[str, Speaker, str]]]:
     """Choose (utt id, speaker, sentence) per split to reach ``hours`` of estimated audio.
@@ -60,8 +65,11 @@ def plan_utterances(
     order = list(pool)
     rng.shuffle(order)
     n_dev = n_test = max(1, len(order) // 10)
-    parts = {"test": order[:n_test], "dev": order[n_test:n_test + n_dev],
-             "train": order[n_test + n_dev:]}
+    parts = {
+        "test": order[:n_test],
+        "dev": order[n_test : n_test + n_dev],
+        "train": order[n_test + n_dev :],
+    }
     plan: Dict[str, List[Tuple[str, Speaker, str]]] = {}
     index = 0
     for split, share in zip(SPLITS, shares):
@@ -159,9 +167,16 @@ def prepare(
         raise DataError(f"--hours must be positive, got {hours}")
     missing = check_engines()
     if missing:
-        raise DataError("TTS programs missing from PATH: " + ", ".join(missing)
-                        + " (run 'make install', which apt-installs espeak-ng, flite and festival)")
-    lex = read_cmudict(lexicon, keep_stress) if lexicon else read_festival_cmudict(keep_stress=keep_stress)
+        raise DataError(
+            "TTS programs missing from PATH: "
+            + ", ".join(missing)
+            + " (run 'make install', which apt-installs espeak-ng, flite and festival)"
+        )
+    lex = (
+        read_cmudict(lexicon, keep_stress)
+        if lexicon
+        else read_festival_cmudict(keep_stress=keep_stress)
+    )
     pool = sentence_pool(lex, root=fortunes_dir)
     if len(pool) < 30:
         raise DataError(f"only {len(pool)} usable sentences in {fortunes_dir}")
@@ -171,40 +186,60 @@ def prepare(
     speakers = split_speakers(base, seed)
     if extra_train_voices:
         try:
-            extra = make_extra_speakers(seed, extra_train_voices,
-                                        first_id=sum(s.engine == "espeak-ng" for s in base) + 1)
+            extra = make_extra_speakers(
+                seed, extra_train_voices, first_id=sum(s.engine == "espeak-ng" for s in base) + 1
+            )
         except ValueError as e:
             raise DataError(f"extra_train_voices: {e}") from None
         speakers["train"] = sorted(speakers["train"] + extra, key=lambda s: s.id)
-    plan = plan_utterances(pool, speakers, hours, seed,
-                           shares=(1.0 - 2 * eval_share, eval_share, eval_share))
+    plan = plan_utterances(
+        pool, speakers, hours, seed, shares=(1.0 - 2 * eval_share, eval_share, eval_share)
+    )
 
     wav_root = (Path(out_dir) / "wav").resolve()
-    _drop_stale_voices(wav_root, [s for items in speakers.values() for s in items],
-                       {"sample_rate": sample_rate, "noise_snr_db": noise_snr_db, "seed": seed})
+    _drop_stale_voices(
+        wav_root,
+        [s for items in speakers.values() for s in items],
+        {"sample_rate": sample_rate, "noise_snr_db": noise_snr_db, "seed": seed},
+    )
     jobs = []
-    for split, items in plan.items():
+    for items in plan.values():
         for n, (utt, spk, sent) in enumerate(items):
             path = wav_root / spk.id / f"{utt}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.is_file():
-                jobs.append((utt, spk, sent, str(path), sample_rate, seed * 1000003 + n, noise_snr_db))
+                jobs.append(
+                    (utt, spk, sent, str(path), sample_rate, seed * 1000003 + n, noise_snr_db)
+                )
     durations: Dict[str, float] = {}
     failed: Dict[str, str] = {}
     if jobs:
         with get_context("fork").Pool(max(1, nj)) as pool_:
-            for utt, dur, err in tqdm(pool_.imap_unordered(_synth_one, jobs, chunksize=4),
-                                      total=len(jobs), desc="tts synthesis", unit="utt",
-                                      disable=not (progress and on_terminal()), leave=False):
+            for utt, dur, err in tqdm(
+                pool_.imap_unordered(_synth_one, jobs, chunksize=4),
+                total=len(jobs),
+                desc="tts synthesis",
+                unit="utt",
+                disable=not (progress and on_terminal()),
+                leave=False,
+            ):
                 if err:
                     failed[utt] = err
                 durations[utt] = dur
     if failed and not skip_bad:
         utt = sorted(failed)[0]
-        raise DataError(f"synthesis failed: {failed[utt]} ({len(failed)} failures in all; "
-                        "--skip-bad leaves them out)", utt=utt)
+        raise DataError(
+            f"synthesis failed: {failed[utt]} ({len(failed)} failures in all; "
+            "--skip-bad leaves them out)",
+            utt=utt,
+        )
 
-    info = {"sets": {}, "speakers": {}, "utterances_synthesised": len(jobs), "failed": sorted(failed)}
+    info = {
+        "sets": {},
+        "speakers": {},
+        "utterances_synthesised": len(jobs),
+        "failed": sorted(failed),
+    }
     for split, items in plan.items():
         kept = [(u, s, t) for u, s, t in items if u not in failed]
         write_data_dir(
@@ -218,6 +253,7 @@ def prepare(
     write_corpus_text_and_lexicon(Path(out_dir), pool, lex)
     if failed:
         (Path(out_dir) / "bad_utts.txt").write_text(
-            "".join(f"{u} {failed[u]}\n" for u in sorted(failed)))
+            "".join(f"{u} {failed[u]}\n" for u in sorted(failed))
+        )
     info["sample_rate"] = sample_rate
     return info

@@ -23,7 +23,9 @@ def fortune_texts(root: Union[str, Path] = FORTUNES_DIR) -> Iterator[str]:
     Files are read in sorted order; the offensive (``off/``) databases are not read.
     """
     root = Path(root)
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix == "" and not p.name.startswith("."))
+    files = sorted(
+        p for p in root.iterdir() if p.is_file() and p.suffix == "" and not p.name.startswith(".")
+    )
     for path in files:
         raw = path.read_text(encoding="utf-8", errors="replace")
         for chunk in raw.split("\n%\n"):
@@ -62,7 +64,7 @@ def sentence_pool(
     pool = set()
     for text in fortune_texts(root):
         # attribution lines ("-- Mark Twain") and quoted dialogue markers are not sentences
-        body = "\n".join(l for l in text.splitlines() if not l.strip().startswith("--"))
+        body = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
         body = " ".join(body.split())
         for sent in _SPLIT.split(body):
             if re.search(r"\d", sent):
@@ -71,4 +73,3 @@ def sentence_pool(
             if min_words <= len(words) <= max_words and all(w in lexicon for w in words):
                 pool.add(" ".join(words))
     return sorted(pool)
-

@@ -21,19 +21,81 @@ import numpy as np
 
 from pipeline.data.audio import read_wav_bytes, write_wav
 
-ESPEAK_LANGS = ["en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc",
-                "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
+ESPEAK_LANGS = [
+    "en-us",
+    "en",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-029",
+    "en-us-nyc",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+]
 ESPEAK_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5"]
 # espeak-ng's named voice variants (its !v directory), for extra training speakers; robotic,
 # demonic and announcer variants left out. Names are case-sensitive file names.
 ESPEAK_NAMED_VARIANTS = [
-    "adam", "Alex", "Alicia", "Andrea", "Andy", "Annie", "AnxiousAndy", "antonio", "aunty",
-    "belinda", "benjamin", "boris", "caleb", "david", "Denis", "Diogo", "ed", "edward",
-    "edward2", "Gene", "Gene2", "grandpa", "gustave", "Henrique", "Hugo", "iven", "iven2",
-    "iven3", "iven4", "Jacky", "john", "kaukovalta", "klatt", "klatt2", "klatt3", "klatt4",
-    "Lee", "linda", "marcelo", "Marco", "Mario", "max", "Michael", "michel", "miguel", "Mike",
-    "Mr", "Nguyen", "pablo", "paul", "pedro", "quincy", "rob", "robert", "steph", "steph2",
-    "steph3", "Storm", "Tweaky", "whisperf", "zac",
+    "adam",
+    "Alex",
+    "Alicia",
+    "Andrea",
+    "Andy",
+    "Annie",
+    "AnxiousAndy",
+    "antonio",
+    "aunty",
+    "belinda",
+    "benjamin",
+    "boris",
+    "caleb",
+    "david",
+    "Denis",
+    "Diogo",
+    "ed",
+    "edward",
+    "edward2",
+    "Gene",
+    "Gene2",
+    "grandpa",
+    "gustave",
+    "Henrique",
+    "Hugo",
+    "iven",
+    "iven2",
+    "iven3",
+    "iven4",
+    "Jacky",
+    "john",
+    "kaukovalta",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "klatt4",
+    "Lee",
+    "linda",
+    "marcelo",
+    "Marco",
+    "Mario",
+    "max",
+    "Michael",
+    "michel",
+    "miguel",
+    "Mike",
+    "Mr",
+    "Nguyen",
+    "pablo",
+    "paul",
+    "pedro",
+    "quincy",
+    "rob",
+    "robert",
+    "steph",
+    "steph2",
+    "steph3",
+    "Storm",
+    "Tweaky",
+    "whisperf",
+    "zac",
 ]
 FLITE_VOICES = ["awb", "rms", "slt", "kal16"]
 FESTIVAL_VOICES = ["kal_diphone", "ked_diphone"]
@@ -68,14 +130,29 @@ def make_speakers(seed: int, n_espeak: int = 18) -> List[Speaker]:
     rng.shuffle(combos)
     speakers = []
     for i, (lang, var) in enumerate(combos[:n_espeak], 1):
-        speakers.append(Speaker(f"espk{i:02d}", "espeak-ng", f"{lang}+{var}",
-                                pitch=rng.randint(25, 75), rate=round(rng.uniform(0.85, 1.15), 2)))
+        speakers.append(
+            Speaker(
+                f"espk{i:02d}",
+                "espeak-ng",
+                f"{lang}+{var}",
+                pitch=rng.randint(25, 75),
+                rate=round(rng.uniform(0.85, 1.15), 2),
+            )
+        )
     for i, v in enumerate(FLITE_VOICES, 1):
-        speakers.append(Speaker(f"flit{i:02d}", "flite", v, pitch=round(rng.uniform(0.9, 1.1), 2),
-                                rate=round(rng.uniform(0.9, 1.1), 2)))
+        speakers.append(
+            Speaker(
+                f"flit{i:02d}",
+                "flite",
+                v,
+                pitch=round(rng.uniform(0.9, 1.1), 2),
+                rate=round(rng.uniform(0.9, 1.1), 2),
+            )
+        )
     for i, v in enumerate(FESTIVAL_VOICES, 1):
-        speakers.append(Speaker(f"fest{i:02d}", "festival", v, pitch=1.0,
-                                rate=round(rng.uniform(0.9, 1.1), 2)))
+        speakers.append(
+            Speaker(f"fest{i:02d}", "festival", v, pitch=1.0, rate=round(rng.uniform(0.9, 1.1), 2))
+        )
     return speakers
 
 
@@ -100,9 +177,16 @@ def make_extra_speakers(seed: int, n: int, first_id: int) -> List[Speaker]:
     combos = order + rest
     if n > len(combos) or first_id + n - 1 > 99:
         raise ValueError(f"at most {min(len(combos), 100 - first_id)} extra voices, asked {n}")
-    return [Speaker(f"espk{first_id + i:02d}", "espeak-ng", f"{lang}+{var}",
-                    pitch=rng.randint(25, 75), rate=round(rng.uniform(0.85, 1.15), 2))
-            for i, (lang, var) in enumerate(combos[:n])]
+    return [
+        Speaker(
+            f"espk{first_id + i:02d}",
+            "espeak-ng",
+            f"{lang}+{var}",
+            pitch=rng.randint(25, 75),
+            rate=round(rng.uniform(0.85, 1.15), 2),
+        )
+        for i, (lang, var) in enumerate(combos[:n])
+    ]
 
 
 def check_engines() -> List[str]:
@@ -113,22 +197,50 @@ def check_engines() -> List[str]:
 def _engine_command(spk: Speaker, text: str, out_wav: str, text_file: str) -> List[str]:
     words = text.lower()  # upper case would be spelled out as acronyms
     if spk.engine == "espeak-ng":
-        return ["espeak-ng", "-v", spk.voice, "-p", str(int(spk.pitch)),
-                "-s", str(int(160 * spk.rate)), "-w", out_wav, words]
+        return [
+            "espeak-ng",
+            "-v",
+            spk.voice,
+            "-p",
+            str(int(spk.pitch)),
+            "-s",
+            str(int(160 * spk.rate)),
+            "-w",
+            out_wav,
+            words,
+        ]
     if spk.engine == "flite":
-        return ["flite", "-voice", spk.voice, "--setf", f"duration_stretch={1.0 / spk.rate:.3f}",
-                "--setf", f"int_f0_target_mean={int(100 * spk.pitch) if spk.voice != 'slt' else int(170 * spk.pitch)}",
-                "-t", words, "-o", out_wav]
+        return [
+            "flite",
+            "-voice",
+            spk.voice,
+            "--setf",
+            f"duration_stretch={1.0 / spk.rate:.3f}",
+            "--setf",
+            f"int_f0_target_mean={int(100 * spk.pitch) if spk.voice != 'slt' else int(170 * spk.pitch)}",
+            "-t",
+            words,
+            "-o",
+            out_wav,
+        ]
     if spk.engine == "festival":
         Path(text_file).write_text(words + "\n")
-        return ["text2wave", "-eval", f"(voice_{spk.voice})",
-                "-eval", f"(Parameter.set 'Duration_Stretch {1.0 / spk.rate:.3f})",
-                "-o", out_wav, text_file]
+        return [
+            "text2wave",
+            "-eval",
+            f"(voice_{spk.voice})",
+            "-eval",
+            f"(Parameter.set 'Duration_Stretch {1.0 / spk.rate:.3f})",
+            "-o",
+            out_wav,
+            text_file,
+        ]
     raise ValueError(f"unknown engine {spk.engine}")
 
 
-def synthesise(spk: Speaker, text: str, out_path: Path, rate: int, seed: int,
-               noise_snr_db: float = 0.0) -> float:
+def synthesise(
+    spk: Speaker, text: str, out_path: Path, rate: int, seed: int, noise_snr_db: float = 0.0
+) -> float:
     """Speak ``text`` as ``spk`` into a 16-bit mono wav at ``rate`` Hz; returns its duration (s).
 
     The waveform gets 0.1 s of silence on each side and a seeded noise floor (about −70 dB of
@@ -140,10 +252,30 @@ def synthesise(spk: Speaker, text: str, out_path: Path, rate: int, seed: int,
         cmd = _engine_command(spk, text, raw, str(Path(tmp) / "text.txt"))
         proc = subprocess.run(cmd, capture_output=True)
         if proc.returncode != 0 or not Path(raw).is_file():
-            raise RuntimeError(f"{spk.engine} failed for speaker {spk.id}: "
-                               f"{proc.stderr.decode(errors='replace').strip()[-300:]}")
-        conv = subprocess.run(["sox", "-R", raw, "-t", "wav", "-r", str(rate), "-c", "1", "-b", "16", "-",
-                               "pad", "0.1", "0.1"], capture_output=True)
+            raise RuntimeError(
+                f"{spk.engine} failed for speaker {spk.id}: "
+                f"{proc.stderr.decode(errors='replace').strip()[-300:]}"
+            )
+        conv = subprocess.run(
+            [
+                "sox",
+                "-R",
+                raw,
+                "-t",
+                "wav",
+                "-r",
+                str(rate),
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-",
+                "pad",
+                "0.1",
+                "0.1",
+            ],
+            capture_output=True,
+        )
         if conv.returncode != 0:
             raise RuntimeError(f"sox failed on {spk.engine} output: {conv.stderr.decode()[-300:]}")
     _, x = read_wav_bytes(conv.stdout, str(out_path), check_length=False)  # a pipe
@@ -158,4 +290,3 @@ def synthesise(spk: Speaker, text: str, out_path: Path, rate: int, seed: int,
     write_wav(str(tmp_path), rate, x)
     tmp_path.replace(out_path)
     return len(x) / rate
-

@@ -62,10 +62,10 @@ EXCLUDED_AUDIO = re.compile(r"wsj0/si_tr_s/401/", re.IGNORECASE)
 # bigram/trigram, 5k/20k vocabulary, open (with <UNK>)/closed vocabulary,
 # non-verbalized/verbalized punctuation. These are the ones Kaldi's WSJ recipe uses.
 LM_FILES = {
-    "bg": "bcb20onp.z",       # bigram, 20k open vocabulary, non-verbalized punctuation
-    "tg": "tcb20onp.z",       # trigram, 20k open vocabulary, non-verbalized punctuation
-    "bg_5k": "bcb05onp.z",    # bigram, 5k open vocabulary, non-verbalized punctuation
-    "tg_5k": "tcb05cnp.z",    # trigram, 5k closed vocabulary, non-verbalized punctuation
+    "bg": "bcb20onp.z",  # bigram, 20k open vocabulary, non-verbalized punctuation
+    "tg": "tcb20onp.z",  # trigram, 20k open vocabulary, non-verbalized punctuation
+    "bg_5k": "bcb05onp.z",  # bigram, 5k open vocabulary, non-verbalized punctuation
+    "tg_5k": "tcb05cnp.z",  # trigram, 5k closed vocabulary, non-verbalized punctuation
 }
 
 
@@ -164,8 +164,7 @@ class DotTranscripts:
                         continue
                     m = _DOT_LINE.fullmatch(line.rstrip("\n"))
                     if not m:
-                        raise DataError("expected '<transcript> (<uttid>)' in WSJ .dot file",
-                                        p, n)
+                        raise DataError("expected '<transcript> (<uttid>)' in WSJ .dot file", p, n)
                     trans.setdefault(m.group(2).lower(), (m.group(1).strip(), p, n))
         return trans
 
@@ -189,4 +188,3 @@ def compression(path: Path) -> str:
     with open(path, "rb") as f:
         magic = f.read(2)
     return {b"\x1f\x8b": "gzip", b"\x1f\x9d": "compress"}.get(magic, "none")
-

@@ -38,10 +38,10 @@ from typing import List
 from local.ldc_common import NOISE, fragment
 
 _DROP = [
-    re.compile(r"\[<[\w-]+\]"),      # [<door_slam]
-    re.compile(r"\[[\w-]+>\]"),      # [door_slam>]
-    re.compile(r"\[[\w-]+/\]"),      # [phone_ring/]
-    re.compile(r"\[/[\w-]+\]"),      # [/phone_ring]
+    re.compile(r"\[<[\w-]+\]"),  # [<door_slam]
+    re.compile(r"\[[\w-]+>\]"),  # [door_slam>]
+    re.compile(r"\[[\w-]+/\]"),  # [phone_ring/]
+    re.compile(r"\[/[\w-]+\]"),  # [/phone_ring]
 ]
 _NOISE = re.compile(r"\[[\w-]+\]")
 _ANGLE = re.compile(r"<([^<>]+)>")

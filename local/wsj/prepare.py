@@ -17,12 +17,27 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from local.ldc_common import (
-    BASE_SPECIALS, BadUtts, build_lexicon, load_dictionary, oov_note, resolve_ci,
-    shorten_note, sph2pipe_entry, write_dict, write_set,
+    BASE_SPECIALS,
+    BadUtts,
+    build_lexicon,
+    load_dictionary,
+    oov_note,
+    resolve_ci,
+    shorten_note,
+    sph2pipe_entry,
+    write_dict,
+    write_set,
 )
 from local.wsj.layout import (
-    LAYOUT_HELP, LM_FILES, SUBSETS, DotTranscripts, IndexEntry, compression, find_discs,
-    find_lms, subset_entries,
+    LAYOUT_HELP,
+    LM_FILES,
+    SUBSETS,
+    DotTranscripts,
+    IndexEntry,
+    compression,
+    find_discs,
+    find_lms,
+    subset_entries,
 )
 from local.wsj.normalize import normalize_transcript
 from pipeline.data.datadir import c_sort_key, write_map
@@ -35,21 +50,31 @@ def _audio(discs: Mapping[str, Path], e: IndexEntry, bad: BadUtts) -> Optional[P
     """The audio file of an index entry, or None (reported as bad) when it is missing."""
     disc = discs.get(e.disc)
     if disc is None:
-        bad.report(e.utt, "missing-audio",
-                   f"disc {e.disc.replace('_', '-', 1).replace('_', '.')} holding {e.rel} "
-                   f"(listed in the index) not found; {LAYOUT_HELP}", e.index, e.line)
+        bad.report(
+            e.utt,
+            "missing-audio",
+            f"disc {e.disc.replace('_', '-', 1).replace('_', '.')} holding {e.rel} "
+            f"(listed in the index) not found; {LAYOUT_HELP}",
+            e.index,
+            e.line,
+        )
         return None
     path = resolve_ci(disc, e.rel)
     if path is None or not path.is_file():
-        bad.report(e.utt, "missing-audio",
-                   f"audio file {disc / e.rel} listed in the index does not exist",
-                   e.index, e.line)
+        bad.report(
+            e.utt,
+            "missing-audio",
+            f"audio file {disc / e.rel} listed in the index does not exist",
+            e.index,
+            e.line,
+        )
         return None
     return path
 
 
-def _prepare_set(entries: List[IndexEntry], discs: Mapping[str, Path], dots: DotTranscripts,
-                 bad: BadUtts) -> Tuple[Dict[str, str], Dict[str, str], Dict[str, str], Path]:
+def _prepare_set(
+    entries: List[IndexEntry], discs: Mapping[str, Path], dots: DotTranscripts, bad: BadUtts
+) -> Tuple[Dict[str, str], Dict[str, str], Dict[str, str], Path]:
     """wav.scp, text and utt2spk of one subset (bad ones left out), and its first audio file."""
     wav: Dict[str, str] = {}
     text: Dict[str, str] = {}
@@ -61,14 +86,24 @@ def _prepare_set(entries: List[IndexEntry], discs: Mapping[str, Path], dots: Dot
             continue
         found = dots.get(e.utt)
         if found is None:
-            bad.report(e.utt, "no-transcript", "no transcript for this utterance in any .dot "
-                       "file of the corpus", e.index, e.line)
+            bad.report(
+                e.utt,
+                "no-transcript",
+                "no transcript for this utterance in any .dot file of the corpus",
+                e.index,
+                e.line,
+            )
             continue
         raw, dot_path, dot_line = found
         words = normalize_transcript(raw)
         if not words:
-            bad.report(e.utt, "empty-transcript", "transcript is empty after normalisation",
-                       dot_path, dot_line)
+            bad.report(
+                e.utt,
+                "empty-transcript",
+                "transcript is empty after normalisation",
+                dot_path,
+                dot_line,
+            )
             continue
         if not wav:
             first_audio = audio
@@ -84,8 +119,10 @@ def _write_lms(out_dir: Path, discs: Mapping[str, Path]) -> Tuple[Dict[str, str]
     notes = []
     missing = [k for k in LM_FILES if k not in lms]
     if missing:
-        notes.append("distributed LMs not found (expected under "
-                     f"wsj1/doc/lng_modl/base_lm): {' '.join(LM_FILES[k] for k in missing)}")
+        notes.append(
+            "distributed LMs not found (expected under "
+            f"wsj1/doc/lng_modl/base_lm): {' '.join(LM_FILES[k] for k in missing)}"
+        )
     if lms:
         write_map(out_dir / "local" / "lm" / "lm_paths.txt", lms)
         kinds = sorted({compression(Path(p)) for p in lms.values()})
@@ -94,7 +131,8 @@ def _write_lms(out_dir: Path, discs: Mapping[str, Path]) -> Tuple[Dict[str, str]
             "(bigram, 20k open vocab, non-verbalized punct.), tg=tcb20onp (trigram, same "
             "vocab; skip the text before its \\data\\ line), bg_5k=bcb05onp, tg_5k=tcb05cnp "
             "(5k closed vocab, also with a preamble). 'tgpr' is not distributed: Kaldi prunes "
-            "tg (prune-lm --threshold=1e-7) to make it")
+            "tg (prune-lm --threshold=1e-7) to make it"
+        )
     return lms, notes
 
 
@@ -154,8 +192,10 @@ def prepare(
             raise DataError(f"WSJ corpus directory not found; {LAYOUT_HELP}", r)
     discs = find_discs(roots)
     if not discs:
-        raise DataError(f"no WSJ CD directories (named like 11-13.1) found under "
-                        f"{', '.join(map(str, roots))}; {LAYOUT_HELP}")
+        raise DataError(
+            f"no WSJ CD directories (named like 11-13.1) found under "
+            f"{', '.join(map(str, roots))}; {LAYOUT_HELP}"
+        )
     subsets = {"train": train_set, "dev": dev_set, "test": test_set}
     for subset in subsets.values():
         if subset not in SUBSETS:
@@ -183,8 +223,9 @@ def prepare(
     if note:
         notes.append(note)
 
-    lex, oov = build_lexicon(words, load_dictionary(lexicon, keep_stress), BASE_SPECIALS,
-                             full=full_lexicon)
+    lex, oov = build_lexicon(
+        words, load_dictionary(lexicon, keep_stress), BASE_SPECIALS, full=full_lexicon
+    )
     lex_path = write_dict(out, lex)
     if oov:
         notes.append(oov_note(oov))

@@ -114,8 +114,10 @@ def _check_logprobs(logprobs: np.ndarray, num_units: Optional[int]) -> np.ndarra
     if x.ndim != 2 or x.shape[0] == 0:
         raise DataError(f"log-probs must be a non-empty (T, K) matrix, got shape {x.shape}")
     if num_units is not None and x.shape[1] != num_units:
-        raise DataError(f"log-probs have {x.shape[1]} columns but the graph has "
-                        f"{num_units} units (blank + phones)")
+        raise DataError(
+            f"log-probs have {x.shape[1]} columns but the graph has "
+            f"{num_units} units (blank + phones)"
+        )
     if not np.isfinite(x).all():
         raise DataError("log-probs hold NaN or +-inf")
     return x
@@ -125,8 +127,9 @@ def _lattice_copy(lat: kaldifst.Lattice) -> kaldifst.Lattice:
     return type(lat)(lat)
 
 
-def lattice_best_path(lattice: kaldifst.Lattice, lm_weight: float
-                      ) -> Tuple[List[int], float, float]:
+def lattice_best_path(
+    lattice: kaldifst.Lattice, lm_weight: float
+) -> Tuple[List[int], float, float]:
     """Best path of a lattice (acoustic costs at scale 1) under LM weight ``lm_weight``.
 
     Minimises ``graph cost + acoustic cost / lm_weight``, like Kaldi's ``lattice-scale
@@ -158,8 +161,13 @@ class Decoder:
         num_units: K; when given, log-prob matrices must have K columns.
     """
 
-    def __init__(self, graph: kaldifst.StdVectorFst, words: Mapping[int, str],
-                 config: Optional[DecoderConfig] = None, num_units: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        graph: kaldifst.StdVectorFst,
+        words: Mapping[int, str],
+        config: Optional[DecoderConfig] = None,
+        num_units: Optional[int] = None,
+    ) -> None:
         self.graph = graph
         self.words = dict(words)
         self.config = config or DecoderConfig()
@@ -170,44 +178,58 @@ class Decoder:
         """TLG with ``word_penalty`` added to every output word (``TLG o P``, cached)."""
         word_penalty = float(word_penalty)
         if word_penalty not in self._graphs:
-            g = kaldifst.StdVectorFst(kaldifst.compose(self.graph,
-                                                       penalty_fst(self.words, word_penalty)))
+            g = kaldifst.StdVectorFst(
+                kaldifst.compose(self.graph, penalty_fst(self.words, word_penalty))
+            )
             kaldifst.arcsort(g, sort_type="ilabel")
             self._graphs[word_penalty] = g
         return self._graphs[word_penalty]
 
     @classmethod
-    def from_lang_test(cls, lang_test: PathLike,
-                       config: Optional[DecoderConfig] = None) -> "Decoder":
+    def from_lang_test(
+        cls, lang_test: PathLike, config: Optional[DecoderConfig] = None
+    ) -> "Decoder":
         """Load ``TLG.fst``, ``words.txt`` and K (``graph_info.json``) of a ``lang_test_<lm>``."""
         lang_test = Path(lang_test)
         tlg_path = lang_test / "TLG.fst"
         if not tlg_path.is_file():
-            raise DataError("decoding graph not found (the graphs stage builds it: stnas decode)", tlg_path)
+            raise DataError(
+                "decoding graph not found (the graphs stage builds it: stnas decode)", tlg_path
+            )
         graph = kaldifst.StdVectorFst.read(str(tlg_path))
         if graph is None:
             raise DataError("unreadable FST", tlg_path)
         words = {i: w for w, i in read_symbol_table(lang_test / "words.txt").items()}
         info_path = lang_test / "graph_info.json"
-        num_units = (json.loads(info_path.read_text(encoding="utf-8")).get("num_units")
-                     if info_path.is_file() else None)
+        num_units = (
+            json.loads(info_path.read_text(encoding="utf-8")).get("num_units")
+            if info_path.is_file()
+            else None
+        )
         return cls(graph, words, config, num_units)
 
-    def _hypothesis(self, word_ids: Sequence[int], graph_cost: float, acoustic_cost: float,
-                    reached_final: bool) -> Hypothesis:
-        return Hypothesis(list(word_ids), [self.words.get(i, f"<id{i}>") for i in word_ids],
-                          graph_cost, acoustic_cost, reached_final)
+    def _hypothesis(
+        self, word_ids: Sequence[int], graph_cost: float, acoustic_cost: float, reached_final: bool
+    ) -> Hypothesis:
+        return Hypothesis(
+            list(word_ids),
+            [self.words.get(i, f"<id{i}>") for i in word_ids],
+            graph_cost,
+            acoustic_cost,
+            reached_final,
+        )
 
-    def _faster(self, logprobs: np.ndarray, lm_weight: float, word_penalty: float
-                ) -> Tuple[Optional[kaldifst.Lattice], bool]:
+    def _faster(
+        self, logprobs: np.ndarray, lm_weight: float, word_penalty: float
+    ) -> Tuple[Optional[kaldifst.Lattice], bool]:
         """``FasterDecoder`` at one setting: (its best path, or None, and reached-final)."""
         if lm_weight <= 0:
             raise ValueError(f"LM weight must be > 0, got {lm_weight}")
         x = _check_logprobs(logprobs, self.num_units)
         c = self.config
-        opts = kaldi_decoder.FasterDecoderOptions(beam=c.beam / lm_weight,
-                                                  max_active=c.max_active,
-                                                  min_active=c.min_active)
+        opts = kaldi_decoder.FasterDecoderOptions(
+            beam=c.beam / lm_weight, max_active=c.max_active, min_active=c.min_active
+        )
         dec = kaldi_decoder.FasterDecoder(self.graph_for(word_penalty), opts)
         dec.decode(kaldi_decoder.DecodableCtc(x / lm_weight))
         ok, lat = dec.get_best_path()
@@ -215,8 +237,9 @@ class Decoder:
             log.warning("no surviving path (graph and log-probs incompatible?)")
         return (lat if ok else None), dec.reached_final()
 
-    def best_path(self, logprobs: np.ndarray, lm_weight: float = 1.0,
-                  word_penalty: float = 0.0) -> Hypothesis:
+    def best_path(
+        self, logprobs: np.ndarray, lm_weight: float = 1.0, word_penalty: float = 0.0
+    ) -> Hypothesis:
         """1-best with ``FasterDecoder`` (honours ``max_active``) at one setting.
 
         Args:
@@ -228,12 +251,13 @@ class Decoder:
         if lat is None:
             return self._hypothesis([], float("inf"), float("inf"), False)
         _, _, olabels, weight = kaldifst.get_linear_symbol_sequence(lat)
-        return self._hypothesis(olabels, float(weight.value1), float(weight.value2) * lm_weight,
-                                reached)
+        return self._hypothesis(
+            olabels, float(weight.value1), float(weight.value2) * lm_weight, reached
+        )
 
-    def best_path_timed(self, logprobs: np.ndarray, lm_weight: float = 1.0,
-                        word_penalty: float = 0.0
-                        ) -> Tuple[Hypothesis, List[Tuple[str, int, int]]]:
+    def best_path_timed(
+        self, logprobs: np.ndarray, lm_weight: float = 1.0, word_penalty: float = 0.0
+    ) -> Tuple[Hypothesis, List[Tuple[str, int, int]]]:
         """:meth:`best_path` and each word's frames on it: ``(word, first, end)``, the word
         from the frame its arc consumes to the next word's (or the utterance's end)."""
         lat, reached = self._faster(logprobs, lm_weight, word_penalty)
@@ -255,14 +279,18 @@ class Decoder:
                 starts.append((olabel, frame))
             if ilabel:
                 frame += 1
-        timed = [(self.words.get(w, f"<id{w}>"), f, starts[i + 1][1] if i + 1 < len(starts)
-                  else frame) for i, (w, f) in enumerate(starts)]
-        hyp = self._hypothesis(olabels, float(weight.value1), float(weight.value2) * lm_weight,
-                               reached)
+        timed = [
+            (self.words.get(w, f"<id{w}>"), f, starts[i + 1][1] if i + 1 < len(starts) else frame)
+            for i, (w, f) in enumerate(starts)
+        ]
+        hyp = self._hypothesis(
+            olabels, float(weight.value1), float(weight.value2) * lm_weight, reached
+        )
         return hyp, timed
 
-    def lattice(self, logprobs: np.ndarray, word_penalty: float = 0.0
-                ) -> Tuple[kaldifst.Lattice, bool]:
+    def lattice(
+        self, logprobs: np.ndarray, word_penalty: float = 0.0
+    ) -> Tuple[kaldifst.Lattice, bool]:
         """Raw state-level lattice (word outputs), acoustic costs at scale 1.
 
         Args:
@@ -275,8 +303,9 @@ class Decoder:
         x = _check_logprobs(logprobs, self.num_units)
         c = self.config
         scale = c.acoustic_scale
-        cfg = kaldi_decoder.LatticeSimpleDecoderConfig(beam=c.beam * scale,
-                                                       lattice_beam=c.lattice_beam * scale)
+        cfg = kaldi_decoder.LatticeSimpleDecoderConfig(
+            beam=c.beam * scale, lattice_beam=c.lattice_beam * scale
+        )
         dec = kaldi_decoder.LatticeSimpleDecoder(self.graph_for(word_penalty), cfg)
         dec.decode(kaldi_decoder.DecodableCtc(x * c.acoustic_scale))
         reached = dec.final_relative_cost() != float("inf")
@@ -284,12 +313,14 @@ class Decoder:
         if not ok:
             log.warning("empty lattice (graph and log-probs incompatible?)")
         elif c.acoustic_scale != 1.0:
-            kaldifst.scale_lattice(kaldifst.lattice_scale(lmwt=1.0, acwt=1.0 / c.acoustic_scale),
-                                   lat)
+            kaldifst.scale_lattice(
+                kaldifst.lattice_scale(lmwt=1.0, acwt=1.0 / c.acoustic_scale), lat
+            )
         return lat, reached
 
-    def sweep(self, logprobs: np.ndarray, settings: Sequence[SettingKey],
-              method: str = "auto") -> Dict[SettingKey, Hypothesis]:
+    def sweep(
+        self, logprobs: np.ndarray, settings: Sequence[SettingKey], method: str = "auto"
+    ) -> Dict[SettingKey, Hypothesis]:
         """Best path for each decoding setting.
 
         Args:
@@ -310,10 +341,18 @@ class Decoder:
         for s in settings:
             by_penalty.setdefault(as_setting(s)[1], []).append(s)
         if method == "auto":
-            return {**self.sweep(logprobs, [s for group in by_penalty.values() if len(group) == 1
-                                            for s in group], "redecode"),
-                    **self.sweep(logprobs, [s for group in by_penalty.values() if len(group) > 1
-                                            for s in group], "lattice")}
+            return {
+                **self.sweep(
+                    logprobs,
+                    [s for group in by_penalty.values() if len(group) == 1 for s in group],
+                    "redecode",
+                ),
+                **self.sweep(
+                    logprobs,
+                    [s for group in by_penalty.values() if len(group) > 1 for s in group],
+                    "lattice",
+                ),
+            }
         if method == "redecode":
             return {s: self.best_path(logprobs, *as_setting(s)) for s in settings}
         out = {}

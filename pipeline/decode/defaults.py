@@ -5,12 +5,12 @@ This module imports nothing, so the click commands read their defaults from it w
 loading the library.
 """
 
-BEAM = 17.0          # search beam, unscaled cost units (pipeline.decode.decoder.DecoderConfig)
-LATTICE_BEAM = 8.0   # lattice pruning beam, same units
-MAX_ACTIVE = 7000    # most active tokens per frame
-MIN_ACTIVE = 200     # fewest active tokens per frame
+BEAM = 17.0  # search beam, unscaled cost units (pipeline.decode.decoder.DecoderConfig)
+LATTICE_BEAM = 8.0  # lattice pruning beam, same units
+MAX_ACTIVE = 7000  # most active tokens per frame
+MIN_ACTIVE = 200  # fewest active tokens per frame
 LM_WEIGHTS = (0.3, 0.5, 0.7, 1.0, 1.5, 2.0)  # tried on the tuning set
-WORD_PENALTIES = (0.0, 0.5, 1.0)              # tried with every LM weight
+WORD_PENALTIES = (0.0, 0.5, 1.0)  # tried with every LM weight
 FEATURE_FRAME_SHIFT_S = 0.01  # conf/fbank.conf: 10 ms
-SUBSAMPLING = 3               # the network's output frame rate is a third of its input's
+SUBSAMPLING = 3  # the network's output frame rate is a third of its input's
 OUTPUT_FRAME_SHIFT_S = FEATURE_FRAME_SHIFT_S * SUBSAMPLING  # seconds per log-prob frame

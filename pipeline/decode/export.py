@@ -36,8 +36,9 @@ def _check(run, net: torch.nn.Module, input_dim: int) -> float:
     return float((torch.as_tensor(got) - want).abs().max())
 
 
-def export_model(model: Union[str, Path], out: Union[str, Path], fmt: str = "torchscript",
-                 opset: int = 17) -> Dict[str, Any]:
+def export_model(
+    model: Union[str, Path], out: Union[str, Path], fmt: str = "torchscript", opset: int = 17
+) -> Dict[str, Any]:
     """Export ``model`` (a retrained ``best.pt``/``avg.pt``) to ``out``; returns the record.
 
     Raises:
@@ -56,36 +57,66 @@ def export_model(model: Union[str, Path], out: Union[str, Path], fmt: str = "tor
         with atomic_path(out) as tmp:
             scripted.save(str(tmp))
         loaded = torch.jit.load(str(out))
-        diff = _check(lambda f, l: loaded(f, l), net, dim)
+        diff = _check(lambda f, n: loaded(f, n), net, dim)
     else:
         try:
             import onnxruntime
         except ImportError:
-            raise StnasError("ONNX export needs the onnx and onnxruntime packages: "
-                             "pip install 'stnas[export]' (make install adds them)") from None
+            raise StnasError(
+                "ONNX export needs the onnx and onnxruntime packages: "
+                "pip install 'stnas[export]' (make install adds them)"
+            ) from None
         example = (torch.zeros(1, 50, dim), torch.tensor([50]))
         with atomic_path(out) as tmp:
             torch.onnx.export(
-                net, example, str(tmp), input_names=["feats", "lengths"],
-                output_names=["log_probs", "out_lengths"], opset_version=opset, dynamo=False,
-                dynamic_axes={"feats": {0: "batch", 1: "frames"}, "lengths": {0: "batch"},
-                              "log_probs": {0: "batch", 1: "out_frames"},
-                              "out_lengths": {0: "batch"}})
+                net,
+                example,
+                str(tmp),
+                input_names=["feats", "lengths"],
+                output_names=["log_probs", "out_lengths"],
+                opset_version=opset,
+                dynamo=False,
+                dynamic_axes={
+                    "feats": {0: "batch", 1: "frames"},
+                    "lengths": {0: "batch"},
+                    "log_probs": {0: "batch", 1: "out_frames"},
+                    "out_lengths": {0: "batch"},
+                },
+            )
         session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-        diff = _check(lambda f, l: tuple(torch.from_numpy(x) for x in session.run(
-            None, {"feats": f.numpy(), "lengths": l.numpy()})), net, dim)
+        diff = _check(
+            lambda f, n: tuple(
+                torch.from_numpy(x)
+                for x in session.run(None, {"feats": f.numpy(), "lengths": n.numpy()})
+            ),
+            net,
+            dim,
+        )
     if diff > TOLERANCE:
         out.unlink(missing_ok=True)
-        raise StnasError(f"the {fmt} export differs from the model by {diff:.2e} (> "
-                         f"{TOLERANCE:g}); nothing written")
-    record = {"format": fmt, "model": str(model), "architecture": arch.describe(num_units),
-              "ops": arch.ops, "num_units": num_units, "input_dim": dim,
-              "inputs": {"feats": "(B, T, input_dim) float32: fbank (the data dir's fbank "
-                                  "config), per-speaker CMVN, deltas order 2 window 2",
-                         "lengths": "(B,) int64 frames"},
-              "outputs": {"log_probs": "(B, T', num_units) log-softmax, blank = column 0; "
-                                       "units as in the data dir's lang/units.txt",
-                          "out_lengths": "(B,) int64"},
-              "max_abs_diff": diff, **({"opset": opset} if fmt == "onnx" else {})}
+        raise StnasError(
+            f"the {fmt} export differs from the model by {diff:.2e} (> "
+            f"{TOLERANCE:g}); nothing written"
+        )
+    record = {
+        "format": fmt,
+        "model": str(model),
+        "architecture": arch.describe(num_units),
+        "ops": arch.ops,
+        "num_units": num_units,
+        "input_dim": dim,
+        "inputs": {
+            "feats": "(B, T, input_dim) float32: fbank (the data dir's fbank "
+            "config), per-speaker CMVN, deltas order 2 window 2",
+            "lengths": "(B,) int64 frames",
+        },
+        "outputs": {
+            "log_probs": "(B, T', num_units) log-softmax, blank = column 0; "
+            "units as in the data dir's lang/units.txt",
+            "out_lengths": "(B,) int64",
+        },
+        "max_abs_diff": diff,
+        **({"opset": opset} if fmt == "onnx" else {}),
+    }
     atomic_write_text(Path(f"{out}.json"), json.dumps(record, indent=2) + "\n")
     return record

@@ -17,8 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.children import die_with_parent
-from pipeline.decode.defaults import OUTPUT_FRAME_SHIFT_S
 from pipeline.decode.decoder import Decoder, DecoderConfig, Setting
+from pipeline.decode.defaults import OUTPUT_FRAME_SHIFT_S
 from pipeline.decode.sweep import decode_set
 from pipeline.progress import on_terminal
 
@@ -33,13 +33,22 @@ def _init_worker(lang_test: str, config: dict, parent_pid: int) -> None:
 
 def _decode_shard(args: Tuple[Shard, List[Setting], str]):
     shard, settings, method = args
-    res = decode_set(_WORKER["decoder"], shard, settings, method,
-                     frame_shift_s=OUTPUT_FRAME_SHIFT_S)
+    res = decode_set(
+        _WORKER["decoder"], shard, settings, method, frame_shift_s=OUTPUT_FRAME_SHIFT_S
+    )
     return res.hyps, res.rtf.summary(), res.not_final
 
 
-def decode_in_workers(mats: Shard, settings: List[Setting], method: str, lang_test: Path,
-                      dconf: dict, nj: int, desc: str, progress: bool = True):
+def decode_in_workers(
+    mats: Shard,
+    settings: List[Setting],
+    method: str,
+    lang_test: Path,
+    dconf: dict,
+    nj: int,
+    desc: str,
+    progress: bool = True,
+):
     """Decode ``mats`` (utt, (T', K) log-probs) at every setting in ``nj`` processes.
 
     Returns:
@@ -50,10 +59,17 @@ def decode_in_workers(mats: Shard, settings: List[Setting], method: str, lang_te
     hyps: Dict[Setting, Dict[str, List[str]]] = {s: {} for s in settings}
     decode_s, audio_s, not_final = 0.0, 0.0, []
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(nj, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(str(lang_test), dconf, os.getpid())) as pool, \
-            tqdm(total=len(mats), desc=desc, unit="utt",
-                 disable=not (progress and on_terminal())) as bar:
+    with (
+        ProcessPoolExecutor(
+            nj,
+            mp_context=get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(str(lang_test), dconf, os.getpid()),
+        ) as pool,
+        tqdm(
+            total=len(mats), desc=desc, unit="utt", disable=not (progress and on_terminal())
+        ) as bar,
+    ):
         for shard_hyps, rtf, nf in pool.map(_decode_shard, shards):
             for s, h in shard_hyps.items():
                 hyps[s].update(h)

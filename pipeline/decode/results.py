@@ -18,8 +18,22 @@ PathLike = Union[str, Path]
 
 BEGIN = "<!-- stnas:results:begin -->"
 END = "<!-- stnas:results:end -->"
-HEADER = ("corpus", "set", "arch", "params", "LM", "LM weight", "word penalty", "%WER", "sub",
-          "del", "ins", "words", "%OOV", "decode dir")
+HEADER = (
+    "corpus",
+    "set",
+    "arch",
+    "params",
+    "LM",
+    "LM weight",
+    "word penalty",
+    "%WER",
+    "sub",
+    "del",
+    "ins",
+    "words",
+    "%OOV",
+    "decode dir",
+)
 _OLD_HEADER_CELLS = 12  # tables written before the word penalty and OOV columns
 
 
@@ -61,9 +75,22 @@ class ResultRow:
 
     def cells(self) -> List[str]:
         """The row's table cells, in :data:`HEADER` order."""
-        return [self.corpus, self.set, self.arch, self.params, self.lm, f"{self.lm_weight:g}",
-                f"{self.word_penalty:g}", f"{self.wer:.2f}", str(self.sub), str(self.dels),
-                str(self.ins), str(self.words), self.oov, self.decode_dir]
+        return [
+            self.corpus,
+            self.set,
+            self.arch,
+            self.params,
+            self.lm,
+            f"{self.lm_weight:g}",
+            f"{self.word_penalty:g}",
+            f"{self.wer:.2f}",
+            str(self.sub),
+            str(self.dels),
+            str(self.ins),
+            str(self.words),
+            self.oov,
+            self.decode_dir,
+        ]
 
 
 def _format(rows: Iterable[ResultRow]) -> List[str]:
@@ -77,10 +104,23 @@ def _parse_row(cells: List[str], path: Path, line: int) -> ResultRow:
     if len(cells) == _OLD_HEADER_CELLS:  # no word penalty (0) and no OOV column
         cells = cells[:6] + ["0"] + cells[6:11] + ["?"] + cells[11:]
     if len(cells) != len(HEADER):
-        raise DataError(f"results row has {len(cells)} cells, expected {len(HEADER)}",
-                        path, line)
-    keys = ("corpus", "set", "arch", "params", "lm", "lm_weight", "word_penalty", "wer", "sub",
-            "dels", "ins", "words", "oov", "decode_dir")
+        raise DataError(f"results row has {len(cells)} cells, expected {len(HEADER)}", path, line)
+    keys = (
+        "corpus",
+        "set",
+        "arch",
+        "params",
+        "lm",
+        "lm_weight",
+        "word_penalty",
+        "wer",
+        "sub",
+        "dels",
+        "ins",
+        "words",
+        "oov",
+        "decode_dir",
+    )
     try:
         values: Dict[str, object] = dict(zip(keys, cells))
         for k in ("lm_weight", "word_penalty", "wer"):
@@ -112,8 +152,9 @@ def read_results(path: PathLike) -> List[ResultRow]:
     return rows
 
 
-def update_results(path: PathLike, new_rows: Iterable[ResultRow],
-                   title: str = "# Results") -> List[ResultRow]:
+def update_results(
+    path: PathLike, new_rows: Iterable[ResultRow], title: str = "# Results"
+) -> List[ResultRow]:
     """Add or replace rows (by :attr:`ResultRow.key`) in ``RESULTS.md`` and rewrite it.
 
     Args:
@@ -135,12 +176,16 @@ def update_results(path: PathLike, new_rows: Iterable[ResultRow],
         if BEGIN in (t.strip() for t in text):
             start = [t.strip() for t in text].index(BEGIN)
             end = [t.strip() for t in text].index(END, start)
-            lines = text[:start] + table + text[end + 1:]
+            lines = text[:start] + table + text[end + 1 :]
         else:
             lines = text + [""] + table
     else:
-        lines = [title, "", "%WER per decode; the LM weight is chosen on dev, never on test.",
-                 ""] + table
+        lines = [
+            title,
+            "",
+            "%WER per decode; the LM weight is chosen on dev, never on test.",
+            "",
+        ] + table
     atomic_write_text(path, "\n".join(lines) + "\n")
     return rows
 

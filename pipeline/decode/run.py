@@ -64,34 +64,68 @@ class DecodeConfig:
 
     model: str = option(kind="str", help="retrained model (retrain/avg.pt or best.pt)")
     data_dir: str = option(kind="str", help="prepared data dir")
-    sets: List[str] = option(kind="list", factory=lambda: ["dev", "test"],
-                             help="sets to decode (the tuning set first)")
+    sets: List[str] = option(
+        kind="list", factory=lambda: ["dev", "test"], help="sets to decode (the tuning set first)"
+    )
     lm: str = option("tg", kind="str", help="word LM name: data/<c>/lang_test_<lm>")
-    lm_order: int = option(3, kind="int", check=positive, allowed=">= 1",
-                           help="order of an estimated word LM")
-    lm_weights: List[float] = option(kind="list", factory=lambda: list(defaults.LM_WEIGHTS),
-                                     help="LM weights tried on the tuning set")
-    word_penalties: List[float] = option(kind="list",
-                                         factory=lambda: list(defaults.WORD_PENALTIES),
-                                         help="word insertion penalties tried with every "
-                                              "LM weight")
-    tune_set: str = option("dev", kind="str", help="set that chooses the (LM weight, penalty) "
-                                                   "pair; '': every set gets the whole grid")
-    beam: float = option(defaults.BEAM, kind="float", check=positive, allowed="> 0",
-                         help="search beam (unscaled cost)")
-    lattice_beam: float = option(defaults.LATTICE_BEAM, kind="float", check=positive,
-                                 allowed="> 0", help="lattice beam (unscaled cost)")
-    max_active: int = option(defaults.MAX_ACTIVE, kind="int", check=positive, allowed=">= 1",
-                             unit="tokens", help="most active tokens per frame")
-    method: str = option("redecode", kind="str", check=one_of(*SWEEP_METHODS),
-                         allowed=", ".join(SWEEP_METHODS),
-                         help="redecode: one search per setting (bounded by max_active); "
-                              "lattice: one lattice per penalty; auto: the lattice where a "
-                              "penalty has several weights")
+    lm_order: int = option(
+        3, kind="int", check=positive, allowed=">= 1", help="order of an estimated word LM"
+    )
+    lm_weights: List[float] = option(
+        kind="list",
+        factory=lambda: list(defaults.LM_WEIGHTS),
+        help="LM weights tried on the tuning set",
+    )
+    word_penalties: List[float] = option(
+        kind="list",
+        factory=lambda: list(defaults.WORD_PENALTIES),
+        help="word insertion penalties tried with every LM weight",
+    )
+    tune_set: str = option(
+        "dev",
+        kind="str",
+        help="set that chooses the (LM weight, penalty) pair; '': every set gets the whole grid",
+    )
+    beam: float = option(
+        defaults.BEAM,
+        kind="float",
+        check=positive,
+        allowed="> 0",
+        help="search beam (unscaled cost)",
+    )
+    lattice_beam: float = option(
+        defaults.LATTICE_BEAM,
+        kind="float",
+        check=positive,
+        allowed="> 0",
+        help="lattice beam (unscaled cost)",
+    )
+    max_active: int = option(
+        defaults.MAX_ACTIVE,
+        kind="int",
+        check=positive,
+        allowed=">= 1",
+        unit="tokens",
+        help="most active tokens per frame",
+    )
+    method: str = option(
+        "redecode",
+        kind="str",
+        check=one_of(*SWEEP_METHODS),
+        allowed=", ".join(SWEEP_METHODS),
+        help="redecode: one search per setting (bounded by max_active); "
+        "lattice: one lattice per penalty; auto: the lattice where a "
+        "penalty has several weights",
+    )
     nj: int = option(1, kind="int", check=positive, allowed=">= 1", help="decoding processes")
     device: str = option("cpu", kind="str", help="device of the forward pass")
-    num_threads: int = option(0, kind="int", check=non_negative, allowed=">= 0 (0: automatic)",
-                              help="torch threads of the forward pass")
+    num_threads: int = option(
+        0,
+        kind="int",
+        check=non_negative,
+        allowed=">= 0 (0: automatic)",
+        help="torch threads of the forward pass",
+    )
     write_logits: bool = option(False, kind="bool", help="keep the log-probs as logits.ark/scp")
     progress: bool = option(True, kind="bool", help="progress bar on a terminal")
 
@@ -100,13 +134,15 @@ class DecodeConfig:
         return [(float(w), float(p)) for w in self.lm_weights for p in self.word_penalties]
 
 
-def model_logprobs(model_path: Path, feats_scp: Path, device: str = "cpu",
-                   max_frames: int = 20000) -> Iterator[Tuple[str, np.ndarray]]:
+def model_logprobs(
+    model_path: Path, feats_scp: Path, device: str = "cpu", max_frames: int = 20000
+) -> Iterator[Tuple[str, np.ndarray]]:
     """(utt, (T', K) float32 log-probs) for every utterance of ``feats_scp``, in its order."""
     net, _, _ = load_model(model_path, torch.device(device))
     entries = read_map(feats_scp)
-    utts = [Utterance(u, rx, int(kaldiio.load_mat(rx).shape[0]), (), u) for u, rx in
-            entries.items()]
+    utts = [
+        Utterance(u, rx, int(kaldiio.load_mat(rx).shape[0]), (), u) for u, rx in entries.items()
+    ]
     batches = make_batches(utts, max_frames, 64, seed=0, epoch=0, shuffle=False)
     out: Dict[str, np.ndarray] = {}
     with torch.no_grad():
@@ -114,7 +150,7 @@ def model_logprobs(model_path: Path, feats_scp: Path, device: str = "cpu",
             batch: Batch = collate([utts[i] for i in b]).to(torch.device(device))
             log_probs, lengths = net(batch.feats, batch.lengths)
             for k, utt in enumerate(batch.utts):
-                out[utt] = log_probs[k, :int(lengths[k])].float().cpu().numpy()
+                out[utt] = log_probs[k, : int(lengths[k])].float().cpu().numpy()
     for utt in entries:
         yield utt, out[utt]
 
@@ -128,8 +164,10 @@ def read_tuned(tune_dir: Path) -> Setting:
     """The (LM weight, word penalty) chosen on the tuning set (its ``tuned.json``)."""
     path = tune_dir / TUNED
     if not path.is_file():
-        raise StnasError(f"{path}: missing: decode the tuning set first (--sets dev,test); "
-                         "other sets are decoded only at the setting it chooses")
+        raise StnasError(
+            f"{path}: missing: decode the tuning set first (--sets dev,test); "
+            "other sets are decoded only at the setting it chooses"
+        )
     info = json.loads(path.read_text())
     return float(info["lm_weight"]), float(info["word_penalty"])
 
@@ -139,26 +177,44 @@ def tune(cfg: DecodeConfig, out: Path, hyps: Dict[Setting, Dict[str, List[str]]]
     ref = read_map(Path(cfg.data_dir) / cfg.tune_set / "text", allow_empty_value=True)
     results = score_sweep(ref, hyps, out)
     best = choose_setting(results)
-    info = {"set": cfg.tune_set, "lm_weight": best[0], "word_penalty": best[1],
-            "wer": round(results[best].wer, 4),
-            "grid": {setting_name(k): round(r.wer, 4) for k, r in sorted(results.items())}}
+    info = {
+        "set": cfg.tune_set,
+        "lm_weight": best[0],
+        "word_penalty": best[1],
+        "wer": round(results[best].wer, 4),
+        "grid": {setting_name(k): round(r.wer, 4) for k, r in sorted(results.items())},
+    }
     atomic_write_text(out / TUNED, json.dumps(info, indent=2) + "\n")
-    log.info("tuned on %s: LM weight %g, word penalty %g (%%WER %.2f)", cfg.tune_set, best[0],
-             best[1], results[best].wer)
+    log.info(
+        "tuned on %s: LM weight %g, word penalty %g (%%WER %.2f)",
+        cfg.tune_set,
+        best[0],
+        best[1],
+        results[best].wer,
+    )
     return info
 
 
-def decode_one(cfg: DecodeConfig, name: str, model: Path, feats: Path, lang_test: Path,
-                graph_k: int, settings: List[Setting], out: Path
-                ) -> Tuple[dict, Dict[Setting, Dict[str, List[str]]]]:
+def decode_one(
+    cfg: DecodeConfig,
+    name: str,
+    model: Path,
+    feats: Path,
+    lang_test: Path,
+    graph_k: int,
+    settings: List[Setting],
+    out: Path,
+) -> Tuple[dict, Dict[Setting, Dict[str, List[str]]]]:
     """Forward pass and search of one set; writes ``hyp/`` and ``decode_info.json``; returns
     the info and the hypotheses (setting → utt → words)."""
     t0 = time.perf_counter()
     mats = list(model_logprobs(model, feats, cfg.device))
     forward_s = time.perf_counter() - t0
     if mats and mats[0][1].shape[1] != graph_k:
-        raise StnasError(f"{model} outputs {mats[0][1].shape[1]} units but "
-                         f"{lang_test / 'TLG.fst'} was built for {graph_k} (units.txt)")
+        raise StnasError(
+            f"{model} outputs {mats[0][1].shape[1]} units but "
+            f"{lang_test / 'TLG.fst'} was built for {graph_k} (units.txt)"
+        )
     if cfg.write_logits:
         with kaldiio.WriteHelper(f"ark,scp:{out / 'logits.ark'},{out / 'logits.scp'}") as w:
             for utt, m in mats:
@@ -166,18 +222,41 @@ def decode_one(cfg: DecodeConfig, name: str, model: Path, feats: Path, lang_test
     dconf = {"beam": cfg.beam, "lattice_beam": cfg.lattice_beam, "max_active": cfg.max_active}
     nj = max(1, min(cfg.nj, len(mats)))
     hyps, decode_s, audio_s, not_final, wall = decode_in_workers(
-        mats, settings, cfg.method, lang_test, dconf, nj,
-        f"decode {name} ({len(settings)} settings)", cfg.progress)
+        mats,
+        settings,
+        cfg.method,
+        lang_test,
+        dconf,
+        nj,
+        f"decode {name} ({len(settings)} settings)",
+        cfg.progress,
+    )
     for s, h in hyps.items():
-        write_map(out / "hyp" / f"{setting_name(s)}.txt",
-                  {u: " ".join(words) for u, words in h.items()})
-    info = {"set": name, "utterances": len(mats), "lm": cfg.lm,
-            "settings": [list(s) for s in settings], "audio_seconds": audio_s,
-            "forward_seconds": round(forward_s, 3), "decode_cpu_seconds": round(decode_s, 3),
-            "decode_wall_seconds": round(wall, 3),
-            "rtf_per_core": decode_s / max(audio_s, 1e-9), "nj": nj, "not_final": not_final,
-            "config": asdict(cfg), "model": str(model), "lang_test": str(lang_test)}
+        write_map(
+            out / "hyp" / f"{setting_name(s)}.txt", {u: " ".join(words) for u, words in h.items()}
+        )
+    info = {
+        "set": name,
+        "utterances": len(mats),
+        "lm": cfg.lm,
+        "settings": [list(s) for s in settings],
+        "audio_seconds": audio_s,
+        "forward_seconds": round(forward_s, 3),
+        "decode_cpu_seconds": round(decode_s, 3),
+        "decode_wall_seconds": round(wall, 3),
+        "rtf_per_core": decode_s / max(audio_s, 1e-9),
+        "nj": nj,
+        "not_final": not_final,
+        "config": asdict(cfg),
+        "model": str(model),
+        "lang_test": str(lang_test),
+    }
     atomic_write_text(out / "decode_info.json", json.dumps(info, indent=2) + "\n")
-    log.info("decoded %s: %d utterances at %d settings, RTF per core %.4f (search only)", name,
-             len(mats), len(settings), info["rtf_per_core"])
+    log.info(
+        "decoded %s: %d utterances at %d settings, RTF per core %.4f (search only)",
+        name,
+        len(mats),
+        len(settings),
+        info["rtf_per_core"],
+    )
     return info, hyps

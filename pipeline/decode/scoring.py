@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from pipeline.decode.align import align_like_sclite
 from pipeline.errors import DataError, StnasError
 from pipeline.io import atomic_write_text
 
@@ -79,8 +80,10 @@ class WerResult:
 
     def wer_line(self, path: PathLike) -> str:
         """Kaldi's form: ``%WER 12.34 [ 56 / 454, 10 ins, 20 del, 26 sub ] <path>``."""
-        return (f"%WER {self.wer:.2f} [ {self.errors} / {self.words}, {self.ins} ins, "
-                f"{self.dels} del, {self.sub} sub ] {path}")
+        return (
+            f"%WER {self.wer:.2f} [ {self.errors} / {self.words}, {self.ins} ins, "
+            f"{self.dels} del, {self.sub} sub ] {path}"
+        )
 
 
 def _words(value: Union[str, Sequence[str]]) -> List[str]:
@@ -135,8 +138,10 @@ _DTL_FIELDS = {
     "sentences": r"^\s*sentences\s+(\d+)",
     "sentence_errors": r"^\s*with errors\s+[\d.]+%\s*\(\s*(\d+)\)",
 }
-_SYS_SUM = re.compile(r"\|\s*Sum/Avg\s*\|\s*(\d+)\s+(\d+)\s*\|\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)"
-                      r"\s+([\d.]+)\s+([\d.]+)")
+_SYS_SUM = re.compile(
+    r"\|\s*Sum/Avg\s*\|\s*(\d+)\s+(\d+)\s*\|\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)"
+    r"\s+([\d.]+)\s+([\d.]+)"
+)
 
 
 def parse_dtl(path: PathLike, source: str = "sclite") -> WerResult:
@@ -151,8 +156,16 @@ def parse_dtl(path: PathLike, source: str = "sclite") -> WerResult:
         if m is None:
             raise DataError(f"no '{key}' count in the report", path)
         found[key] = int(m.group(1))
-    res = WerResult(found["sub"], found["dels"], found["ins"], found["words"],
-                    found["sentences"], found["sentence_errors"], source, path)
+    res = WerResult(
+        found["sub"],
+        found["dels"],
+        found["ins"],
+        found["words"],
+        found["sentences"],
+        found["sentence_errors"],
+        source,
+        path,
+    )
     if res.errors != found["errors"]:
         raise DataError(f"total errors {found['errors']} != sub+del+ins {res.errors}", path)
     return res
@@ -161,17 +174,25 @@ def parse_dtl(path: PathLike, source: str = "sclite") -> WerResult:
 def parse_sys(path: PathLike) -> Dict[str, float]:
     """The ``Sum/Avg`` row of a ``.sys`` report: sentences, words and the percentages."""
     path = Path(path)
-    m = _SYS_SUM.search(path.read_text(encoding="utf-8", errors="replace")) if path.is_file() \
+    m = (
+        _SYS_SUM.search(path.read_text(encoding="utf-8", errors="replace"))
+        if path.is_file()
         else None
+    )
     if m is None:
         raise DataError("no Sum/Avg row in the sclite summary", path)
     keys = ("sentences", "words", "corr", "sub", "del", "ins", "err")
     return {k: float(v) for k, v in zip(keys, m.groups())}
 
 
-def run_sclite(ref_trn: PathLike, hyp_trn: PathLike, out_dir: PathLike, name: str,
-               command: Optional[List[str]] = None,
-               formats: Tuple[str, str] = ("trn", "trn")) -> WerResult:
+def run_sclite(
+    ref_trn: PathLike,
+    hyp_trn: PathLike,
+    out_dir: PathLike,
+    name: str,
+    command: Optional[List[str]] = None,
+    formats: Tuple[str, str] = ("trn", "trn"),
+) -> WerResult:
     """Score ``hyp_trn`` against ``ref_trn`` with sclite into ``out_dir/<name>.{sys,dtl,pra}``.
 
     ``formats`` are the (reference, hypothesis) formats: ``("trn", "trn")`` scores
@@ -184,8 +205,23 @@ def run_sclite(ref_trn: PathLike, hyp_trn: PathLike, out_dir: PathLike, name: st
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     mode = ["-i", "rm", "-s", "-e", "utf-8"] if formats == ("trn", "trn") else ["-F", "-D"]
-    args = command + ["-r", str(ref_trn), formats[0], "-h", str(hyp_trn), formats[1], *mode,
-                      "-o", "sum", "pralign", "dtl", "-O", str(out_dir), "-n", name]
+    args = command + [
+        "-r",
+        str(ref_trn),
+        formats[0],
+        "-h",
+        str(hyp_trn),
+        formats[1],
+        *mode,
+        "-o",
+        "sum",
+        "pralign",
+        "dtl",
+        "-O",
+        str(out_dir),
+        "-n",
+        name,
+    ]
     proc = subprocess.run(args, capture_output=True, text=True)
     atomic_write_text(out_dir / f"{name}.log", " ".join(args) + "\n" + proc.stdout + proc.stderr)
     if proc.returncode != 0 or "Successful Completion" not in proc.stdout:
@@ -195,58 +231,6 @@ def run_sclite(ref_trn: PathLike, hyp_trn: PathLike, out_dir: PathLike, name: st
     if int(summary["words"]) != res.words or int(summary["sentences"]) != res.sentences:
         raise DataError("sclite .sys and .dtl disagree on words/sentences", out_dir / name)
     return res
-
-
-_SUB_COST, _DEL_COST, _INS_COST = 4, 3, 3
-
-
-def align_like_sclite(ref: Sequence[str], hyp: Sequence[str]
-                      ) -> Tuple[List[Tuple[str, str]], int, int, int]:
-    """Word alignment with sclite's costs and tie-breaking (see the module docstring).
-
-    Args:
-        ref: reference words (N).
-        hyp: hypothesis words (M).
-
-    Returns:
-        ``(pairs, sub, dels, ins)``: aligned ``(ref word, hyp word)`` pairs, ``"*"`` marking
-        a deletion (hyp side) or an insertion (ref side), and the error counts.
-    """
-    n, m = len(ref), len(hyp)
-    cost = [[0] * (m + 1) for _ in range(n + 1)]
-    move = [[""] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        for j in range(m + 1):
-            if i == 0 and j == 0:
-                continue
-            options = []  # in order of preference when costs tie
-            if i and j:
-                options.append((cost[i - 1][j - 1] + (_SUB_COST if ref[i - 1] != hyp[j - 1]
-                                                      else 0), "diag"))
-            if j:
-                options.append((cost[i][j - 1] + _INS_COST, "ins"))
-            if i:
-                options.append((cost[i - 1][j] + _DEL_COST, "del"))
-            best = min(c for c, _ in options)
-            cost[i][j], move[i][j] = next(o for o in options if o[0] == best)
-    pairs: List[Tuple[str, str]] = []
-    sub = dels = ins = 0
-    i, j = n, m
-    while i or j:
-        step = move[i][j]
-        if step == "diag":
-            i, j = i - 1, j - 1
-            pairs.append((ref[i], hyp[j]))
-            sub += ref[i] != hyp[j]
-        elif step == "ins":
-            j -= 1
-            pairs.append(("*", hyp[j]))
-            ins += 1
-        else:
-            i -= 1
-            pairs.append((ref[i], "*"))
-            dels += 1
-    return pairs[::-1], sub, dels, ins
 
 
 def score_python(ref: Text, hyp: Text, out_dir: PathLike, name: str) -> WerResult:
@@ -259,32 +243,44 @@ def score_python(ref: Text, hyp: Text, out_dir: PathLike, name: str) -> WerResul
         ali, s, d, i = align_like_sclite(r, h)
         sub, dels, ins, words = sub + s, dels + d, ins + i, words + len(r)
         sent_err += (s + d + i) > 0
-        pra += [f"id: ({utt})", f"Scores: (#C #S #D #I) {len(r) - s - d} {s} {d} {i}",
-                "REF:  " + " ".join(a for a, _ in ali), "HYP:  " + " ".join(b for _, b in ali), ""]
-    res = WerResult(sub, dels, ins, words, len(ref), sent_err, "python",
-                    out_dir / f"{name}.dtl")
+        pra += [
+            f"id: ({utt})",
+            f"Scores: (#C #S #D #I) {len(r) - s - d} {s} {d} {i}",
+            "REF:  " + " ".join(a for a, _ in ali),
+            "HYP:  " + " ".join(b for _, b in ali),
+            "",
+        ]
+    res = WerResult(sub, dels, ins, words, len(ref), sent_err, "python", out_dir / f"{name}.dtl")
 
     def pct(n: int) -> float:
         return 100.0 * n / words if words else 0.0
 
-    dtl = [f"DETAILED OVERALL REPORT (python fallback, sclite costs): {name}", "",
-           f" sentences {len(ref)}",
-           f" with errors {100.0 * sent_err / max(len(ref), 1):.1f}% ( {sent_err})", "",
-           f"Percent Total Error       = {pct(res.errors):5.1f}%   ( {res.errors})",
-           f"Percent Substitution      = {pct(sub):5.1f}%   ( {sub})",
-           f"Percent Deletions         = {pct(dels):5.1f}%   ( {dels})",
-           f"Percent Insertions        = {pct(ins):5.1f}%   ( {ins})",
-           f"Ref. words                =           ( {words})", ""]
+    dtl = [
+        f"DETAILED OVERALL REPORT (python fallback, sclite costs): {name}",
+        "",
+        f" sentences {len(ref)}",
+        f" with errors {100.0 * sent_err / max(len(ref), 1):.1f}% ( {sent_err})",
+        "",
+        f"Percent Total Error       = {pct(res.errors):5.1f}%   ( {res.errors})",
+        f"Percent Substitution      = {pct(sub):5.1f}%   ( {sub})",
+        f"Percent Deletions         = {pct(dels):5.1f}%   ( {dels})",
+        f"Percent Insertions        = {pct(ins):5.1f}%   ( {ins})",
+        f"Ref. words                =           ( {words})",
+        "",
+    ]
     atomic_write_text(out_dir / f"{name}.dtl", "\n".join(dtl))
     atomic_write_text(out_dir / f"{name}.pra", "\n".join(pra))
-    atomic_write_text(out_dir / f"{name}.sys",
-                      f"| Sum/Avg| {len(ref)} {words} | {pct(words - sub - dels):.1f} "
-                      f"{pct(sub):.1f} {pct(dels):.1f} {pct(ins):.1f} {pct(res.errors):.1f} |\n")
+    atomic_write_text(
+        out_dir / f"{name}.sys",
+        f"| Sum/Avg| {len(ref)} {words} | {pct(words - sub - dels):.1f} "
+        f"{pct(sub):.1f} {pct(dels):.1f} {pct(ins):.1f} {pct(res.errors):.1f} |\n",
+    )
     return res
 
 
-def score(ref: Text, hyp: Text, scoring_dir: PathLike, name: str,
-          use_sclite: bool = True) -> WerResult:
+def score(
+    ref: Text, hyp: Text, scoring_dir: PathLike, name: str, use_sclite: bool = True
+) -> WerResult:
     """Write ``ref.trn`` / ``<name>.trn`` into ``scoring_dir`` and score them.
 
     Args:
@@ -300,12 +296,12 @@ def score(ref: Text, hyp: Text, scoring_dir: PathLike, name: str,
     scoring_dir = Path(scoring_dir)
     extra = sorted(set(hyp) - set(ref))
     if extra:
-        raise DataError(f"{len(extra)} hypotheses have no reference, e.g. {extra[0]}",
-                        utt=extra[0])
+        raise DataError(f"{len(extra)} hypotheses have no reference, e.g. {extra[0]}", utt=extra[0])
     missing = sorted(set(ref) - set(hyp))
     if missing:
-        log.warning("%d utterances have no hypothesis (scored as empty), e.g. %s",
-                    len(missing), missing[0])
+        log.warning(
+            "%d utterances have no hypothesis (scored as empty), e.g. %s", len(missing), missing[0]
+        )
     utts = sorted(ref)
     write_trn(scoring_dir / "ref.trn", ref, utts)
     write_trn(scoring_dir / f"{name}.trn", hyp, utts)
@@ -314,8 +310,9 @@ def score(ref: Text, hyp: Text, scoring_dir: PathLike, name: str,
         if use_sclite:
             log.info("sclite not found; scoring with the Python fallback (sclite's costs)")
         return score_python(ref, hyp, scoring_dir, name)
-    return run_sclite(scoring_dir / "ref.trn", scoring_dir / f"{name}.trn", scoring_dir,
-                      name, command)
+    return run_sclite(
+        scoring_dir / "ref.trn", scoring_dir / f"{name}.trn", scoring_dir, name, command
+    )
 
 
 def setting_name(setting: SettingKey) -> str:
@@ -326,8 +323,9 @@ def setting_name(setting: SettingKey) -> str:
     return f"{float(setting):g}"
 
 
-def score_sweep(ref: Text, hyps: Mapping[SettingT, Text], decode_dir: PathLike,
-                use_sclite: bool = True) -> Dict[SettingT, WerResult]:
+def score_sweep(
+    ref: Text, hyps: Mapping[SettingT, Text], decode_dir: PathLike, use_sclite: bool = True
+) -> Dict[SettingT, WerResult]:
     """Score every setting: ``scoring/hyp_<setting>.*`` and ``wer_<setting>`` (Kaldi-style)."""
     decode_dir = Path(decode_dir)
     results = {}
@@ -343,15 +341,15 @@ def choose_setting(dev_results: Mapping[SettingT, WerResult]) -> SettingT:
     """The setting with the lowest dev WER (ties: the smaller LM weight, then penalty)."""
     if not dev_results:
         raise StnasError("no dev results to choose an LM weight from")
-    return min(dev_results, key=lambda s: (dev_results[s].errors / max(dev_results[s].words, 1),
-                                           s))
+    return min(dev_results, key=lambda s: (dev_results[s].errors / max(dev_results[s].words, 1), s))
 
 
 choose_lm_weight = choose_setting  # the name for LM-weight-only sweeps
 
 
-def write_best_wer(decode_dir: PathLike, result: WerResult, setting: SettingKey,
-                   extra: Sequence[str] = ()) -> str:
+def write_best_wer(
+    decode_dir: PathLike, result: WerResult, setting: SettingKey, extra: Sequence[str] = ()
+) -> str:
     """Write ``decode_dir/best_wer`` (a Kaldi ``%WER`` line, then ``extra`` lines such as the
     OOV rate) and return the ``%WER`` line."""
     decode_dir = Path(decode_dir)
@@ -360,9 +358,14 @@ def write_best_wer(decode_dir: PathLike, result: WerResult, setting: SettingKey,
     return line
 
 
-def score_at_weight(ref: Text, hyps: Mapping[SettingT, Text], setting: SettingT,
-                    decode_dir: PathLike, use_sclite: bool = True,
-                    extra: Sequence[str] = ()) -> WerResult:
+def score_at_weight(
+    ref: Text,
+    hyps: Mapping[SettingT, Text],
+    setting: SettingT,
+    decode_dir: PathLike,
+    use_sclite: bool = True,
+    extra: Sequence[str] = (),
+) -> WerResult:
     """Score only the hypotheses of ``setting`` (chosen on dev) and write ``best_wer``.
 
     Args:
@@ -373,8 +376,10 @@ def score_at_weight(ref: Text, hyps: Mapping[SettingT, Text], setting: SettingT,
         extra: more lines for ``best_wer`` (e.g. the OOV rate).
     """
     if setting not in hyps:
-        raise StnasError(f"no hypotheses at the chosen setting {setting_name(setting)} "
-                         f"(have: {', '.join(setting_name(k) for k in sorted(hyps))})")
+        raise StnasError(
+            f"no hypotheses at the chosen setting {setting_name(setting)} "
+            f"(have: {', '.join(setting_name(k) for k in sorted(hyps))})"
+        )
     res = score_sweep(ref, {setting: hyps[setting]}, decode_dir, use_sclite)[setting]
     write_best_wer(decode_dir, res, setting, extra)
     return res

@@ -48,11 +48,16 @@ def has_stm(set_dir: PathLike) -> bool:
 def sctk_bin() -> Path:
     """The directory holding ``sclite``, ``csrfilt.sh`` and ``rfilter1``."""
     for candidate in (shutil.which("csrfilt.sh"), SCLITE_PATH):
-        if candidate and (Path(candidate).parent / "csrfilt.sh").is_file() \
-                and (Path(candidate).parent / "rfilter1").is_file():
+        if (
+            candidate
+            and (Path(candidate).parent / "csrfilt.sh").is_file()
+            and (Path(candidate).parent / "rfilter1").is_file()
+        ):
             return Path(candidate).parent
-    raise StnasError("scoring against stm/glm needs sctk's sclite, csrfilt.sh and rfilter1 "
-                     "(install the Debian package sctk)")
+    raise StnasError(
+        "scoring against stm/glm needs sctk's sclite, csrfilt.sh and rfilter1 "
+        "(install the Debian package sctk)"
+    )
 
 
 def hyp_to_ctm(hyp: Text, set_dir: PathLike) -> List[Tuple[str, str, float, float, str]]:
@@ -76,8 +81,9 @@ def hyp_to_ctm(hyp: Text, set_dir: PathLike) -> List[Tuple[str, str, float, floa
             raise DataError("utterance has no segment", set_dir / "segments", utt=utt)
         rec, start, end = segments[utt].split()
         if rec not in reco:
-            raise DataError(f"recording {rec} is not listed", set_dir / "reco2file_and_channel",
-                            utt=utt)
+            raise DataError(
+                f"recording {rec} is not listed", set_dir / "reco2file_and_channel", utt=utt
+            )
         file, channel = reco[rec].split()
         t0, step = float(start), (float(end) - float(start)) / len(words)
         rows += [(file, channel, t0 + i * step, step, w) for i, w in enumerate(words)]
@@ -104,17 +110,23 @@ def _stm_lines(stm: Path) -> Tuple[List[str], List[str]]:
 
 def _csrfilt(bin_dir: Path, fmt: str, purpose: str, glm: Path, src: Path, dst: Path) -> None:
     with open(src, "rb") as fin:
-        proc = subprocess.run([str(bin_dir / "csrfilt.sh"), "-i", fmt, "-t", purpose, "-dh",
-                               str(glm)], stdin=fin, capture_output=True,
-                              env={"PATH": f"{bin_dir}:/usr/bin:/bin", "LC_ALL": "C"})
+        proc = subprocess.run(
+            [str(bin_dir / "csrfilt.sh"), "-i", fmt, "-t", purpose, "-dh", str(glm)],
+            stdin=fin,
+            capture_output=True,
+            env={"PATH": f"{bin_dir}:/usr/bin:/bin", "LC_ALL": "C"},
+        )
     if proc.returncode != 0 or (src.stat().st_size and not proc.stdout):
-        raise StnasError(f"csrfilt.sh failed on {src} with {glm} (exit {proc.returncode}): "
-                         + proc.stderr.decode(errors="replace").strip()[-300:])
+        raise StnasError(
+            f"csrfilt.sh failed on {src} with {glm} (exit {proc.returncode}): "
+            + proc.stderr.decode(errors="replace").strip()[-300:]
+        )
     dst.write_bytes(proc.stdout)
 
 
-def score_stm(hyp: Text, set_dir: PathLike, scoring_dir: PathLike, name: str
-              ) -> Dict[str, WerResult]:
+def score_stm(
+    hyp: Text, set_dir: PathLike, scoring_dir: PathLike, name: str
+) -> Dict[str, WerResult]:
     """Score ``hyp`` against ``set_dir/stm`` after ``set_dir/glm`` filtering.
 
     Args:
@@ -149,10 +161,17 @@ def score_stm(hyp: Text, set_dir: PathLike, scoring_dir: PathLike, name: str
         ctm_part = [r for r in ctm_rows if prefix is None or r[0].lower().startswith(prefix)]
         stm_path, ctm_path = scoring_dir / f"{tag}.stm", scoring_dir / f"{tag}.ctm"
         atomic_write_text(stm_path, "\n".join(header + stm_part) + "\n")
-        atomic_write_text(ctm_path, "".join(f"{f} {c} {t:.3f} {d:.3f} {w} 1.0\n"
-                                            for f, c, t, d, w in ctm_part))
+        atomic_write_text(
+            ctm_path, "".join(f"{f} {c} {t:.3f} {d:.3f} {w} 1.0\n" for f, c, t, d, w in ctm_part)
+        )
         _csrfilt(bin_dir, "stm", "ref", glm, stm_path, scoring_dir / f"{tag}.stm.filt")
         _csrfilt(bin_dir, "ctm", "hyp", glm, ctm_path, scoring_dir / f"{tag}.ctm.filt")
-        out[sub] = run_sclite(scoring_dir / f"{tag}.stm.filt", scoring_dir / f"{tag}.ctm.filt",
-                              scoring_dir, tag, [str(bin_dir / "sclite")], ("stm", "ctm"))
+        out[sub] = run_sclite(
+            scoring_dir / f"{tag}.stm.filt",
+            scoring_dir / f"{tag}.ctm.filt",
+            scoring_dir,
+            tag,
+            [str(bin_dir / "sclite")],
+            ("stm", "ctm"),
+        )
     return out

@@ -9,8 +9,8 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
-from pipeline.decode.defaults import OUTPUT_FRAME_SHIFT_S
 from pipeline.decode.decoder import Decoder, SettingKey
+from pipeline.decode.defaults import OUTPUT_FRAME_SHIFT_S
 from pipeline.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,12 @@ class RtfMeter:
 
     def summary(self) -> Dict[str, float]:
         """JSON-friendly numbers for logs and ``stage.json``."""
-        return {"rtf": round(self.rtf, 5), "decode_seconds": round(self.seconds, 3),
-                "audio_seconds": round(self.audio_seconds, 3), "utterances": self.utterances}
+        return {
+            "rtf": round(self.rtf, 5),
+            "decode_seconds": round(self.seconds, 3),
+            "audio_seconds": round(self.audio_seconds, 3),
+            "utterances": self.utterances,
+        }
 
 
 @dataclass
@@ -66,9 +70,13 @@ class SweepResult:
     not_final: List[str] = field(default_factory=list)
 
 
-def decode_set(decoder: Decoder, utts: Iterable[Tuple[str, np.ndarray]],
-               settings: Sequence[SettingKey], method: str = "auto",
-               frame_shift_s: float = OUTPUT_FRAME_SHIFT_S) -> SweepResult:
+def decode_set(
+    decoder: Decoder,
+    utts: Iterable[Tuple[str, np.ndarray]],
+    settings: Sequence[SettingKey],
+    method: str = "auto",
+    frame_shift_s: float = OUTPUT_FRAME_SHIFT_S,
+) -> SweepResult:
     """Decode every utterance and read its best path for each decoding setting.
 
     Args:
@@ -94,7 +102,10 @@ def decode_set(decoder: Decoder, utts: Iterable[Tuple[str, np.ndarray]],
         if not all(h.reached_final for h in hyps.values()):
             result.not_final.append(utt)
     if result.not_final:
-        log.warning("%d utterances reached no final state (partial paths kept), e.g. %s",
-                    len(result.not_final), result.not_final[0])
+        log.warning(
+            "%d utterances reached no final state (partial paths kept), e.g. %s",
+            len(result.not_final),
+            result.not_final[0],
+        )
     log.info("decoded %d utterances, RTF %.4f", result.rtf.utterances, result.rtf.rtf)
     return result

@@ -25,12 +25,18 @@ import kaldifst
 import numpy as np
 
 from pipeline.errors import DataError
+from pipeline.io import atomic_path, atomic_write_text
+from pipeline.lang.arpa import write_arpa
 from pipeline.lang.lexicon import BLANK, read_symbol_table
-from pipeline.lang.phone_lm import (PhoneLm, estimate_phone_lm, lm_to_fst, perplexity,
-                                    sequence_logprob, write_arpa)
+from pipeline.lang.phone_lm import (
+    PhoneLm,
+    estimate_phone_lm,
+    lm_to_fst,
+    perplexity,
+    sequence_logprob,
+)
 from pipeline.lang.phone_lm_unsmoothed import estimate_unsmoothed_phone_lm
 from pipeline.lang.token_fst import build_token_fst
-from pipeline.io import atomic_path, atomic_write_text
 
 PathLike = Union[str, Path]
 log = logging.getLogger(__name__)
@@ -77,12 +83,16 @@ class DenGraph:
         if not np.isfinite(self.final).any():
             raise ValueError("den graph has no final state")
         if self.num_arcs:
-            if min(self.src.min(), self.dst.min()) < 0 or \
-                    max(self.src.max(), self.dst.max()) >= self.num_states:
+            if (
+                min(self.src.min(), self.dst.min()) < 0
+                or max(self.src.max(), self.dst.max()) >= self.num_states
+            ):
                 raise ValueError("den graph arc with a state id out of range")
             if self.label.min() < 0 or self.label.max() >= self.num_units:
-                raise ValueError(f"den graph label {int(self.label.max())} outside the "
-                                 f"0..{self.num_units - 1} output columns (or epsilon arc)")
+                raise ValueError(
+                    f"den graph label {int(self.label.max())} outside the "
+                    f"0..{self.num_units - 1} output columns (or epsilon arc)"
+                )
 
 
 def den_graph_from_fst(fst: kaldifst.StdVectorFst, num_units: Optional[int] = None) -> DenGraph:
@@ -114,8 +124,11 @@ def den_graph_from_fst(fst: kaldifst.StdVectorFst, num_units: Optional[int] = No
         num_states=num_states,
         num_units=int(num_units if num_units is not None else (label.max() + 1 if lab else 1)),
         start=int(fst.start) if num_states else -1,
-        src=np.asarray(src, dtype=np.int64), dst=np.asarray(dst, dtype=np.int64),
-        label=label, weight=-np.asarray(cost, dtype=np.float64), final=final,
+        src=np.asarray(src, dtype=np.int64),
+        dst=np.asarray(dst, dtype=np.int64),
+        label=label,
+        weight=-np.asarray(cost, dtype=np.float64),
+        final=final,
     )
     graph.validate()
     return graph
@@ -200,12 +213,19 @@ def write_path_weights(lm: PhoneLm, text_number: PathLike, out_path: PathLike) -
 LM_TYPES = ("kaldi", "witten_bell")
 
 
-def build_den_graph(units_txt: PathLike, train_text_number: PathLike, out_dir: PathLike,
-                    order: int = 4, max_extra_states: int = 1000,
-                    dev_text_number: Optional[PathLike] = None,
-                    weights: Optional[Dict[PathLike, PathLike]] = None,
-                    exclude_prefixes: Tuple[str, ...] = (), lm_type: str = "kaldi",
-                    no_prune_order: int = 3, dedup: bool = True) -> Dict[str, object]:
+def build_den_graph(
+    units_txt: PathLike,
+    train_text_number: PathLike,
+    out_dir: PathLike,
+    order: int = 4,
+    max_extra_states: int = 1000,
+    dev_text_number: Optional[PathLike] = None,
+    weights: Optional[Dict[PathLike, PathLike]] = None,
+    exclude_prefixes: Tuple[str, ...] = (),
+    lm_type: str = "kaldi",
+    no_prune_order: int = 3,
+    dedup: bool = True,
+) -> Dict[str, object]:
     """Estimate the phone LM and build the den graph; write ``phone_lm.arpa`` and ``den.fst``.
 
     Args:
@@ -235,8 +255,9 @@ def build_den_graph(units_txt: PathLike, train_text_number: PathLike, out_dir: P
         raise DataError("no training transcripts", train_text_number)
     seqs = [ids for utt, ids in utts if not utt.startswith(exclude_prefixes)]
     if lm_type == "kaldi":
-        lm = estimate_unsmoothed_phone_lm(seqs, num_units, order, max_extra_states,
-                                          no_prune_order=no_prune_order, dedup=dedup)
+        lm = estimate_unsmoothed_phone_lm(
+            seqs, num_units, order, max_extra_states, no_prune_order=no_prune_order, dedup=dedup
+        )
     elif lm_type == "witten_bell":
         lm = estimate_phone_lm(seqs, num_units, order, max_extra_states)
     else:
@@ -250,9 +271,15 @@ def build_den_graph(units_txt: PathLike, train_text_number: PathLike, out_dir: P
             raise OSError(f"could not write {out_dir / 'den.fst'}")
     num_arcs = sum(den.num_arcs(s) for s in range(den.num_states))
     info: Dict[str, object] = {
-        "num_units": num_units, "lm_type": lm_type, "lm_order": order, "lm_states": len(states),
-        "lm_states_by_history_length": by_len, "train_perplexity": perplexity(lm, seqs),
-        "den_states": den.num_states, "den_arcs": num_arcs, "train_utterances": len(seqs),
+        "num_units": num_units,
+        "lm_type": lm_type,
+        "lm_order": order,
+        "lm_states": len(states),
+        "lm_states_by_history_length": by_len,
+        "train_perplexity": perplexity(lm, seqs),
+        "den_states": den.num_states,
+        "den_arcs": num_arcs,
+        "train_utterances": len(seqs),
     }
     if dev_text_number is not None:
         dev = [ids for _, ids in read_text_number(dev_text_number, num_units) if ids]
@@ -261,9 +288,17 @@ def build_den_graph(units_txt: PathLike, train_text_number: PathLike, out_dir: P
         info["dev_share_possible"] = len(possible) / len(dev) if dev else None
     for text_number, weight in (weights or {}).items():
         write_path_weights(lm, text_number, weight)
-    log.info("phone LM (%s): order %d, %d states %s, train perplexity %.2f, dev perplexity %s "
-             "(share of dev utterances it allows: %s)", lm_type, order, len(states), by_len,
-             info["train_perplexity"], info.get("dev_perplexity"), info.get("dev_share_possible"))
+    log.info(
+        "phone LM (%s): order %d, %d states %s, train perplexity %.2f, dev perplexity %s "
+        "(share of dev utterances it allows: %s)",
+        lm_type,
+        order,
+        len(states),
+        by_len,
+        info["train_perplexity"],
+        info.get("dev_perplexity"),
+        info.get("dev_share_possible"),
+    )
     log.info("den graph: %d states, %d arcs", den.num_states, num_arcs)
     atomic_write_text(out_dir / "den_info.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info
@@ -282,8 +317,11 @@ def state_labelled(graph: DenGraph) -> Tuple[DenGraph, np.ndarray]:
         entering each state, -1 for a state without incoming arcs.
     """
     s_num = graph.num_states
-    pairs = np.unique(np.stack([graph.dst, graph.label], 1), axis=0) if graph.num_arcs else \
-        np.zeros((0, 2), dtype=np.int64)
+    pairs = (
+        np.unique(np.stack([graph.dst, graph.label], 1), axis=0)
+        if graph.num_arcs
+        else np.zeros((0, 2), dtype=np.int64)
+    )
     if len(np.unique(pairs[:, 0])) == len(pairs):
         state_label = np.full(s_num, -1, dtype=np.int64)
         state_label[pairs[:, 0]] = pairs[:, 1]
@@ -307,8 +345,14 @@ def state_labelled(graph: DenGraph) -> Tuple[DenGraph, np.ndarray]:
                 wt.append(graph.weight[a])
     state_label = np.concatenate([[-1], pairs[:, 1]]).astype(np.int64)
     order = np.argsort(np.asarray(src, dtype=np.int64), kind="stable")  # CSR order
-    split = DenGraph(len(copy_id) + 1, graph.num_units, 0,
-                     np.asarray(src, dtype=np.int64)[order], np.asarray(dst, dtype=np.int64)[order],
-                     np.asarray(lab, dtype=np.int64)[order],
-                     np.asarray(wt, dtype=np.float64)[order], final)
+    split = DenGraph(
+        len(copy_id) + 1,
+        graph.num_units,
+        0,
+        np.asarray(src, dtype=np.int64)[order],
+        np.asarray(dst, dtype=np.int64)[order],
+        np.asarray(lab, dtype=np.int64)[order],
+        np.asarray(wt, dtype=np.float64)[order],
+        final,
+    )
     return split, state_label

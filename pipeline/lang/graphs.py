@@ -42,9 +42,9 @@ import kaldifst
 
 from pipeline.data.datadir import c_sort_key
 from pipeline.errors import DataError, StnasError
+from pipeline.io import atomic_path, atomic_write_text
 from pipeline.lang.lexicon import Lexicon, read_lexicon, read_symbol_table, write_lexicon
 from pipeline.lang.token_fst import build_token_fst
-from pipeline.io import atomic_path, atomic_write_text
 
 PathLike = Union[str, Path]
 log = logging.getLogger(__name__)
@@ -86,8 +86,12 @@ def add_disambig(prons: Sequence[Tuple[str, List[int]]]) -> Tuple[List[Tuple[str
     return out, top
 
 
-def build_lexicon_fst(lexicon: Lexicon, units: Mapping[str, int], words: Mapping[str, int],
-                      source: PathLike = "lexicon") -> Tuple[kaldifst.StdVectorFst, List[int]]:
+def build_lexicon_fst(
+    lexicon: Lexicon,
+    units: Mapping[str, int],
+    words: Mapping[str, int],
+    source: PathLike = "lexicon",
+) -> Tuple[kaldifst.StdVectorFst, List[int]]:
     """L with disambiguation symbols (see the module docstring).
 
     Args:
@@ -160,8 +164,12 @@ def _logged_stderr(what: str) -> Iterator[None]:
                 elif line.strip():
                     log.debug("%s: %s", what, line)
             if warnings:  # one line, not one per skipped n-gram (all of them at -vv)
-                log.info("%s: %d warning(s), e.g. %s (all of them with stnas -vv)", what,
-                         len(warnings), warnings[0].strip()[-160:])
+                log.info(
+                    "%s: %d warning(s), e.g. %s (all of them with stnas -vv)",
+                    what,
+                    len(warnings),
+                    warnings[0].strip()[-160:],
+                )
 
 
 def build_grammar_fst(arpa: PathLike, words_txt: PathLike) -> kaldifst.StdVectorFst:
@@ -178,8 +186,12 @@ def build_grammar_fst(arpa: PathLike, words_txt: PathLike) -> kaldifst.StdVector
         out = Path(tmp) / "G.fst"
         try:
             with _logged_stderr("arpa2fst"):
-                kaldilm.arpa2fst(str(arpa), str(out), disambig_symbol=WORD_DISAMBIG,
-                                 read_symbol_table=str(words_txt))
+                kaldilm.arpa2fst(
+                    str(arpa),
+                    str(out),
+                    disambig_symbol=WORD_DISAMBIG,
+                    read_symbol_table=str(words_txt),
+                )
         except RuntimeError as e:
             raise DataError(f"arpa2fst failed: {e}", arpa) from None
         g = kaldifst.StdVectorFst.read(str(out))
@@ -188,8 +200,9 @@ def build_grammar_fst(arpa: PathLike, words_txt: PathLike) -> kaldifst.StdVector
     return g
 
 
-def build_lg(lexicon_fst: kaldifst.StdVectorFst,
-             grammar_fst: kaldifst.StdVectorFst) -> kaldifst.StdVectorFst:
+def build_lg(
+    lexicon_fst: kaldifst.StdVectorFst, grammar_fst: kaldifst.StdVectorFst
+) -> kaldifst.StdVectorFst:
     """``LG = minimize_encoded(determinize_star(L o G))``, input-label sorted."""
     lg = kaldifst.StdVectorFst(kaldifst.compose(lexicon_fst, grammar_fst))
     if lg.num_states == 0:
@@ -201,8 +214,9 @@ def build_lg(lexicon_fst: kaldifst.StdVectorFst,
     return lg
 
 
-def build_tlg(lg: kaldifst.StdVectorFst, num_units: int,
-              disambig_ids: Sequence[int]) -> kaldifst.StdVectorFst:
+def build_tlg(
+    lg: kaldifst.StdVectorFst, num_units: int, disambig_ids: Sequence[int]
+) -> kaldifst.StdVectorFst:
     """``TLG = T(decode form, with disambiguation loops) o LG``, input-label sorted.
 
     Args:
@@ -232,8 +246,9 @@ def _words_with_specials(words: Dict[str, int], more: Sequence[str] = ()) -> Dic
 
 
 def _write_table(path: PathLike, table: Mapping[str, int]) -> None:
-    atomic_write_text(path, "".join(f"{s} {i}\n" for s, i in
-                                    sorted(table.items(), key=lambda e: e[1])))
+    atomic_write_text(
+        path, "".join(f"{s} {i}\n" for s, i in sorted(table.items(), key=lambda e: e[1]))
+    )
 
 
 def read_arpa_vocabulary(arpa: PathLike) -> Set[str]:
@@ -263,8 +278,9 @@ def read_arpa_vocabulary(arpa: PathLike) -> Set[str]:
     return words - {"<s>", "</s>"}
 
 
-def decoding_lexicon(lexicon: Lexicon, lm_words: Set[str], units: Mapping[str, int]
-                     ) -> Tuple[Lexicon, Dict[str, object]]:
+def decoding_lexicon(
+    lexicon: Lexicon, lm_words: Set[str], units: Mapping[str, int]
+) -> Tuple[Lexicon, Dict[str, object]]:
     """The lexicon of L: every pronunciation of every lexicon word that the LM knows.
 
     Pronunciations with a phone that is not a unit are left out (a word left with none is
@@ -280,11 +296,15 @@ def decoding_lexicon(lexicon: Lexicon, lm_words: Set[str], units: Mapping[str, i
         if ok:
             out[word] = ok
     no_pron = sorted(lm_words - set(out), key=c_sort_key)
-    return out, {"vocabulary": len(out), "pronunciations": sum(len(p) for p in out.values()),
-                 "lm_words": len(lm_words), "lm_words_without_pronunciation": len(no_pron),
-                 "lm_words_without_pronunciation_examples": no_pron[:20],
-                 "lexicon_words_not_in_lm": sum(1 for w in lexicon if w not in lm_words),
-                 "pronunciations_with_unknown_units": bad_prons}
+    return out, {
+        "vocabulary": len(out),
+        "pronunciations": sum(len(p) for p in out.values()),
+        "lm_words": len(lm_words),
+        "lm_words_without_pronunciation": len(no_pron),
+        "lm_words_without_pronunciation_examples": no_pron[:20],
+        "lexicon_words_not_in_lm": sum(1 for w in lexicon if w not in lm_words),
+        "pronunciations_with_unknown_units": bad_prons,
+    }
 
 
 def decoding_vocabulary(lang_test: PathLike) -> Set[str]:
@@ -307,8 +327,7 @@ def write_lang_test(lang_dir: PathLike, arpa: PathLike, out_dir: PathLike) -> Di
         the graph info: ``{"L"|"G"|"LG"|"TLG": {"states", "arcs"}, "seconds": {...}, ...}``.
     """
     lang_dir, out_dir = Path(lang_dir), Path(out_dir)
-    inputs = [lang_dir / "lexicon.txt", lang_dir / "units.txt", lang_dir / "words.txt",
-              Path(arpa)]
+    inputs = [lang_dir / "lexicon.txt", lang_dir / "units.txt", lang_dir / "words.txt", Path(arpa)]
     for p in inputs:
         if not p.is_file():
             raise DataError("missing input of the decoding graph", p)
@@ -316,16 +335,17 @@ def write_lang_test(lang_dir: PathLike, arpa: PathLike, out_dir: PathLike) -> Di
     out_dir.mkdir(parents=True, exist_ok=True)
     units = read_symbol_table(lang_dir / "units.txt")
     if units.get("<blk>") != 0 or sorted(units.values()) != list(range(len(units))):
-        raise DataError("units.txt must be '<blk> 0' then phones numbered 1..K-1",
-                        lang_dir / "units.txt")
+        raise DataError(
+            "units.txt must be '<blk> 0' then phones numbered 1..K-1", lang_dir / "units.txt"
+        )
     lm_words = read_arpa_vocabulary(arpa)
-    lexicon, vocab_info = decoding_lexicon(read_lexicon(lang_dir / "lexicon.txt"), lm_words,
-                                           units)
+    lexicon, vocab_info = decoding_lexicon(read_lexicon(lang_dir / "lexicon.txt"), lm_words, units)
     if not lexicon:
         raise DataError("no lexicon word is in the LM: nothing could be decoded", arpa)
     write_lexicon(out_dir / "lexicon.txt", lexicon)
-    words = _words_with_specials(read_symbol_table(lang_dir / "words.txt"),
-                                 sorted(lm_words, key=c_sort_key))
+    words = _words_with_specials(
+        read_symbol_table(lang_dir / "words.txt"), sorted(lm_words, key=c_sort_key)
+    )
     _write_table(out_dir / "words.txt", words)
 
     sizes: Dict[str, Dict[str, int]] = {}
@@ -344,17 +364,26 @@ def write_lang_test(lang_dir: PathLike, arpa: PathLike, out_dir: PathLike) -> Di
     seconds["TLG"] = time.perf_counter() - t0
     for name, fst in (("L", lex_fst), ("G", g), ("LG", lg), ("TLG", tlg)):
         sizes[name] = fst_size(fst)
-        log.info("%s: %d states, %d arcs, built in %.2f s", name, sizes[name]["states"],
-                 sizes[name]["arcs"], seconds[name])
+        log.info(
+            "%s: %d states, %d arcs, built in %.2f s",
+            name,
+            sizes[name]["states"],
+            sizes[name]["arcs"],
+            seconds[name],
+        )
 
     with atomic_path(tlg_path) as tmp:
         if not tlg.write(str(tmp)):
             raise OSError(f"could not write {tlg_path}")
     disambig = {f"#{k}": i for k, i in enumerate(disambig_ids)}
     _write_table(out_dir / "units_disambig.txt", {**units, **disambig})
-    info = {**sizes, "seconds": {k: round(v, 3) for k, v in seconds.items()},
-            "num_units": len(units), "disambig_ids": disambig_ids, "lm": str(arpa),
-            **vocab_info}
+    info = {
+        **sizes,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "num_units": len(units),
+        "disambig_ids": disambig_ids,
+        "lm": str(arpa),
+        **vocab_info,
+    }
     atomic_write_text(info_path, json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info
-

@@ -21,8 +21,8 @@ from typing import Dict, List, Mapping, Sequence, Union
 
 from pipeline.data.datadir import read_map, subset_data_dir, write_map
 from pipeline.errors import DataError
-from pipeline.lang.lexicon import UNK, Lexicon
 from pipeline.io import atomic_write_text
+from pipeline.lang.lexicon import UNK, Lexicon
 
 PathLike = Union[str, Path]
 
@@ -46,14 +46,18 @@ class LabelReport:
     def summary(self) -> Dict[str, object]:
         """A JSON-friendly summary (top OOV words included)."""
         return {
-            "utts": self.utts, "words": self.words, "oov_words": self.oov_words,
+            "utts": self.utts,
+            "words": self.words,
+            "oov_words": self.oov_words,
             "oov_rate": round(self.oov_words / max(1, self.words), 5),
-            "top_oov": self.oov_types.most_common(10), "dropped": len(self.dropped),
+            "top_oov": self.oov_types.most_common(10),
+            "dropped": len(self.dropped),
         }
 
 
-def words_to_units(words: Sequence[str], lexicon: Lexicon, units: Mapping[str, int],
-                   report: LabelReport) -> List[int]:
+def words_to_units(
+    words: Sequence[str], lexicon: Lexicon, units: Mapping[str, int], report: LabelReport
+) -> List[int]:
     """Unit ids of a word sequence (first pronunciation; OOV policy above)."""
     out: List[int] = []
     for w in words:
@@ -108,13 +112,17 @@ def make_labels(
                 report.dropped[utt] = "no-labels"
                 continue
             if utt in frames and int(frames[utt]) // subsampling < ctc_min_frames(ids):
-                report.dropped[utt] = (f"too-short ({frames[utt]} frames // {subsampling} < "
-                                       f"{ctc_min_frames(ids)} labels+repeats)")
+                report.dropped[utt] = (
+                    f"too-short ({frames[utt]} frames // {subsampling} < "
+                    f"{ctc_min_frames(ids)} labels+repeats)"
+                )
                 continue
         labels[utt] = " ".join(map(str, ids))
     if report.dropped:
-        atomic_write_text(d / "dropped_utts.txt",
-                          "".join(f"{u} {why}\n" for u, why in sorted(report.dropped.items())))
+        atomic_write_text(
+            d / "dropped_utts.txt",
+            "".join(f"{u} {why}\n" for u, why in sorted(report.dropped.items())),
+        )
         subset_data_dir(d, d, labels.keys())
     write_map(d / "text_number", labels.items())
     return report

@@ -21,8 +21,24 @@ Lexicon = Dict[str, List[List[str]]]
 BLANK = "<blk>"
 UNK = "<UNK>"
 FESTIVAL_CMUDICT = "/usr/share/festival/dicts/cmu/cmudict-0.4.out"
-VOWELS = {"AA", "AE", "AH", "AO", "AW", "AX", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY",
-          "UH", "UW"}
+VOWELS = {
+    "AA",
+    "AE",
+    "AH",
+    "AO",
+    "AW",
+    "AX",
+    "AY",
+    "EH",
+    "ER",
+    "EY",
+    "IH",
+    "IY",
+    "OW",
+    "OY",
+    "UH",
+    "UW",
+}
 
 _FEST_LINE = re.compile(r'^\("([^"]+)"\s+\S+\s+\((.*)\)\)\s*$')
 _FEST_SYL = re.compile(r"\(\(([^()]*)\)\s+(\d)\)")

@@ -37,10 +37,10 @@ import kaldialign
 
 from pipeline.data.datadir import read_map
 from pipeline.data.layout import corpus_of
-from pipeline.lang.lexicon import read_symbol_table
-from pipeline.lang.word_lm import estimate_word_lm, perplexity, write_arpa
 from pipeline.errors import DataError
 from pipeline.io import atomic_write_text
+from pipeline.lang.lexicon import read_symbol_table
+from pipeline.lang.word_lm import estimate_word_lm, perplexity, write_arpa
 
 log = logging.getLogger(__name__)
 EVAL_SETS = ("dev", "test")
@@ -59,8 +59,9 @@ def _spans(words: Words, min_len: int) -> Iterable[Words]:
             yield words[i:j]
 
 
-def exclude_eval_text(sentences: Sequence[Sequence[str]], held: Iterable[Sequence[str]],
-                      min_words: int = 4) -> Tuple[List[List[str]], Dict[str, int]]:
+def exclude_eval_text(
+    sentences: Sequence[Sequence[str]], held: Iterable[Sequence[str]], min_words: int = 4
+) -> Tuple[List[List[str]], Dict[str, int]]:
     """LM text without the dev/test sentences and their near-copies (module docstring).
 
     Args:
@@ -75,7 +76,7 @@ def exclude_eval_text(sentences: Sequence[Sequence[str]], held: Iterable[Sequenc
     held_set: Set[Words] = {tuple(h) for h in held if h}
     held_long = {h for h in held_set if len(h) >= min_words}
     held_parts: Set[Words] = set()
-    by_head: Dict[Words, List[Words]] = {}   # first min_words words -> dev/test sentences
+    by_head: Dict[Words, List[Words]] = {}  # first min_words words -> dev/test sentences
     by_bigram: Dict[Words, List[Words]] = {}
     for h in held_long:
         held_parts.update(_spans(h, min_words))
@@ -103,8 +104,8 @@ def exclude_eval_text(sentences: Sequence[Sequence[str]], held: Iterable[Sequenc
 def _contains(t: Words, by_head: Dict[Words, List[Words]], min_words: int) -> bool:
     """Whether a dev/test sentence (indexed by its first words) occurs inside ``t``."""
     for i in range(len(t) - min_words + 1):
-        for h in by_head.get(t[i:i + min_words], ()):
-            if t[i:i + len(h)] == h:
+        for h in by_head.get(t[i : i + min_words], ()):
+            if t[i : i + len(h)] == h:
                 return True
     return False
 
@@ -123,8 +124,12 @@ def _similar(t: Words, by_bigram: Dict[Words, List[Words]]) -> bool:
                 shared[h] = shared.get(h, 0) + 1
     for h, n in shared.items():
         budget = len(h) // 4
-        if budget and n >= len(h) - 1 - 2 * budget and abs(len(h) - len(t)) <= budget and \
-                kaldialign.edit_distance(list(h), list(t))["total"] <= budget:
+        if (
+            budget
+            and n >= len(h) - 1 - 2 * budget
+            and abs(len(h) - len(t)) <= budget
+            and kaldialign.edit_distance(list(h), list(t))["total"] <= budget
+        ):
             return True
     return False
 
@@ -156,15 +161,21 @@ def lm_training_text(data_dir: Path) -> Tuple[str, List[List[str]]]:
         lines = lm_text.read_text(encoding="utf-8").splitlines()
         return str(lm_text), [line.split() for line in lines if line.strip()]
     if corpus_of(data_dir) == "tts":
-        raise DataError("missing: this tts data dir was prepared by an older stnas; prepare it "
-                        "again with 'stnas prep --force'", lm_text)
+        raise DataError(
+            "missing: this tts data dir was prepared by an older stnas; prepare it "
+            "again with 'stnas prep --force'",
+            lm_text,
+        )
     train_text = data_dir / "train" / "text"
     if not train_text.is_file():
-        raise DataError("no text to estimate a word LM from: write one sentence per line to "
-                        f"{lm_text}, or put an ARPA file at {data_dir / 'local' / 'lm'}",
-                        train_text)
-    return str(train_text), [v.split() for v in
-                             read_map(train_text, allow_empty_value=True).values()]
+        raise DataError(
+            "no text to estimate a word LM from: write one sentence per line to "
+            f"{lm_text}, or put an ARPA file at {data_dir / 'local' / 'lm'}",
+            train_text,
+        )
+    return str(train_text), [
+        v.split() for v in read_map(train_text, allow_empty_value=True).values()
+    ]
 
 
 def word_lm_arpa(data_dir: Path, lm: str, order: int = 3) -> Path:
@@ -183,19 +194,30 @@ def word_lm_arpa(data_dir: Path, lm: str, order: int = 3) -> Path:
         if lm not in paths:
             raise DataError(f"LM '{lm}' not available (have: {', '.join(paths)})", listed)
         if paths[lm].endswith(".gz"):
-            raise DataError(f"{paths[lm]} is gzip-compressed: gunzip it and point "
-                            f"local/lm/lm_paths.txt at the plain ARPA file", listed)
+            raise DataError(
+                f"{paths[lm]} is gzip-compressed: gunzip it and point "
+                f"local/lm/lm_paths.txt at the plain ARPA file",
+                listed,
+            )
         return Path(paths[lm])
     arpa = data_dir / "local" / "lm" / f"{lm}.arpa"
     record = arpa.with_suffix(".json")
     if arpa.is_file() and not record.is_file():
-        log.warning("%s has no record of its training text (%s): used as it is; make sure it "
-                    "saw no dev/test sentence", arpa, record.name)
+        log.warning(
+            "%s has no record of its training text (%s): used as it is; make sure it "
+            "saw no dev/test sentence",
+            arpa,
+            record.name,
+        )
         return arpa
     held = eval_transcripts(data_dir)
     source, text = lm_training_text(data_dir)
-    wanted = {"version": LM_BUILD_VERSION, "source": source, "order": order,
-              "excluded_eval_sha256": text_sha256(held)}
+    wanted = {
+        "version": LM_BUILD_VERSION,
+        "source": source,
+        "order": order,
+        "excluded_eval_sha256": text_sha256(held),
+    }
     if arpa.is_file():
         old = json.loads(record.read_text(encoding="utf-8"))
         changed = [k for k, v in wanted.items() if old.get(k) != v]
@@ -207,18 +229,35 @@ def word_lm_arpa(data_dir: Path, lm: str, order: int = 3) -> Path:
     if not kept:
         raise DataError(f"no sentences left to estimate word LM '{lm}' from {source}", arpa)
     words_txt = data_dir / "lang" / "words.txt"
-    unk = "<UNK>" if words_txt.is_file() and "<UNK>" in read_symbol_table(words_txt) \
-        else "<unk>"
+    unk = "<UNK>" if words_txt.is_file() and "<UNK>" in read_symbol_table(words_txt) else "<unk>"
     model = estimate_word_lm(kept, order=order, unk=unk)
     write_arpa(model, arpa)
     dev_text = data_dir / "dev" / "text"
     dev = [t.split() for t in read_map(dev_text).values()] if dev_text.is_file() else []
     ppl = perplexity(model, dev).summary() if dev else {}
-    atomic_write_text(record, json.dumps(
-        {**wanted, "sentences": len(kept), "removed": removed, "eval_sentences": len(held),
-         "vocabulary": len(model.words), "dev": ppl,
-         "seconds": round(time.perf_counter() - t0, 2)}, indent=2) + "\n")
-    log.info("word LM %s: %d sentences of %s (%d dev/test sentences and near-copies removed), "
-             "dev perplexity %s", arpa, len(kept), source, len(text) - len(kept),
-             ppl.get("perplexity"))
+    atomic_write_text(
+        record,
+        json.dumps(
+            {
+                **wanted,
+                "sentences": len(kept),
+                "removed": removed,
+                "eval_sentences": len(held),
+                "vocabulary": len(model.words),
+                "dev": ppl,
+                "seconds": round(time.perf_counter() - t0, 2),
+            },
+            indent=2,
+        )
+        + "\n",
+    )
+    log.info(
+        "word LM %s: %d sentences of %s (%d dev/test sentences and near-copies removed), "
+        "dev perplexity %s",
+        arpa,
+        len(kept),
+        source,
+        len(text) - len(kept),
+        ppl.get("perplexity"),
+    )
     return arpa

@@ -17,7 +17,7 @@ with ``c(h, w)`` the count of ``w`` after ``h``, ``c(h) = sum_w c(h, w)``, ``n(h
 distinct ``w`` seen after ``h``, ``h'`` = ``h`` without its oldest token, ``V = K`` tokens
 (phones ``1..K-1`` and ``</s>``). Written as a backoff model this is exact:
 ``P(w|h) = bow(h) * P(w|h')`` for unseen ``(h, w)`` with ``bow(h) = n(h) / (c(h) + n(h))``, so the
-ARPA file (:func:`write_arpa`) and the FST (:func:`lm_to_fst`) hold the same model.
+ARPA file (:func:`pipeline.lang.arpa.write_arpa`) and the FST (:func:`lm_to_fst`) hold the same model.
 
 The FST is built directly (not by ``arpa2fst``, whose epsilon backoff arcs make the sum over
 paths differ from the LM probability): one state per LM state, an explicit arc for every phone,
@@ -32,20 +32,15 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import kaldifst
 import numpy as np
-
-from pipeline.errors import DataError
-from pipeline.io import atomic_write_text
 
 BOS = -1
 EOS = -2
 History = Tuple[int, ...]
 PathLike = Union[str, Path]
-_LN10 = math.log(10.0)
-ARPA_ZERO = -99.0  # log10 value that ARPA files use for probability 0
 
 
 def backoff_distribution(lm, h: Tuple[int, ...], size: int) -> np.ndarray:
@@ -87,8 +82,7 @@ class PhoneLm:
     prob: Dict[History, Dict[int, float]]
     backoff: Dict[History, float]
     smoothed: bool = True
-    _dist_cache: Dict[History, np.ndarray] = field(default_factory=dict, repr=False,
-                                                   compare=False)
+    _dist_cache: Dict[History, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def vocab(self) -> List[int]:
@@ -108,14 +102,14 @@ class PhoneLm:
 
     def next_state(self, history: History, token: int) -> History:
         """The LM state after ``token``: the longest kept suffix of ``history + (token,)``."""
-        h = (tuple(history) + (token,))[-(self.order - 1):] if self.order > 1 else ()
+        h = (tuple(history) + (token,))[-(self.order - 1) :] if self.order > 1 else ()
         while h and h not in self.backoff and h not in self.prob:
             h = h[1:]
         return h
 
     def logprob(self, history: History, token: int) -> float:
         """ln P(token | history) by the backoff recursion (history truncated to order-1)."""
-        h = tuple(history)[-(self.order - 1):] if self.order > 1 else ()
+        h = tuple(history)[-(self.order - 1) :] if self.order > 1 else ()
         acc = 0.0
         while True:
             listed = self.prob.get(h)
@@ -163,21 +157,27 @@ def count_ngrams(seqs: Iterable[Sequence[int]], order: int) -> Dict[History, Cou
         for i in range(1, len(padded)):
             w = padded[i]
             for k in range(0, min(order - 1, i) + 1):
-                counts[tuple(padded[i - k:i])][w] += 1
+                counts[tuple(padded[i - k : i])][w] += 1
     return counts
 
 
 def _count(seqs: Iterable[Sequence[int]], num_units: int, order: int) -> Dict[History, Counter]:
     """:func:`count_ngrams` over phone sequences, each checked to hold phone ids only."""
+
     def checked() -> Iterable[Sequence[int]]:
         for seq in seqs:
             _check_seq(seq, num_units)
             yield seq
+
     return count_ngrams(checked(), order)
 
 
-def estimate_phone_lm(seqs: Iterable[Sequence[int]], num_units: int, order: int = 4,
-                      max_extra_states: Optional[int] = 1000) -> PhoneLm:
+def estimate_phone_lm(
+    seqs: Iterable[Sequence[int]],
+    num_units: int,
+    order: int = 4,
+    max_extra_states: Optional[int] = 1000,
+) -> PhoneLm:
     """Estimate an interpolated Witten-Bell phone n-gram (see the module docstring).
 
     Args:
@@ -202,16 +202,20 @@ def estimate_phone_lm(seqs: Iterable[Sequence[int]], num_units: int, order: int 
     # Unigram: interpolate with the uniform distribution over V = K tokens.
     uni = counts.get((), Counter())
     c0, n0 = sum(uni.values()), len(uni)
-    lm.prob[()] = {w: math.log((uni[w] + n0 / num_units) / (c0 + n0)) if c0 else
-                   -math.log(num_units) for w in vocab}
+    lm.prob[()] = {
+        w: math.log((uni[w] + n0 / num_units) / (c0 + n0)) if c0 else -math.log(num_units)
+        for w in vocab
+    }
     lm.backoff[()] = 0.0
 
     def witten_bell(h: History) -> Tuple[Dict[int, float], float]:
         c = counts[h]
         total, distinct = sum(c.values()), len(c)
         lower = lm.log_distribution(h[1:])
-        probs = {w: math.log((n + distinct * math.exp(lower[lm._index(w)])) / (total + distinct))
-                 for w, n in c.items()}
+        probs = {
+            w: math.log((n + distinct * math.exp(lower[lm._index(w)])) / (total + distinct))
+            for w, n in c.items()
+        }
         return probs, math.log(distinct / (total + distinct))
 
     top = order - 1
@@ -223,8 +227,12 @@ def estimate_phone_lm(seqs: Iterable[Sequence[int]], num_units: int, order: int 
             # towards the ML estimate, which maximises the training likelihood).
             def gain(h: History) -> float:
                 lower = lm.log_distribution(h[1:])
-                return sum(n * (estimated[h][0][w] - lower[lm._index(w)])
-                           for w, n in counts[h].items())
+                # called at once, within this iteration of the loop
+                return sum(
+                    n * (estimated[h][0][w] - lower[lm._index(w)])  # noqa: B023
+                    for w, n in counts[h].items()
+                )
+
             hists = sorted(hists, key=lambda h: (-gain(h), h))[:max_extra_states]
         for h in hists:
             lm.prob[h], lm.backoff[h] = estimated[h]
@@ -283,110 +291,3 @@ def lm_to_fst(lm: PhoneLm) -> kaldifst.StdVectorFst:
         if dist[-1] > -np.inf:
             fst.set_final(i, float(-dist[-1]))
     return fst
-
-
-def _arpa_word(token: int, names: Optional[Mapping[int, str]]) -> str:
-    if token == BOS:
-        return "<s>"
-    if token == EOS:
-        return "</s>"
-    return names[token] if names else str(token)
-
-
-def write_arpa_entries(path: PathLike,
-                       entries: Mapping[int, Sequence[Tuple[str, float, Optional[float]]]],
-                       digits: int = 7) -> None:
-    """Write an ARPA file atomically from ``order -> [(n-gram text, ln p, ln backoff)]`` rows,
-    already in the order they are to appear; values are converted to log10 (``-inf`` is
-    written as ``-99``, the ARPA convention for probability 0)."""
-    lines = ["", "\\data\\"] + [f"ngram {n}={len(entries[n])}" for n in sorted(entries)]
-    for n in sorted(entries):
-        lines += ["", f"\\{n}-grams:"]
-        for text, lp, bow in entries[n]:
-            line = f"{max(lp / _LN10, ARPA_ZERO):.{digits}f}\t{text}"
-            if bow is not None:
-                line += f"\t{max(bow / _LN10, ARPA_ZERO):.{digits}f}"
-            lines.append(line)
-    lines += ["", "\\end\\", ""]
-    atomic_write_text(path, "\n".join(lines))
-
-
-def write_arpa(lm: PhoneLm, path: PathLike, unit_names: Optional[Mapping[int, str]] = None) -> None:
-    """Write the LM as an ARPA file (log10), atomically.
-
-    Args:
-        lm: the model.
-        path: output file, e.g. ``data/<c>/den/phone_lm.arpa``.
-        unit_names: unit id -> symbol (from ``units.txt``); phone ids are written when None.
-    """
-    rows: Dict[History, float] = {(BOS,): -math.inf}
-    for h, listed in lm.prob.items():
-        for w, lp in listed.items():
-            rows[h + (w,)] = lp
-    # An unsmoothed LM lists no unigrams and may have states whose own n-gram has probability
-    # 0: ARPA needs a line for each (probability 0) to carry the state's backoff weight.
-    for ngram in list(lm.backoff) + [(w,) for w in lm.vocab]:
-        if ngram and ngram not in rows:
-            rows[ngram] = -math.inf
-    by_order: Dict[int, List[Tuple[History, float, Optional[float]]]] = defaultdict(list)
-    for ngram, lp in rows.items():
-        by_order[len(ngram)].append((ngram, lp, lm.backoff.get(ngram)))
-    entries = {n: [(" ".join(_arpa_word(t, unit_names) for t in ngram), lp, bow)
-                   for ngram, lp, bow in sorted(rows, key=lambda e: e[0])]
-               for n, rows in by_order.items()}
-    write_arpa_entries(path, entries, digits=8)
-
-
-def read_arpa(path: PathLike, num_units: int,
-              symbol_ids: Optional[Mapping[str, int]] = None) -> PhoneLm:
-    """Read an ARPA phone LM (as written by :func:`write_arpa`) back into a :class:`PhoneLm`.
-
-    Args:
-        path: the ARPA file.
-        num_units: K, units including blank.
-        symbol_ids: symbol -> unit id (``units.txt``); words are phone ids when None.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("ARPA file not found", path)
-    lm = PhoneLm(1, num_units, {}, {})
-    order = 0
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if line.startswith("\\") and line.endswith("-grams:"):
-                order = int(line[1:].split("-")[0])
-                lm.order = max(lm.order, order)
-                continue
-            if not line or line.startswith("\\") or order == 0:
-                continue
-            parts = line.split()
-            if len(parts) not in (order + 1, order + 2):
-                raise DataError(f"expected {order} words in a {order}-gram line", path, n)
-            try:
-                ids = tuple(BOS if w == "<s>" else EOS if w == "</s>" else
-                            (symbol_ids[w] if symbol_ids else int(w)) for w in parts[1:order + 1])
-                lp, bow = _from_log10(parts[0]), (_from_log10(parts[-1])
-                                                  if len(parts) == order + 2 else None)
-            except (KeyError, ValueError) as e:
-                raise DataError(f"bad ARPA entry ({e})", path, n) from None
-            if ids != (BOS,):
-                lm.prob.setdefault(ids[:-1], {})[ids[-1]] = lp
-            if bow is not None:
-                lm.backoff[ids] = bow
-    missing = [w for w in lm.vocab if w not in lm.prob.get((), {})]
-    if missing:
-        raise DataError(f"unigrams missing for tokens {missing[:5]}", path)
-    if any(b == -math.inf for b in lm.backoff.values()):
-        # unsmoothed (states never back off): the probability-0 lines only carried backoffs
-        lm.smoothed = False
-        lm.prob = {h: kept for h, listed in lm.prob.items()
-                   if (kept := {w: lp for w, lp in listed.items() if lp > -math.inf})}
-    else:
-        lm.backoff.setdefault((), 0.0)
-    return lm
-
-
-def _from_log10(text: str) -> float:
-    value = float(text)
-    return -math.inf if value <= ARPA_ZERO else value * _LN10

@@ -69,7 +69,7 @@ class _Estimator:
         hist: History = (BOS,)
         for w in list(seq) + [EOS]:
             self.state(hist)[w] += 1
-            hist = (hist + (w,))[-(self.order - 1):]
+            hist = (hist + (w,))[-(self.order - 1) :]
 
     def parent(self, h: History) -> Optional[History]:
         return h[1:] if len(h) >= self.no_prune else None
@@ -137,9 +137,14 @@ class _Estimator:
                     heapq.heappush(queue, (-self.change(parent), parent))
 
 
-def estimate_unsmoothed_phone_lm(seqs: Iterable[Sequence[int]], num_units: int, order: int = 4,
-                                 max_extra_states: Optional[int] = 1000,
-                                 no_prune_order: int = 3, dedup: bool = True) -> PhoneLm:
+def estimate_unsmoothed_phone_lm(
+    seqs: Iterable[Sequence[int]],
+    num_units: int,
+    order: int = 4,
+    max_extra_states: Optional[int] = 1000,
+    no_prune_order: int = 3,
+    dedup: bool = True,
+) -> PhoneLm:
     """Estimate Kaldi's unsmoothed phone LM (see the module docstring).
 
     Args:
@@ -178,4 +183,3 @@ def estimate_unsmoothed_phone_lm(seqs: Iterable[Sequence[int]], num_units: int, 
             lm.prob[h] = {w: math.log(n / total) for w, n in sorted(c.items())}
             lm.backoff[h] = -math.inf
     return lm
-

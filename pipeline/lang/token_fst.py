@@ -55,8 +55,7 @@ class Arc(NamedTuple):
     olabel: int
 
 
-def token_arcs(num_units: int, form: str = "den",
-               disambig_ids: Sequence[int] = ()) -> List[Arc]:
+def token_arcs(num_units: int, form: str = "den", disambig_ids: Sequence[int] = ()) -> List[Arc]:
     """All arcs of T, in the label conventions of the module docstring.
 
     Args:
@@ -96,8 +95,9 @@ def token_arcs(num_units: int, form: str = "den",
     return arcs
 
 
-def build_token_fst(num_units: int, form: str = "den",
-                    disambig_ids: Sequence[int] = ()) -> kaldifst.StdVectorFst:
+def build_token_fst(
+    num_units: int, form: str = "den", disambig_ids: Sequence[int] = ()
+) -> kaldifst.StdVectorFst:
     """T as a ``kaldifst.StdVectorFst`` (tropical weights, all costs 0).
 
     Args:
@@ -121,8 +121,9 @@ def build_token_fst(num_units: int, form: str = "den",
     return fst
 
 
-def write_token_fst(path: Union[str, Path], num_units: int, form: str = "decode",
-                    disambig_ids: Sequence[int] = ()) -> None:
+def write_token_fst(
+    path: Union[str, Path], num_units: int, form: str = "decode", disambig_ids: Sequence[int] = ()
+) -> None:
     """Write T (OpenFst binary) atomically, e.g. ``data/<c>/lang/T.fst``."""
     fst = build_token_fst(num_units, form, disambig_ids)
     with atomic_path(path) as tmp:

@@ -37,8 +37,8 @@ import numpy as np
 
 from pipeline.data.datadir import c_sort_key, read_map
 from pipeline.errors import DataError
-from pipeline.lang.phone_lm import (BOS, EOS, backoff_distribution, count_ngrams,
-                                    write_arpa_entries)
+from pipeline.lang.arpa import write_arpa_entries
+from pipeline.lang.phone_lm import BOS, EOS, backoff_distribution, count_ngrams
 
 PathLike = Union[str, Path]
 History = Tuple[int, ...]
@@ -67,8 +67,7 @@ class WordLm:
     prob: Dict[History, Dict[int, float]]
     backoff: Dict[History, float]
     _ids: Dict[str, int] = field(default_factory=dict, repr=False, compare=False)
-    _dist_cache: Dict[History, np.ndarray] = field(default_factory=dict, repr=False,
-                                                   compare=False)
+    _dist_cache: Dict[History, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._ids = {w: i for i, w in enumerate(self.words)}
@@ -97,7 +96,7 @@ class WordLm:
 
     def log_distribution(self, history: History) -> np.ndarray:
         """ln P(w | history) over word ids ``0..V-2`` then ``EOS``, shape (V,)."""
-        h = tuple(history)[-(self.order - 1):] if self.order > 1 else ()
+        h = tuple(history)[-(self.order - 1) :] if self.order > 1 else ()
         return backoff_distribution(self, h, self.vocab_size)
 
     def histories(self) -> List[History]:
@@ -138,8 +137,12 @@ def _adjusted_counts(counts: Dict[History, Counter], order: int) -> Dict[History
     return adjusted
 
 
-def estimate_word_lm(sentences: Iterable[Sequence[str]], order: int = 3,
-                     unk: str = UNK_WORD, extra_vocab: Iterable[str] = ()) -> WordLm:
+def estimate_word_lm(
+    sentences: Iterable[Sequence[str]],
+    order: int = 3,
+    unk: str = UNK_WORD,
+    extra_vocab: Iterable[str] = (),
+) -> WordLm:
     """Estimate an interpolated modified Kneser-Ney word n-gram (see the module docstring).
 
     Args:
@@ -182,12 +185,16 @@ def estimate_word_lm(sentences: Iterable[Sequence[str]], order: int = 3,
         total = sum(following.values())
         kinds = Counter(min(c, 3) for c in following.values())
         gamma = (d1 * kinds[1] + d2 * kinds[2] + d3 * kinds[3]) / total
-        lower = (np.full(lm.vocab_size, -math.log(lm.vocab_size)) if not h
-                 else lm.log_distribution(h[1:]))
+        lower = (
+            np.full(lm.vocab_size, -math.log(lm.vocab_size))
+            if not h
+            else lm.log_distribution(h[1:])
+        )
         discount = {1: d1, 2: d2, 3: d3}
-        lm.prob[h] = {w: math.log((c - discount[min(c, 3)]) / total
-                                  + gamma * math.exp(lower[lm._index(w)]))
-                      for w, c in following.items()}
+        lm.prob[h] = {
+            w: math.log((c - discount[min(c, 3)]) / total + gamma * math.exp(lower[lm._index(w)]))
+            for w, c in following.items()
+        }
         if not h:  # unseen words (at least <unk>) get the uniform share
             for w in list(range(len(words))) + [EOS]:
                 lm.prob[h].setdefault(w, math.log(gamma) + lower[lm._index(w)])
@@ -207,8 +214,13 @@ class PerplexityReport:
 
     def summary(self) -> Dict[str, float]:
         """A JSON-friendly dict (perplexity rounded)."""
-        return {"perplexity": round(self.perplexity, 3), "logprob": round(self.logprob, 3),
-                "sentences": self.sentences, "words": self.words, "oovs": self.oovs}
+        return {
+            "perplexity": round(self.perplexity, 3),
+            "logprob": round(self.logprob, 3),
+            "sentences": self.sentences,
+            "words": self.words,
+            "oovs": self.oovs,
+        }
 
 
 def sentence_logprob(lm: WordLm, sentence: Sequence[str]) -> float:
@@ -218,7 +230,7 @@ def sentence_logprob(lm: WordLm, sentence: Sequence[str]) -> float:
     for w in list(sentence) + ["</s>"]:
         wid = lm.word_id(w)
         total += float(lm.log_distribution(h)[lm._index(wid)])
-        h = (h + (wid,))[-(lm.order - 1):] if lm.order > 1 else ()
+        h = (h + (wid,))[-(lm.order - 1) :] if lm.order > 1 else ()
     return total
 
 
@@ -253,8 +265,9 @@ def write_arpa(lm: WordLm, path: PathLike) -> None:
             ngram = h + (w,)
             text = " ".join(_arpa_word(lm, t) for t in ngram)
             entries[len(ngram)].append((text, lp, lm.backoff.get(ngram)))
-    write_arpa_entries(path, {n: sorted(rows, key=lambda e: c_sort_key(e[0]))
-                              for n, rows in entries.items()})
+    write_arpa_entries(
+        path, {n: sorted(rows, key=lambda e: c_sort_key(e[0])) for n, rows in entries.items()}
+    )
 
 
 def read_sentences(text: PathLike) -> List[List[str]]:

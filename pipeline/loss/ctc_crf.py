@@ -18,6 +18,7 @@ Gradients: the den part is exact for any log_probs. The numerator comes from tor
 ``ctc_loss``, whose gradient is only correct once propagated through ``log_softmax`` (torch
 returns ``exp(log_probs) - posterior``); feed log_softmax outputs, as the network does.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -30,7 +31,7 @@ from torch import Tensor, nn
 
 from pipeline.lang.den_graph import DenGraph, state_labelled
 from pipeline.loss import den_fb_ext
-from pipeline.loss.den import DenLogZ, FusedDenLogZ, csr32, FusedGraph, GraphTensors
+from pipeline.loss.den import DenLogZ, FusedDenLogZ, FusedGraph, GraphTensors, csr32
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -76,20 +77,28 @@ class CtcCrfLoss(nn.Module):
     final_prob: Tensor
     state_label: Tensor
 
-    def __init__(self, den_graph: DenGraph, lamb: float = 0.01, reduction: str = "mean",
-                 implementation: str = "auto") -> None:
+    def __init__(
+        self,
+        den_graph: DenGraph,
+        lamb: float = 0.01,
+        reduction: str = "mean",
+        implementation: str = "auto",
+    ) -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         if implementation not in IMPLEMENTATIONS:
-            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, "
-                             f"got {implementation!r}")
+            raise ValueError(
+                f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}"
+            )
         self.ext = None
         if implementation != "torch":
             self.ext = den_fb_ext.load()
             if self.ext is None and implementation == "fused":
-                raise RuntimeError("the fused den forward-backward extension is not built "
-                                   "(run 'make install' or 'python -m pipeline.loss.den_fb_ext')")
+                raise RuntimeError(
+                    "the fused den forward-backward extension is not built "
+                    "(run 'make install' or 'python -m pipeline.loss.den_fb_ext')"
+                )
         self.implementation = "fused" if self.ext is not None else "torch"
         den_graph.validate()
         graph, state_label = state_labelled(den_graph)
@@ -98,11 +107,17 @@ class CtcCrfLoss(nn.Module):
         self.num_units = graph.num_units
         self.num_states = graph.num_states
         self.start = graph.start
-        arrays = {"src": graph.src, "dst": graph.dst, "arc_prob": np.exp(graph.weight),
-                  "final_prob": np.exp(graph.final), "state_label": np.maximum(state_label, 0)}
+        arrays = {
+            "src": graph.src,
+            "dst": graph.dst,
+            "arc_prob": np.exp(graph.weight),
+            "final_prob": np.exp(graph.final),
+            "state_label": np.maximum(state_label, 0),
+        }
         for name, arr in arrays.items():  # the graph is data, not state: kept out of checkpoints
-            self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(arr)),
-                                 persistent=False)
+            self.register_buffer(
+                name, torch.from_numpy(np.ascontiguousarray(arr)), persistent=False
+            )
         self._cache: Dict[Tuple[torch.device, torch.dtype], GraphTensors] = {}
         self._fused_cache: Dict[Tuple[torch.device, torch.dtype], FusedGraph] = {}
 
@@ -120,12 +135,18 @@ class CtcCrfLoss(nn.Module):
 
             def put(arr: np.ndarray, dt: torch.dtype) -> Tensor:
                 return torch.from_numpy(np.ascontiguousarray(arr)).to(device=device, dtype=dt)
+
             self._fused_cache[key] = FusedGraph(
-                in_ptr=put(ptr(dst), torch.int32), in_src=put(src[order], torch.int32),
-                in_w=put(prob[order], dtype), out_ptr=put(ptr(src), torch.int32),
-                out_dst=put(dst, torch.int32), out_w=put(prob, dtype),
+                in_ptr=put(ptr(dst), torch.int32),
+                in_src=put(src[order], torch.int32),
+                in_w=put(prob[order], dtype),
+                out_ptr=put(ptr(src), torch.int32),
+                out_dst=put(dst, torch.int32),
+                out_w=put(prob, dtype),
                 state_label=put(self.state_label.cpu().numpy(), torch.int64),
-                final=put(self.final_prob.cpu().double().numpy(), dtype), start=self.start)
+                final=put(self.final_prob.cpu().double().numpy(), dtype),
+                start=self.start,
+            )
         return self._fused_cache[key]
 
     def graph_tensors(self, device: torch.device, dtype: torch.dtype) -> GraphTensors:
@@ -140,10 +161,13 @@ class CtcCrfLoss(nn.Module):
                 w = csr32(torch.sparse_coo_tensor(torch.stack([src, dst]), vals, size))
                 w_t = csr32(torch.sparse_coo_tensor(torch.stack([dst, src]), vals, size))
                 self._cache[key] = GraphTensors(
-                    trans_t=w_t, trans=w,
+                    trans_t=w_t,
+                    trans=w,
                     state_label=self.state_label.to(device),
                     final=self.final_prob.to(device=device, dtype=dtype),
-                    start=self.start, num_states=self.num_states)
+                    start=self.start,
+                    num_states=self.num_states,
+                )
         return self._cache[key]
 
     def den_logz(self, log_probs: Tensor, input_lengths: Tensor) -> Tensor:
@@ -156,8 +180,9 @@ class CtcCrfLoss(nn.Module):
         graph = self.graph_tensors(log_probs.device, log_probs.dtype)
         return DenLogZ.apply(log_probs, lengths, graph)
 
-    def forward(self, log_probs: Tensor, input_lengths: Tensor, labels: Tensor,
-                label_lengths: Tensor) -> CtcCrfOutput:
+    def forward(
+        self, log_probs: Tensor, input_lengths: Tensor, labels: Tensor, label_lengths: Tensor
+    ) -> CtcCrfOutput:
         """Compute the loss.
 
         Args:
@@ -172,7 +197,7 @@ class CtcCrfLoss(nn.Module):
         padded = self._padded_labels(labels, label_lengths, log_probs.shape[0])
         den = self.den_logz(log_probs, input_lengths)
         ctc = ctc_nll(log_probs, padded, input_lengths, label_lengths)
-        feasible = (input_lengths.cpu() >= required_frames(padded, label_lengths.cpu()))
+        feasible = input_lengths.cpu() >= required_frames(padded, label_lengths.cpu())
         feasible = feasible.to(log_probs.device) & torch.isfinite(den) & torch.isfinite(ctc)
         per_utt = torch.where(feasible, den + (1.0 + self.lamb) * ctc, torch.zeros_like(den))
         if self.reduction == "mean":
@@ -182,19 +207,27 @@ class CtcCrfLoss(nn.Module):
         else:
             loss = per_utt
         zero = torch.zeros_like(den)
-        return CtcCrfOutput(loss, per_utt, torch.where(feasible, den.detach(), zero),
-                            torch.where(feasible, -ctc.detach(), zero), feasible)
+        return CtcCrfOutput(
+            loss,
+            per_utt,
+            torch.where(feasible, den.detach(), zero),
+            torch.where(feasible, -ctc.detach(), zero),
+            feasible,
+        )
 
     def _check_log_probs(self, log_probs: Tensor, input_lengths: Tensor) -> None:
         if log_probs.dim() != 3:
             raise ValueError(f"log_probs must be (B, T, K), got shape {tuple(log_probs.shape)}")
         if log_probs.shape[-1] != self.num_units:
-            raise ValueError(f"log_probs have {log_probs.shape[-1]} columns but the den graph "
-                             f"has {self.num_units} units")
+            raise ValueError(
+                f"log_probs have {log_probs.shape[-1]} columns but the den graph "
+                f"has {self.num_units} units"
+            )
         if input_lengths.shape != log_probs.shape[:1]:
             raise ValueError("input_lengths must have shape (B,)")
-        if input_lengths.numel() and (int(input_lengths.min()) < 0 or
-                                      int(input_lengths.max()) > log_probs.shape[1]):
+        if input_lengths.numel() and (
+            int(input_lengths.min()) < 0 or int(input_lengths.max()) > log_probs.shape[1]
+        ):
             raise ValueError(f"input_lengths outside 0..{log_probs.shape[1]}")
 
     def _padded_labels(self, labels: Tensor, label_lengths: Tensor, batch: int) -> Tensor:
@@ -208,22 +241,28 @@ class CtcCrfLoss(nn.Module):
                 raise ValueError("concatenated labels must have sum(label_lengths) entries")
             padded = torch.zeros(batch, int(lengths.max()) if batch else 0, dtype=torch.long)
             for b, part in enumerate(torch.split(labels, lengths.tolist())):
-                padded[b, :len(part)] = part
-        elif labels.dim() == 2 and labels.shape[0] == batch and \
-                labels.shape[1] >= (int(lengths.max()) if batch else 0):
+                padded[b, : len(part)] = part
+        elif (
+            labels.dim() == 2
+            and labels.shape[0] == batch
+            and labels.shape[1] >= (int(lengths.max()) if batch else 0)
+        ):
             padded = labels
         else:
             raise ValueError("labels must be (B, L_max) padded or (sum L_b,) concatenated")
         valid = torch.arange(padded.shape[1])[None, :] < lengths[:, None]
         used = padded[valid]
         if used.numel() and (int(used.min()) < 1 or int(used.max()) >= self.num_units):
-            raise ValueError(f"label ids must be in 1..{self.num_units - 1} (0 is blank), "
-                             f"got {int(used.min())}..{int(used.max())}")
+            raise ValueError(
+                f"label ids must be in 1..{self.num_units - 1} (0 is blank), "
+                f"got {int(used.min())}..{int(used.max())}"
+            )
         return padded
 
 
-def ctc_nll(log_probs: Tensor, labels: Tensor, input_lengths: Tensor,
-            label_lengths: Tensor) -> Tensor:
+def ctc_nll(
+    log_probs: Tensor, labels: Tensor, input_lengths: Tensor, label_lengths: Tensor
+) -> Tensor:
     """``-log p_CTC(l | x)`` per utterance in float64 (blank 0), gradient back in the input's
     dtype; ``0`` (zero_infinity) where no alignment exists.
 
@@ -232,8 +271,15 @@ def ctc_nll(log_probs: Tensor, labels: Tensor, input_lengths: Tensor,
         labels: (B, L_max) padded unit ids; input_lengths, label_lengths: (B,).
     """
     dev = log_probs.device
-    return F.ctc_loss(log_probs.double().transpose(0, 1), labels.to(dev), input_lengths.to(dev),
-                      label_lengths.to(dev), blank=0, reduction="none", zero_infinity=True)
+    return F.ctc_loss(
+        log_probs.double().transpose(0, 1),
+        labels.to(dev),
+        input_lengths.to(dev),
+        label_lengths.to(dev),
+        blank=0,
+        reduction="none",
+        zero_infinity=True,
+    )
 
 
 def required_frames(labels: Tensor, label_lengths: Tensor) -> Tensor:

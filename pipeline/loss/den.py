@@ -31,10 +31,10 @@ from torch import Tensor
 class GraphTensors(NamedTuple):
     """The den graph on one device, in one dtype (see the module docstring)."""
 
-    trans_t: Tensor      # (S, S) sparse CSR, W^T: row = destination, column = source
-    trans: Tensor        # (S, S) sparse CSR, W: row = source, column = destination
+    trans_t: Tensor  # (S, S) sparse CSR, W^T: row = destination, column = source
+    trans: Tensor  # (S, S) sparse CSR, W: row = source, column = destination
     state_label: Tensor  # (S,) int64, label read by the arcs entering each state (>= 0)
-    final: Tensor        # (S,) exp(final weight), 0 for non-final states
+    final: Tensor  # (S,) exp(final weight), 0 for non-final states
     start: int
     num_states: int
 
@@ -50,16 +50,16 @@ def _frame_probs(log_probs: Tensor) -> Tuple[Tensor, Tensor]:
 def csr32(coo: Tensor) -> Tensor:
     """COO -> CSR with int32 indices (less memory traffic per product than int64)."""
     csr = coo.coalesce().to_sparse_csr()
-    return torch.sparse_csr_tensor(csr.crow_indices().int(), csr.col_indices().int(),
-                                   csr.values(), csr.shape)
+    return torch.sparse_csr_tensor(
+        csr.crow_indices().int(), csr.col_indices().int(), csr.values(), csr.shape
+    )
 
 
 class DenLogZ(torch.autograd.Function):
     """log Z(x) of the den graph for a batch, with its exact gradient (occupancies)."""
 
     @staticmethod
-    def forward(ctx, log_probs: Tensor, lengths: Tensor,
-                graph: GraphTensors) -> Tensor:
+    def forward(ctx, log_probs: Tensor, lengths: Tensor, graph: GraphTensors) -> Tensor:
         """Run the scaled forward recursion and keep every alpha for the backward pass.
 
         Args:
@@ -125,8 +125,13 @@ class DenLogZ(torch.autograd.Function):
                 torch.addmm(beta_new, graph.trans, beta.mul_(y_lab), beta=0, out=beta_new)
                 beta, beta_new = beta_new, beta
             if t >= all_active:  # some utterance ends at t (starts with final) or before t
-                beta.copy_(torch.where((t == lengths)[None, :], graph.final[:, None],
-                                       torch.where((t < lengths)[None, :], beta, 0.0)))
+                beta.copy_(
+                    torch.where(
+                        (t == lengths)[None, :],
+                        graph.final[:, None],
+                        torch.where((t < lengths)[None, :], beta, 0.0),
+                    )
+                )
             tot = beta.sum(dim=0)
             beta.div_(torch.where(tot > 0, tot, torch.ones_like(tot)))
             occ[t - 1].index_add_(0, lab, torch.mul(alphas[t], beta, out=prod))
@@ -139,8 +144,10 @@ class DenLogZ(torch.autograd.Function):
         grad[:, :frames] = occ.permute(2, 0, 1)
         ok = torch.isfinite(logz)
         scale = torch.where(ok, grad_logz, torch.zeros_like(grad_logz))
-        grad = torch.where(ok[:, None, None], grad, torch.zeros_like(grad)) \
+        grad = (
+            torch.where(ok[:, None, None], grad, torch.zeros_like(grad))
             * scale.to(grad.dtype)[:, None, None]
+        )
         return grad, None, None
 
 
@@ -164,12 +171,20 @@ class FusedDenLogZ(torch.autograd.Function):
     as :class:`DenLogZ`, one pass over the arcs per frame and utterance."""
 
     @staticmethod
-    def forward(ctx, log_probs: Tensor, lengths: Tensor,
-                graph: FusedGraph, ext) -> Tensor:
+    def forward(ctx, log_probs: Tensor, lengths: Tensor, graph: FusedGraph, ext) -> Tensor:
         lp = log_probs.detach().contiguous()
         keep = ctx.needs_input_grad[0]
-        logz, alphas = ext.forward(lp, lengths, graph.in_ptr, graph.in_src, graph.in_w,
-                                   graph.state_label, graph.final, graph.start, keep)
+        logz, alphas = ext.forward(
+            lp,
+            lengths,
+            graph.in_ptr,
+            graph.in_src,
+            graph.in_w,
+            graph.state_label,
+            graph.final,
+            graph.start,
+            keep,
+        )
         ctx.graph, ctx.ext = graph, ext
         ctx.save_for_backward(lp, lengths, logz, alphas)
         return logz
@@ -179,6 +194,16 @@ class FusedDenLogZ(torch.autograd.Function):
     def backward(ctx, grad_logz: Tensor):
         lp, lengths, logz, alphas = ctx.saved_tensors
         g = ctx.graph
-        grad = ctx.ext.backward(lp, lengths, g.out_ptr, g.out_dst, g.out_w, g.state_label,
-                                g.final, alphas, logz, grad_logz.double().contiguous())
+        grad = ctx.ext.backward(
+            lp,
+            lengths,
+            g.out_ptr,
+            g.out_dst,
+            g.out_w,
+            g.state_label,
+            g.final,
+            alphas,
+            logz,
+            grad_logz.double().contiguous(),
+        )
         return grad, None, None, None

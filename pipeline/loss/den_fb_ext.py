@@ -58,10 +58,16 @@ def build(verbose: bool = False) -> Path:
     if cuda:
         sources += [str(p) for p in CUDA_SOURCES]
         flags.append("-DWITH_CUDA")
-    cpp_load(name=NAME, sources=sources, extra_cflags=flags,
-             extra_cuda_cflags=["-O3"] if cuda else None, extra_ldflags=["-fopenmp"],
-             build_directory=str(BUILD_DIR),
-             with_cuda=cuda, verbose=verbose)
+    cpp_load(
+        name=NAME,
+        sources=sources,
+        extra_cflags=flags,
+        extra_cuda_cflags=["-O3"] if cuda else None,
+        extra_ldflags=["-fopenmp"],
+        build_directory=str(BUILD_DIR),
+        with_cuda=cuda,
+        verbose=verbose,
+    )
     path = library_path()
     if path is None:
         raise RuntimeError(f"den_fb extension: no library in {BUILD_DIR} after the build")
@@ -80,8 +86,9 @@ def load() -> Optional[ModuleType]:
     if _loaded is not None:
         return _loaded
     path = library_path()
-    problem = ("is not built" if path is None else
-               "is older than its sources" if _stale(path) else None)
+    problem = (
+        "is not built" if path is None else "is older than its sources" if _stale(path) else None
+    )
     if problem is None:
         import torch  # noqa: F401  (the library links against torch's)
 
@@ -96,22 +103,28 @@ def load() -> Optional[ModuleType]:
             _loaded = module
             return module
     if not _warned:
-        log.warning("the fused den forward-backward extension %s; using the slower pure-torch "
-                    "implementation (build it with 'make install' or 'python -m "
-                    "pipeline.loss.den_fb_ext')", problem)
+        log.warning(
+            "the fused den forward-backward extension %s; using the slower pure-torch "
+            "implementation (build it with 'make install' or 'python -m "
+            "pipeline.loss.den_fb_ext')",
+            problem,
+        )
         _warned = True
     return None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Build the fused den forward-backward "
-                                     "extension into pipeline/loss/_build/.")
+    parser = argparse.ArgumentParser(
+        description="Build the fused den forward-backward extension into pipeline/loss/_build/."
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     start = time.time()
     path = build(verbose=args.verbose)
-    print(f"den_fb extension: {path} ({'CPU and CUDA' if want_cuda() else 'CPU'}; "
-          f"{time.time() - start:.0f} s)")
+    print(
+        f"den_fb extension: {path} ({'CPU and CUDA' if want_cuda() else 'CPU'}; "
+        f"{time.time() - start:.0f} s)"
+    )
     return 0
 
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+from pipeline.io import atomic_write_text
 from pipeline.nas.model import TdnnNet, num_parameters
 from pipeline.nas.ops import OPS
 from pipeline.nas.space import SearchSpace, SpaceError
-from pipeline.io import atomic_write_text
 
 ARCH_SCHEMA_VERSION = 1
 PathLike = Union[str, Path]
@@ -62,16 +62,21 @@ class Arch:
     history: Optional[List[Dict[str, Any]]] = None
 
     @classmethod
-    def from_space(cls, space: SearchSpace, ops: Sequence[str],
-                   probabilities: Optional[Sequence[Sequence[float]]] = None,
-                   **provenance: Any) -> "Arch":
+    def from_space(
+        cls,
+        space: SearchSpace,
+        ops: Sequence[str],
+        probabilities: Optional[Sequence[Sequence[float]]] = None,
+        **provenance: Any,
+    ) -> "Arch":
         """The architecture with ``ops`` in ``space`` (checked against its candidates)."""
         space.index_of(ops)
         net = {k: getattr(space, k) for k in _NET_FIELDS}
         probs = [[float(x) for x in p] for p in probabilities] if probabilities else None
         prov = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **provenance}
-        return cls(list(ops), net, space.name, space.hash, [list(b) for b in space.blocks],
-                   probs, prov)
+        return cls(
+            list(ops), net, space.name, space.hash, [list(b) for b in space.blocks], probs, prov
+        )
 
     def layer_specs(self) -> List[tuple]:
         """``(op, in_dim, out_dim)`` per layer, sub-sampling layer included."""
@@ -88,11 +93,16 @@ class Arch:
         return num_parameters(self.build(num_units))
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"schema_version": ARCH_SCHEMA_VERSION,
-                "space": {"name": self.space_name, "hash": self.space_hash},
-                "net": dict(self.net), "ops": list(self.ops), "candidates": self.candidates,
-                "probabilities": self.probabilities, "provenance": self.provenance,
-                **({"history": self.history} if self.history is not None else {})}
+        return {
+            "schema_version": ARCH_SCHEMA_VERSION,
+            "space": {"name": self.space_name, "hash": self.space_hash},
+            "net": dict(self.net),
+            "ops": list(self.ops),
+            "candidates": self.candidates,
+            "probabilities": self.probabilities,
+            "provenance": self.provenance,
+            **({"history": self.history} if self.history is not None else {}),
+        }
 
     def to_json(self, path: PathLike) -> None:
         """Write atomically."""
@@ -101,14 +111,17 @@ class Arch:
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>") -> "Arch":
         """Validate and build (raises :class:`SpaceError` naming ``source``)."""
+
         def bad(msg: str) -> SpaceError:
             return SpaceError(f"{source}: {msg}")
 
         if not isinstance(data, dict):
             raise bad("arch.json must hold a JSON object")
         if data.get("schema_version") != ARCH_SCHEMA_VERSION:
-            raise bad(f"schema_version {data.get('schema_version')!r} is not supported "
-                      f"(expected {ARCH_SCHEMA_VERSION})")
+            raise bad(
+                f"schema_version {data.get('schema_version')!r} is not supported "
+                f"(expected {ARCH_SCHEMA_VERSION})"
+            )
         for key in ("space", "net", "ops", "candidates"):
             if key not in data:
                 raise bad(f"missing field '{key}'")
@@ -120,23 +133,35 @@ class Arch:
             raise bad(f"'ops' must list one op per block ({len(cands)} blocks)")
         for i, op in enumerate(ops + [net["subsample_op"]], 1):
             if op not in OPS:
-                raise bad(f"unknown op '{op}'" + (f" in block {i}" if i <= len(ops) else "")
-                          + f" (known: {', '.join(sorted(OPS))})")
+                raise bad(
+                    f"unknown op '{op}'"
+                    + (f" in block {i}" if i <= len(ops) else "")
+                    + f" (known: {', '.join(sorted(OPS))})"
+                )
         for i, (op, c) in enumerate(zip(ops, cands), 1):
             if op not in c:
                 raise bad(f"block {i}: op '{op}' is not among its candidates {c}")
         if not 0 <= net["subsample_after"] <= len(ops):
             raise bad(f"subsample_after {net['subsample_after']} outside 0..{len(ops)}")
         probs = data.get("probabilities")
-        if probs is not None and (len(probs) != len(ops) or
-                                  any(len(p) != len(c) for p, c in zip(probs, cands))):
+        if probs is not None and (
+            len(probs) != len(ops) or any(len(p) != len(c) for p, c in zip(probs, cands))
+        ):
             raise bad("'probabilities' must have one value per candidate of each block")
         space = data["space"]
         history = data.get("history")
         if history is not None and not isinstance(history, list):
             raise bad("'history' must be a list of epochs")
-        return cls(list(ops), dict(net), str(space.get("name", "")), str(space.get("hash", "")),
-                   [list(c) for c in cands], probs, dict(data.get("provenance") or {}), history)
+        return cls(
+            list(ops),
+            dict(net),
+            str(space.get("name", "")),
+            str(space.get("hash", "")),
+            [list(c) for c in cands],
+            probs,
+            dict(data.get("provenance") or {}),
+            history,
+        )
 
     @classmethod
     def from_json(cls, path: PathLike) -> "Arch":

@@ -41,8 +41,9 @@ class TdnnNet(nn.Module):
         dropout: dropout probability inside each op.
     """
 
-    def __init__(self, layers: Sequence[Tuple[str, int, int]], num_units: int,
-                 dropout: float = 0.5) -> None:
+    def __init__(
+        self, layers: Sequence[Tuple[str, int, int]], num_units: int, dropout: float = 0.5
+    ) -> None:
         super().__init__()
         if num_units < 2:
             raise ValueError(f"num_units must be at least 2 (blank + one unit), got {num_units}")

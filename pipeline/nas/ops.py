@@ -23,23 +23,32 @@ class Tdnn(nn.Module):
         dropout: dropout probability after the LayerNorm.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, kernel: int, dilation: int = 1,
-                 stride: int = 1, dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        kernel: int,
+        dilation: int = 1,
+        stride: int = 1,
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
         if kernel % 2 != 1:
             raise ValueError(f"TDNN kernel must be odd, got {kernel}")
         self.kernel, self.dilation, self.stride = kernel, dilation, stride
         self.padding = dilation * (kernel - 1) // 2
-        self.conv = nn.Conv1d(in_dim, out_dim, kernel, stride=stride, dilation=dilation,
-                              padding=self.padding)
+        self.conv = nn.Conv1d(
+            in_dim, out_dim, kernel, stride=stride, dilation=dilation, padding=self.padding
+        )
         self.norm = nn.LayerNorm(out_dim)
         self.dropout = nn.Dropout(dropout)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Exact frames out for (B,) integer input lengths (PyTorch's Conv1d formula)."""
         span = self.dilation * (self.kernel - 1)
-        return torch.div(lengths + 2 * self.padding - span - 1, self.stride,
-                         rounding_mode="floor") + 1
+        return (
+            torch.div(lengths + 2 * self.padding - span - 1, self.stride, rounding_mode="floor") + 1
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C_in) → (B, T', C_out)."""
@@ -75,9 +84,12 @@ SUBSAMPLING_OP = "tdnn_k3_d1_s3"
 
 # Registry: op name → factory(in_dim, out_dim, dropout). Search spaces name these keys.
 OPS: Dict[str, OpFactory] = {
-    "tdnn_k3_d1": _tdnn(3, 1), "tdnn_k3_d2": _tdnn(3, 2),
-    "tdnn_k5_d1": _tdnn(5, 1), "tdnn_k5_d2": _tdnn(5, 2),
-    "tdnn_k7_d1": _tdnn(7, 1), "tdnn_k7_d2": _tdnn(7, 2),
+    "tdnn_k3_d1": _tdnn(3, 1),
+    "tdnn_k3_d2": _tdnn(3, 2),
+    "tdnn_k5_d1": _tdnn(5, 1),
+    "tdnn_k5_d2": _tdnn(5, 2),
+    "tdnn_k7_d1": _tdnn(7, 1),
+    "tdnn_k7_d2": _tdnn(7, 2),
     SUBSAMPLING_OP: _tdnn(3, 1, 3),
     "identity": _identity,
 }

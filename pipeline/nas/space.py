@@ -27,8 +27,18 @@ from pipeline.nas.ops import OPS
 
 SPACE_SCHEMA_VERSION = 1
 SPACE_DIR = Path(__file__).resolve().parents[2] / "conf" / "space"
-_FIELDS = {"schema_version", "name", "description", "input_dim", "width", "dropout",
-           "subsample_after", "subsample_op", "blocks", "shared_taps"}
+_FIELDS = {
+    "schema_version",
+    "name",
+    "description",
+    "input_dim",
+    "width",
+    "dropout",
+    "subsample_after",
+    "subsample_op",
+    "blocks",
+    "shared_taps",
+}
 
 
 class SpaceError(StnasError):
@@ -74,12 +84,18 @@ class SearchSpace:
         return math.prod(len(b) for b in self.blocks)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"schema_version": SPACE_SCHEMA_VERSION, "name": self.name,
-                "description": self.description, "input_dim": self.input_dim,
-                "width": self.width, "dropout": self.dropout,
-                "subsample_after": self.subsample_after, "subsample_op": self.subsample_op,
-                "blocks": [list(b) for b in self.blocks],
-                **({"shared_taps": True} if self.shared_taps else {})}
+        return {
+            "schema_version": SPACE_SCHEMA_VERSION,
+            "name": self.name,
+            "description": self.description,
+            "input_dim": self.input_dim,
+            "width": self.width,
+            "dropout": self.dropout,
+            "subsample_after": self.subsample_after,
+            "subsample_op": self.subsample_op,
+            "blocks": [list(b) for b in self.blocks],
+            **({"shared_taps": True} if self.shared_taps else {}),
+        }
 
     @property
     def hash(self) -> str:
@@ -91,20 +107,26 @@ class SearchSpace:
     def index_of(self, ops: Sequence[str]) -> List[int]:
         """Candidate indices of one op name per block (raises if an op is not a candidate)."""
         if len(ops) != self.num_blocks:
-            raise SpaceError(f"space '{self.name}' has {self.num_blocks} blocks, got "
-                             f"{len(ops)} ops")
+            raise SpaceError(
+                f"space '{self.name}' has {self.num_blocks} blocks, got {len(ops)} ops"
+            )
         out = []
         for i, (op, cands) in enumerate(zip(ops, self.blocks)):
             if op not in cands:
-                raise SpaceError(f"op '{op}' is not a candidate of block {i + 1} in space "
-                                 f"'{self.name}' (candidates: {', '.join(cands)})")
+                raise SpaceError(
+                    f"op '{op}' is not a candidate of block {i + 1} in space "
+                    f"'{self.name}' (candidates: {', '.join(cands)})"
+                )
             out.append(cands.index(op))
         return out
 
     def layer_specs(self, ops: Sequence[str]) -> List[Tuple[str, int, int]]:
         """The derived chain for one op per block: ``(op, in_dim, out_dim)`` per layer."""
-        names = list(ops[:self.subsample_after]) + [self.subsample_op] + \
-            list(ops[self.subsample_after:])
+        names = (
+            list(ops[: self.subsample_after])
+            + [self.subsample_op]
+            + list(ops[self.subsample_after :])
+        )
         dims = [self.input_dim] + [self.width] * len(names)
         return [(n, dims[i], dims[i + 1]) for i, n in enumerate(names)]
 
@@ -115,6 +137,7 @@ def space_from_dict(data: Any, source: str = "<dict>") -> SearchSpace:
     Raises:
         SpaceError: naming ``source`` and what is wrong (unknown op or field, bad dims, ...).
     """
+
     def bad(msg: str) -> SpaceError:
         return SpaceError(f"{source}: {msg}")
 
@@ -125,15 +148,21 @@ def space_from_dict(data: Any, source: str = "<dict>") -> SearchSpace:
         raise bad(f"unknown field(s) {sorted(unknown)} (known: {sorted(_FIELDS)})")
     version = data.get("schema_version")
     if version != SPACE_SCHEMA_VERSION:
-        raise bad(f"schema_version {version!r} is not supported (expected "
-                  f"{SPACE_SCHEMA_VERSION})")
-    for key, kind in (("name", str), ("input_dim", int), ("width", int),
-                      ("subsample_after", int), ("subsample_op", str), ("blocks", list)):
+        raise bad(f"schema_version {version!r} is not supported (expected {SPACE_SCHEMA_VERSION})")
+    for key, kind in (
+        ("name", str),
+        ("input_dim", int),
+        ("width", int),
+        ("subsample_after", int),
+        ("subsample_op", str),
+        ("blocks", list),
+    ):
         if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
             raise bad(f"field '{key}' must be a {kind.__name__}, got {data.get(key)!r}")
     if data["input_dim"] < 1 or data["width"] < 1:
-        raise bad(f"input_dim and width must be positive, got {data['input_dim']} and "
-                  f"{data['width']}")
+        raise bad(
+            f"input_dim and width must be positive, got {data['input_dim']} and {data['width']}"
+        )
     dropout = data.get("dropout", 0.5)
     if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise bad(f"dropout must be in [0, 1), got {dropout!r}")
@@ -143,8 +172,9 @@ def space_from_dict(data: Any, source: str = "<dict>") -> SearchSpace:
     if not 0 <= data["subsample_after"] <= len(blocks):
         raise bad(f"subsample_after {data['subsample_after']} is outside 0..{len(blocks)}")
     if data["subsample_op"] not in OPS:
-        raise bad(f"unknown op '{data['subsample_op']}' as subsample_op "
-                  f"(known: {', '.join(sorted(OPS))})")
+        raise bad(
+            f"unknown op '{data['subsample_op']}' as subsample_op (known: {', '.join(sorted(OPS))})"
+        )
     for i, cands in enumerate(blocks, 1):
         if not isinstance(cands, list) or not cands:
             raise bad(f"block {i} must be a non-empty list of op names")
@@ -155,14 +185,18 @@ def space_from_dict(data: Any, source: str = "<dict>") -> SearchSpace:
                 raise bad(f"unknown op '{op}' in block {i} (known: {', '.join(sorted(OPS))})")
             in_dim = data["input_dim"] if i == 1 else data["width"]
             if op == "identity" and in_dim != data["width"]:
-                raise bad(f"block {i}: identity cannot map {in_dim} to {data['width']} "
-                          "channels")
-    return SearchSpace(name=data["name"], input_dim=data["input_dim"], width=data["width"],
-                       dropout=float(dropout), subsample_after=data["subsample_after"],
-                       subsample_op=data["subsample_op"],
-                       blocks=tuple(tuple(b) for b in blocks),
-                       description=str(data.get("description", "")),
-                       shared_taps=_flag(data.get("shared_taps", False), "shared_taps", bad))
+                raise bad(f"block {i}: identity cannot map {in_dim} to {data['width']} channels")
+    return SearchSpace(
+        name=data["name"],
+        input_dim=data["input_dim"],
+        width=data["width"],
+        dropout=float(dropout),
+        subsample_after=data["subsample_after"],
+        subsample_op=data["subsample_op"],
+        blocks=tuple(tuple(b) for b in blocks),
+        description=str(data.get("description", "")),
+        shared_taps=_flag(data.get("shared_taps", False), "shared_taps", bad),
+    )
 
 
 def _flag(value: Any, key: str, bad) -> bool:

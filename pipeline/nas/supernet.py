@@ -60,13 +60,13 @@ class StraightThroughSelect(torch.autograd.Function):
     """Forward: the sampled output. Backward: ``dL/dp_k = <dL/dy, o_k>`` for every k (Eq. 10)."""
 
     @staticmethod
-    def forward(ctx, probs: Tensor, sampled: Tensor, *outputs: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, probs: Tensor, sampled: Tensor, *outputs: Tensor) -> Tensor:
         """probs (N,); sampled (B, T, C) with its graph; outputs: N detached (B, T, C) maps."""
         ctx.save_for_backward(*outputs)
         return sampled.view_as(sampled)
 
     @staticmethod
-    def backward(ctx, grad_y: Tensor):  # type: ignore[override]
+    def backward(ctx, grad_y: Tensor):
         outputs = ctx.saved_tensors
         grad_p = torch.stack([(grad_y * o).sum() for o in outputs]).to(grad_y.dtype)
         return (grad_p, grad_y) + (None,) * len(outputs)
@@ -83,8 +83,9 @@ class ArchWeights(nn.Module):
         """p = softmax(α) per block, each (N_b,), in α's graph."""
         return [a.softmax(dim=0) for a in self.alphas]
 
-    def sample(self, generator: Optional[torch.Generator] = None,
-               uniform: bool = False) -> Tuple[int, ...]:
+    def sample(
+        self, generator: Optional[torch.Generator] = None, uniform: bool = False
+    ) -> Tuple[int, ...]:
         """One op index per block, drawn from p (or uniformly) with ``generator``."""
         out = []
         for a in self.alphas:
@@ -110,15 +111,17 @@ class SharedTaps(nn.Module):
         offsets = sorted({j * d for k, d in shapes for j in range(-(k // 2), k // 2 + 1)})
         self.index = {o: i for i, o in enumerate(offsets)}
         bound = 1.0 / math.sqrt(in_dim * max(k for k, _ in shapes))
-        self.weight = nn.Parameter(torch.empty(len(offsets), out_dim, in_dim).uniform_(-bound,
-                                                                                      bound))
+        self.weight = nn.Parameter(
+            torch.empty(len(offsets), out_dim, in_dim).uniform_(-bound, bound)
+        )
         self.bias = nn.Parameter(torch.empty(out_dim).uniform_(-bound, bound))
         self.norm = nn.LayerNorm(out_dim)
 
     def kernel(self, k: int, d: int) -> Tensor:
         """(out, in, k) Conv1d kernel of the kernel-k, dilation-d candidate."""
-        return torch.stack([self.weight[self.index[j * d]]
-                            for j in range(-(k // 2), k // 2 + 1)], dim=-1)
+        return torch.stack(
+            [self.weight[self.index[j * d]] for j in range(-(k // 2), k // 2 + 1)], dim=-1
+        )
 
 
 class SharedTdnn(nn.Module):
@@ -135,39 +138,53 @@ class SharedTdnn(nn.Module):
         return lengths
 
     def forward(self, x: Tensor) -> Tensor:
-        y = torch.nn.functional.conv1d(x.transpose(1, 2), self.taps.kernel(self.k, self.d),
-                                       self.taps.bias, padding=self.padding, dilation=self.d)
+        y = torch.nn.functional.conv1d(
+            x.transpose(1, 2),
+            self.taps.kernel(self.k, self.d),
+            self.taps.bias,
+            padding=self.padding,
+            dilation=self.d,
+        )
         return self.dropout(self.taps.norm(torch.relu(y.transpose(1, 2))))
 
     def standalone_state(self) -> dict:
         """This candidate's weights as a plain :class:`pipeline.nas.ops.Tdnn` state dict."""
-        return {"conv.weight": self.taps.kernel(self.k, self.d).detach().clone(),
-                "conv.bias": self.taps.bias.detach().clone(),
-                "norm.weight": self.taps.norm.weight.detach().clone(),
-                "norm.bias": self.taps.norm.bias.detach().clone()}
+        return {
+            "conv.weight": self.taps.kernel(self.k, self.d).detach().clone(),
+            "conv.bias": self.taps.bias.detach().clone(),
+            "norm.weight": self.taps.norm.weight.detach().clone(),
+            "norm.bias": self.taps.norm.bias.detach().clone(),
+        }
 
 
 class ChoiceBlock(nn.Module):
     """The candidate ops of one searchable block; all keep the frame count. With
     ``shared_taps`` the TDNN candidates share their weights (:class:`SharedTaps`)."""
 
-    def __init__(self, names: Sequence[str], in_dim: int, out_dim: int, dropout: float,
-                 shared_taps: bool = False) -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        in_dim: int,
+        out_dim: int,
+        dropout: float,
+        shared_taps: bool = False,
+    ) -> None:
         super().__init__()
         self.names = list(names)
-        shapes = {n: (int(m.group(1)), int(m.group(2))) for n in names
-                  if (m := _TDNN.match(n))}
+        shapes = {n: (int(m.group(1)), int(m.group(2))) for n in names if (m := _TDNN.match(n))}
         if shared_taps and shapes:
             self.taps = SharedTaps(list(shapes.values()), in_dim, out_dim)
             self.candidates = nn.ModuleList(
-                SharedTdnn(self.taps, *shapes[n], dropout) if n in shapes
-                else make_op(n, in_dim, out_dim, dropout) for n in names)
+                SharedTdnn(self.taps, *shapes[n], dropout)
+                if n in shapes
+                else make_op(n, in_dim, out_dim, dropout)
+                for n in names
+            )
         else:
-            self.candidates = nn.ModuleList(make_op(n, in_dim, out_dim, dropout)
-                                            for n in names)
+            self.candidates = nn.ModuleList(make_op(n, in_dim, out_dim, dropout) for n in names)
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
-        return self.candidates[0].output_lengths(lengths)
+        return self.candidates[0].output_lengths(lengths)  # type: ignore[operator]
 
 
 class Supernet(nn.Module):
@@ -184,22 +201,26 @@ class Supernet(nn.Module):
         self.num_units = num_units
         layers: List[nn.Module] = []
         self.block_layer: List[int] = []  # position in self.layers of each searchable block
-        for i, (name, in_dim, out_dim) in enumerate(space.layer_specs(
-                [b[0] for b in space.blocks])):
+        for i, (name, in_dim, out_dim) in enumerate(
+            space.layer_specs([b[0] for b in space.blocks])
+        ):
             if i == space.subsample_after:
                 layers.append(make_op(name, in_dim, out_dim, space.dropout))
             else:
                 self.block_layer.append(i)
                 block = len(self.block_layer) - 1
-                layers.append(ChoiceBlock(space.blocks[block], in_dim, out_dim, space.dropout,
-                                          space.shared_taps))
+                layers.append(
+                    ChoiceBlock(
+                        space.blocks[block], in_dim, out_dim, space.dropout, space.shared_taps
+                    )
+                )
         self.layers = nn.ModuleList(layers)
         self.output = nn.Linear(space.width, num_units)
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """(B,) input frames → (B,) output frames (the same for every architecture)."""
         for layer in self.layers:
-            lengths = layer.output_lengths(lengths)
+            lengths = layer.output_lengths(lengths)  # type: ignore[operator]
         return lengths
 
     def forward(self, feats: Tensor, lengths: Tensor, choice: Choice) -> Tuple[Tensor, Tensor]:
@@ -213,8 +234,9 @@ class Supernet(nn.Module):
             if isinstance(choice, Path):
                 x, lengths = apply_layer(layer.candidates[choice.indices[block]], x, lengths)
             elif isinstance(choice, StraightThrough):
-                x, lengths = self._straight_through(layer, x, lengths, choice.indices[block],
-                                                    choice.probs[block])
+                x, lengths = self._straight_through(
+                    layer, x, lengths, choice.indices[block], choice.probs[block]
+                )
             else:
                 w = choice.weights[block]
                 out_lengths = layer.output_lengths(lengths)
@@ -225,12 +247,15 @@ class Supernet(nn.Module):
         return self.output(x).log_softmax(dim=-1), lengths
 
     @staticmethod
-    def _straight_through(layer: ChoiceBlock, x: Tensor, lengths: Tensor, sampled: int,
-                          probs: Tensor) -> Tuple[Tensor, Tensor]:
+    def _straight_through(
+        layer: ChoiceBlock, x: Tensor, lengths: Tensor, sampled: int, probs: Tensor
+    ) -> Tuple[Tensor, Tensor]:
         y, out_lengths = apply_layer(layer.candidates[sampled], x, lengths)
         with torch.no_grad():  # Eq. 10 needs every o_k, but no graph through them
-            outs = [y.detach() if k == sampled else apply_layer(c, x, lengths)[0]
-                    for k, c in enumerate(layer.candidates)]
+            outs = [
+                y.detach() if k == sampled else apply_layer(c, x, lengths)[0]
+                for k, c in enumerate(layer.candidates)
+            ]
         return StraightThroughSelect.apply(probs, y, *outs), out_lengths
 
     def _check_choice(self, choice: Choice) -> None:
@@ -243,8 +268,7 @@ class Supernet(nn.Module):
                     raise ValueError(f"block {b + 1}: index {k} outside 0..{len(cands) - 1}")
         elif isinstance(choice, Mixture):
             if len(choice.weights) != n:
-                raise ValueError(f"mixture has {len(choice.weights)} weight vectors for {n} "
-                                 "blocks")
+                raise ValueError(f"mixture has {len(choice.weights)} weight vectors for {n} blocks")
         else:
             raise TypeError(f"unknown choice {type(choice).__name__}")
 
@@ -269,7 +293,8 @@ class Supernet(nn.Module):
             if isinstance(layer, ChoiceBlock):
                 layer = layer.candidates[indices[block]]
                 block += 1
-            target.load_state_dict(layer.standalone_state() if isinstance(layer, SharedTdnn)
-                                   else layer.state_dict())
+            target.load_state_dict(
+                layer.standalone_state() if isinstance(layer, SharedTdnn) else layer.state_dict()
+            )
         net.output.load_state_dict(self.output.state_dict())
         return net.to(next(self.parameters()).device)

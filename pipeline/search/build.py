@@ -49,7 +49,8 @@ def stage_model(cfg: TrainConfig, num_units: int) -> Tuple[nn.Module, TrainingHo
     supernet = Supernet(space, num_units)
     arch_weights = ArchWeights(space)
     name = "random" if cfg.stage == "warmup" else cfg.strategy  # warm-up: uniform paths
-    strategy = make_strategy(name, supernet, arch_weights,
-                             StrategyConfig(seed=cfg.seed, **cfg.strategy_conf))
+    strategy = make_strategy(
+        name, supernet, arch_weights, StrategyConfig(seed=cfg.seed, **cfg.strategy_conf)
+    )
     steps = SupernetSteps if cfg.stage == "warmup" else SearchSteps
     return supernet, steps(supernet, arch_weights, strategy)

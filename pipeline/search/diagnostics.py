@@ -38,10 +38,13 @@ def block_stats(p: Sequence[float]) -> Dict[str, float]:
     entropy = float(-(nz * np.log(nz)).sum())
     order = np.argsort(-q, kind="stable")
     second = float(q[order[1]]) if len(q) > 1 else 0.0
-    return {"entropy": entropy,
-            "relative_entropy": entropy / math.log(len(q)) if len(q) > 1 else 0.0,
-            "max_p": float(q[order[0]]), "margin": float(q[order[0]]) - second,
-            "argmax": int(order[0])}
+    return {
+        "entropy": entropy,
+        "relative_entropy": entropy / math.log(len(q)) if len(q) > 1 else 0.0,
+        "max_p": float(q[order[0]]),
+        "margin": float(q[order[0]]) - second,
+        "argmax": int(order[0]),
+    }
 
 
 class GradStats:
@@ -81,8 +84,11 @@ class GradStats:
         return out
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"n": self.n, "sum": [s.tolist() for s in self.sum],
-                "sumsq": [s.tolist() for s in self.sumsq]}
+        return {
+            "n": self.n,
+            "sum": [s.tolist() for s in self.sum],
+            "sumsq": [s.tolist() for s in self.sumsq],
+        }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.n = int(state["n"])
@@ -90,8 +96,9 @@ class GradStats:
         self.sumsq = [np.asarray(s, dtype=np.float64) for s in state["sumsq"]]
 
 
-def op_losses(held_out: Callable[[Callable[[torch.Generator], Path]], float],
-              probs: Sequence[Sequence[float]]) -> List[List[float]]:
+def op_losses(
+    held_out: Callable[[Callable[[torch.Generator], Path]], float], probs: Sequence[Sequence[float]]
+) -> List[List[float]]:
     """Held-out loss of every op of every block, the other blocks sampled from ``probs``.
 
     Args:
@@ -108,10 +115,12 @@ def op_losses(held_out: Callable[[Callable[[torch.Generator], Path]], float],
     for b, p in enumerate(probs):
         row = []
         for k in range(len(p)):
+
             def choice(gen: torch.Generator, b: int = b, k: int = k) -> Path:
                 drawn = [int(torch.multinomial(d, 1, generator=gen)) for d in dists]
                 drawn[b] = k
                 return Path(tuple(drawn))
+
             row.append(float(held_out(choice)))
         out.append(row)
     return out
@@ -126,17 +135,23 @@ def _kendall(a: Sequence[float], b: Sequence[float]) -> float:
     return float(s / len(pairs))
 
 
-def agreement(probs: Sequence[Sequence[float]], losses: Sequence[Sequence[float]]
-              ) -> List[Dict[str, Any]]:
+def agreement(
+    probs: Sequence[Sequence[float]], losses: Sequence[Sequence[float]]
+) -> List[Dict[str, Any]]:
     """Per block: does the op α ranks first have the lowest held-out loss, and Kendall's tau
     between p and minus the loss (1: the same order)."""
     out = []
     for p, loss in zip(probs, losses):
         best_p = int(np.argmax(p))
         best_loss = int(np.argmin(loss))
-        out.append({"alpha_first": best_p, "loss_first": best_loss,
-                    "top1_agrees": best_p == best_loss,
-                    "kendall_tau": _kendall(list(p), [-x for x in loss])})
+        out.append(
+            {
+                "alpha_first": best_p,
+                "loss_first": best_loss,
+                "top1_agrees": best_p == best_loss,
+                "kendall_tau": _kendall(list(p), [-x for x in loss]),
+            }
+        )
     return out
 
 
@@ -154,8 +169,7 @@ def argmax_changes(rows: Sequence[Dict[str, Any]]) -> List[int]:
 
 
 def _receptive_steps(layer: torch.nn.Module) -> tuple:
-    return (getattr(layer, "kernel", 1), getattr(layer, "dilation", 1),
-            getattr(layer, "stride", 1))
+    return (getattr(layer, "kernel", 1), getattr(layer, "dilation", 1), getattr(layer, "stride", 1))
 
 
 def arch_rows(arch: Arch, num_units: int) -> List[Dict[str, Any]]:
@@ -169,23 +183,41 @@ def arch_rows(arch: Arch, num_units: int) -> List[Dict[str, Any]]:
         field += (kernel - 1) * dilation * hop
         hop *= stride
         searched = i != after
-        row: Dict[str, Any] = {"layer": i + 1, "block": block + 1 if searched else None,
-                               "op": net.op_names[i], "kernel": kernel, "dilation": dilation,
-                               "stride": stride,
-                               "params": sum(p.numel() for p in layer.parameters()),
-                               "receptive_field": field}
+        row: Dict[str, Any] = {
+            "layer": i + 1,
+            "block": block + 1 if searched else None,
+            "op": net.op_names[i],
+            "kernel": kernel,
+            "dilation": dilation,
+            "stride": stride,
+            "params": sum(p.numel() for p in layer.parameters()),
+            "receptive_field": field,
+        }
         if searched and arch.probabilities is not None:
             p = arch.probabilities[block]
             k = arch.candidates[block].index(arch.ops[block])
             stats = block_stats(p)
-            row.update({"p": p[k], "entropy": stats["entropy"],
-                        "relative_entropy": stats["relative_entropy"]})
+            row.update(
+                {
+                    "p": p[k],
+                    "entropy": stats["entropy"],
+                    "relative_entropy": stats["relative_entropy"],
+                }
+            )
         block += searched
         rows.append(row)
-    rows.append({"layer": len(net.layers) + 1, "block": None, "op": f"linear → {num_units}",
-                 "kernel": None, "dilation": None, "stride": None,
-                 "params": sum(p.numel() for p in net.output.parameters()),
-                 "receptive_field": field})
+    rows.append(
+        {
+            "layer": len(net.layers) + 1,
+            "block": None,
+            "op": f"linear → {num_units}",
+            "kernel": None,
+            "dilation": None,
+            "stride": None,
+            "params": sum(p.numel() for p in net.output.parameters()),
+            "receptive_field": field,
+        }
+    )
     return rows
 
 
@@ -195,17 +227,29 @@ def format_arch_table(arch: Arch, num_units: int) -> str:
     head = ["layer", "block", "op", "k", "d", "s", "p(op)", "H/log N", "params", "RF frames"]
     body = []
     for r in rows:
-        body.append([str(r["layer"]), str(r["block"] or ""), r["op"],
-                     str(r["kernel"] or ""), str(r["dilation"] or ""), str(r["stride"] or ""),
-                     f"{r['p']:.3f}" if "p" in r else "", f"{r['relative_entropy']:.2f}"
-                     if "relative_entropy" in r else "", f"{r['params']:,}",
-                     str(r["receptive_field"])])
+        body.append(
+            [
+                str(r["layer"]),
+                str(r["block"] or ""),
+                r["op"],
+                str(r["kernel"] or ""),
+                str(r["dilation"] or ""),
+                str(r["stride"] or ""),
+                f"{r['p']:.3f}" if "p" in r else "",
+                f"{r['relative_entropy']:.2f}" if "relative_entropy" in r else "",
+                f"{r['params']:,}",
+                str(r["receptive_field"]),
+            ]
+        )
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    line = lambda cells: "  ".join(c.rjust(w) if i not in (2,) else c.ljust(w)
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    line = lambda cells: "  ".join(
+        c.rjust(w) if i not in (2,) else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+    )
     total = sum(r["params"] for r in rows)
     out = [line(head), line(["-" * w for w in widths])] + [line(b) for b in body]
-    out.append(f"{arch.describe()}: {total:,} parameters (K={num_units}), receptive field "
-               f"{rows[-1]['receptive_field']} input frames ({rows[-1]['receptive_field'] * 10}"
-               " ms)")
+    out.append(
+        f"{arch.describe()}: {total:,} parameters (K={num_units}), receptive field "
+        f"{rows[-1]['receptive_field']} input frames ({rows[-1]['receptive_field'] * 10}"
+        " ms)"
+    )
     return "\n".join(out)

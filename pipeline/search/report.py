@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+from pipeline.io import atomic_write_text
 from pipeline.nas.arch import Arch
 from pipeline.search.diagnostics import agreement, argmax_changes, block_stats
-from pipeline.io import atomic_write_text
 from pipeline.train.plots import _save
 
 PathLike = Union[str, Path]
@@ -24,9 +24,14 @@ def _short(op: str) -> str:
     return op.replace("tdnn_", "").replace("_", "")
 
 
-def summarise(arch: Arch, warm_losses: Optional[List[List[float]]],
-              losses: Optional[List[List[float]]], alpha_rows: Sequence[dict],
-              warmup_rows: Sequence[dict], search_rows: Sequence[dict]) -> Dict[str, Any]:
+def summarise(
+    arch: Arch,
+    warm_losses: Optional[List[List[float]]],
+    losses: Optional[List[List[float]]],
+    alpha_rows: Sequence[dict],
+    warmup_rows: Sequence[dict],
+    search_rows: Sequence[dict],
+) -> Dict[str, Any]:
     """The report's numbers as a dict (also stored in the search's ``stage.json``).
 
     ``warm_losses``: per-op held-out losses of the warm-up supernet, the other blocks drawn
@@ -42,15 +47,19 @@ def summarise(arch: Arch, warm_losses: Optional[List[List[float]]],
     changes = argmax_changes(last_rows)
     final = [block_stats(p) for p in alpha_rows[-1]["probs"]] if alpha_rows else per_block
     out: Dict[str, Any] = {
-        "ops": arch.ops, "chosen_epoch": arch.provenance.get("chosen_epoch"),
-        "blocks": per_block, "final_blocks": final,
+        "ops": arch.ops,
+        "chosen_epoch": arch.provenance.get("chosen_epoch"),
+        "blocks": per_block,
+        "final_blocks": final,
         "decided": bool(per_block) and all(b["max_p"] >= DECIDED_P for b in per_block),
         "argmax_changes_last_epoch": changes,
         "stable": bool(changes) and not any(changes),
-        "warmup": {"held_out": [r["held_out_loss"] for r in warmup_rows
-                                if r.get("kind") == "epoch"]},
-        "search": {"held_out": [r["held_out_loss"] for r in search_rows
-                                if r.get("kind") == "epoch"]},
+        "warmup": {
+            "held_out": [r["held_out_loss"] for r in warmup_rows if r.get("kind") == "epoch"]
+        },
+        "search": {
+            "held_out": [r["held_out_loss"] for r in search_rows if r.get("kind") == "epoch"]
+        },
     }
     if losses is not None and probs:
         out["op_losses"] = losses
@@ -60,20 +69,33 @@ def summarise(arch: Arch, warm_losses: Optional[List[List[float]]],
     return out
 
 
-def write_report(out_dir: PathLike, arch: Arch, summary: Dict[str, Any],
-                 warmup_stopped_by: str = "", search_stopped_by: str = "") -> Path:
+def write_report(
+    out_dir: PathLike,
+    arch: Arch,
+    summary: Dict[str, Any],
+    warmup_stopped_by: str = "",
+    search_stopped_by: str = "",
+) -> Path:
     """Write ``report.md`` (and ``diagnostics.png``) into the search dir; returns the report."""
     out_dir = Path(out_dir)
     history = arch.history or []
-    lines = [f"# Search report: {arch.provenance.get('exp_dir', '')}/search "
-             f"(strategy {arch.provenance.get('strategy')}, seed {arch.provenance.get('seed')})",
-             "", f"Architecture `{arch.describe()}`, the argmax of p at epoch "
-             f"{summary['chosen_epoch']} (the lowest held-out loss) of {len(history)}.", ""]
+    probs = arch.probabilities or []
+    lines = [
+        f"# Search report: {arch.provenance.get('exp_dir', '')}/search "
+        f"(strategy {arch.provenance.get('strategy')}, seed {arch.provenance.get('seed')})",
+        "",
+        f"Architecture `{arch.describe()}`, the argmax of p at epoch "
+        f"{summary['chosen_epoch']} (the lowest held-out loss) of {len(history)}.",
+        "",
+    ]
     decided = "yes" if summary["decided"] else "**no**"
     stable = "yes" if summary["stable"] else "**no**"
-    lines += [f"* Decided (max p >= {DECIDED_P} in every block): {decided}.",
-              f"* Stable (argmax unchanged over the last epoch's arch steps): {stable} "
-              f"(changes per block: {summary['argmax_changes_last_epoch']}).", ""]
+    lines += [
+        f"* Decided (max p >= {DECIDED_P} in every block): {decided}.",
+        f"* Stable (argmax unchanged over the last epoch's arch steps): {stable} "
+        f"(changes per block: {summary['argmax_changes_last_epoch']}).",
+        "",
+    ]
     head = "| block | chosen | p | runner-up | margin | H / log N | α-grad SNR |"
     sep = "|---|---|---|---|---|---|---|"
     agree = summary.get("agreement")
@@ -81,54 +103,81 @@ def write_report(out_dir: PathLike, arch: Arch, summary: Dict[str, Any],
         head += " lowest warm-up loss | agrees | Kendall τ |"
         sep += "---|---|---|"
     lines += ["## Blocks (p at the chosen epoch)", "", head, sep]
-    snr = next((h.get("grad_snr") for h in history
-                if h["epoch"] == summary["chosen_epoch"]), None)
+    snr = next((h.get("grad_snr") for h in history if h["epoch"] == summary["chosen_epoch"]), None)
     for b, (stats, cands) in enumerate(zip(summary["blocks"], arch.candidates)):
-        p = arch.probabilities[b]
+        p = probs[b]
         order = sorted(range(len(p)), key=lambda k: -p[k])
-        row = (f"| {b + 1} | {_short(cands[order[0]])} | {p[order[0]]:.3f} | "
-               f"{_short(cands[order[1]])} ({p[order[1]]:.3f}) | {stats['margin']:.3f} | "
-               f"{stats['relative_entropy']:.3f} | "
-               + (f"{snr[b][order[0]]:.3f}" if snr else "–") + " |")
+        row = (
+            f"| {b + 1} | {_short(cands[order[0]])} | {p[order[0]]:.3f} | "
+            f"{_short(cands[order[1]])} ({p[order[1]]:.3f}) | {stats['margin']:.3f} | "
+            f"{stats['relative_entropy']:.3f} | "
+            + (f"{snr[b][order[0]]:.3f}" if snr else "–")
+            + " |"
+        )
         if agree:
             a = agree[b]
-            row += (f" {_short(cands[a['loss_first']])} | {'yes' if a['top1_agrees'] else 'no'}"
-                    f" | {a['kendall_tau']:+.2f} |")
+            row += (
+                f" {_short(cands[a['loss_first']])} | {'yes' if a['top1_agrees'] else 'no'}"
+                f" | {a['kendall_tau']:+.2f} |"
+            )
         lines.append(row)
     if "op_losses" in summary:
         warm = summary.get("warmup_op_losses")
-        lines += ["", "## Held-out loss of each op", "",
-                  "-log p(l|x) per frame, lower is better. *Warm-up*: the warm-up supernet, the "
-                  "other blocks drawn uniformly: what the supernet prefers before the search "
-                  "trained some ops more than others, the reference α is compared with above. "
-                  "*After search*: the searched supernet, the other blocks drawn from p: biased "
-                  "towards the ops α chose, which got the training.", "",
-                  "| block | op | p | warm-up | after search |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Held-out loss of each op",
+            "",
+            "-log p(l|x) per frame, lower is better. *Warm-up*: the warm-up supernet, the "
+            "other blocks drawn uniformly: what the supernet prefers before the search "
+            "trained some ops more than others, the reference α is compared with above. "
+            "*After search*: the searched supernet, the other blocks drawn from p: biased "
+            "towards the ops α chose, which got the training.",
+            "",
+            "| block | op | p | warm-up | after search |",
+            "|---|---|---|---|---|",
+        ]
         for b, (row, cands) in enumerate(zip(summary["op_losses"], arch.candidates)):
             for k, loss in enumerate(row):
                 w = f"{warm[b][k]:.4f}" if warm else "–"
-                lines.append(f"| {b + 1} | {_short(cands[k])} | {arch.probabilities[b][k]:.3f}"
-                             f" | {w} | {loss:.4f} |")
-    lines += ["", "## Per epoch", "", "| epoch | held-out loss | arch steps | max p per block "
-              "| max α-grad SNR per block |", "|---|---|---|---|---|"]
+                lines.append(
+                    f"| {b + 1} | {_short(cands[k])} | {probs[b][k]:.3f} | {w} | {loss:.4f} |"
+                )
+    lines += [
+        "",
+        "## Per epoch",
+        "",
+        "| epoch | held-out loss | arch steps | max p per block | max α-grad SNR per block |",
+        "|---|---|---|---|---|",
+    ]
     for h in history:
         maxp = " ".join(f"{max(p):.2f}" for p in h["probabilities"])
         snrs = " ".join(f"{max(s):.2f}" for s in h.get("grad_snr") or [])
-        lines.append(f"| {h['epoch']} | {h['held_out_loss']:.4f} | {h.get('arch_steps', '')} | "
-                     f"{maxp} | {snrs} |")
+        lines.append(
+            f"| {h['epoch']} | {h['held_out_loss']:.4f} | {h.get('arch_steps', '')} | "
+            f"{maxp} | {snrs} |"
+        )
     warm = summary["warmup"]["held_out"]
     search = summary["search"]["held_out"]
-    lines += ["", "## Convergence", "",
-              "* Warm-up held-out loss per epoch: " + (", ".join(f"{x:.4f}" for x in warm)
-                                                       or "–")
-              + (f"; stopped by {warmup_stopped_by}" if warmup_stopped_by else "") + ".",
-              "* Search held-out loss per epoch (paths sampled from p): "
-              + (", ".join(f"{x:.4f}" for x in search) or "–")
-              + (f"; stopped by {search_stopped_by}" if search_stopped_by else "") + "."]
+    lines += [
+        "",
+        "## Convergence",
+        "",
+        "* Warm-up held-out loss per epoch: "
+        + (", ".join(f"{x:.4f}" for x in warm) or "–")
+        + (f"; stopped by {warmup_stopped_by}" if warmup_stopped_by else "")
+        + ".",
+        "* Search held-out loss per epoch (paths sampled from p): "
+        + (", ".join(f"{x:.4f}" for x in search) or "–")
+        + (f"; stopped by {search_stopped_by}" if search_stopped_by else "")
+        + ".",
+    ]
     if len(search) >= 2:
         change = (search[-1] - search[-2]) / max(abs(search[-2]), 1e-12)
-        lines.append(f"* Last epoch changed the supernet's held-out loss by {100 * change:+.2f} %"
-                     + (" (still learning)" if change < -0.005 else "") + ".")
+        lines.append(
+            f"* Last epoch changed the supernet's held-out loss by {100 * change:+.2f} %"
+            + (" (still learning)" if change < -0.005 else "")
+            + "."
+        )
     lines += ["", "Definitions: `pipeline/search/diagnostics.py`. Plot: `diagnostics.png`."]
     path = out_dir / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
@@ -139,14 +188,16 @@ def write_report(out_dir: PathLike, arch: Arch, summary: Dict[str, Any],
 def plot_diagnostics(arch: Arch, summary: Dict[str, Any], out_png: PathLike) -> None:
     """Max p and relative entropy per block over the epochs; per-op held-out loss bars."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     history = arch.history or []
     losses = summary.get("warmup_op_losses") or summary.get("op_losses")
     n_blocks = len(arch.candidates)
-    fig, axes = plt.subplots(1, 3 if losses else 2, figsize=(13 if losses else 9, 3.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, 3 if losses else 2, figsize=(13 if losses else 9, 3.6), squeeze=False
+    )
     epochs = [h["epoch"] for h in history]
     for b in range(n_blocks):
         stats = [block_stats(h["probabilities"][b]) for h in history]
@@ -163,8 +214,9 @@ def plot_diagnostics(arch: Arch, summary: Dict[str, Any], out_png: PathLike) -> 
             chosen = cands.index(arch.ops[b])
             for k, loss in enumerate(row):
                 ax.bar(x, loss, color="#d62728" if k == chosen else "#9ecae1")
-                ax.text(x, loss, _short(cands[k]), rotation=90, fontsize=6, ha="center",
-                        va="bottom")
+                ax.text(
+                    x, loss, _short(cands[k]), rotation=90, fontsize=6, ha="center", va="bottom"
+                )
                 x += 1
             x += 1
         low = min(min(r) for r in losses)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, cast
 
 import torch
 
@@ -21,7 +21,7 @@ from pipeline.nas.supernet import Path as NetPath
 from pipeline.search.diagnostics import op_losses
 from pipeline.search.report import summarise, write_report
 from pipeline.search.steps import SearchSteps
-from pipeline.search.strategies import arch_from_strategy, random_search
+from pipeline.search.strategies import RandomSearch, arch_from_strategy, random_search
 from pipeline.train.config import SCRATCH
 from pipeline.train.data import BatchStream, make_batches
 from pipeline.train.loop import Trainer
@@ -54,21 +54,25 @@ def _search_without_arch_steps(trainer: Trainer) -> Dict[str, Any]:
     ``fixed``: nothing to train."""
     if trainer.cfg.strategy == "fixed":
         return {}
-    strategy = _steps(trainer).strategy
+    strategy = cast(RandomSearch, _steps(trainer).strategy)
 
     def short_train(path: NetPath) -> None:
         opt = torch.optim.Adam(trainer.model.parameters(), lr=trainer.cfg.lr)
-        batches = make_batches(trainer.train, trainer.cfg.max_frames, trainer.cfg.max_utts,
-                               trainer.cfg.seed, 1000 + len(strategy.results),
-                               min_utts=trainer.dist.world)[:trainer.cfg.random_short_steps]
+        batches = make_batches(
+            trainer.train,
+            trainer.cfg.max_frames,
+            trainer.cfg.max_utts,
+            trainer.cfg.seed,
+            1000 + len(strategy.results),
+            min_utts=trainer.dist.world,
+        )[: trainer.cfg.random_short_steps]
         stream = BatchStream(trainer.train, batches, 0, trainer.dist.rank, trainer.dist.world)
         trainer.model.train()
         try:
             for index, batch in stream:
                 batch = batch.to(trainer.device)
                 opt.zero_grad(set_to_none=True)
-                loss, _ = trainer.batch_loss(trainer.wrapped, batch, path,
-                                             len(batches[index]))
+                loss, _ = trainer.batch_loss(trainer.wrapped, batch, path, len(batches[index]))
                 if torch.isfinite(loss):
                     loss.backward()
                     opt.step()
@@ -93,41 +97,69 @@ def _finish_search(trainer: Trainer) -> Dict[str, Any]:
     strategy = steps.strategy
     indices = strategy.derive()
     history = steps.arch_history if strategy.has_arch_step else None
-    arch = arch_from_strategy(strategy, indices, history, exp_dir=str(Path(cfg.exp_dir)),
-                              epoch=trainer.epoch, seed=cfg.seed, git_sha=git_sha())
+    arch = arch_from_strategy(
+        strategy,
+        indices,
+        history,
+        exp_dir=str(Path(cfg.exp_dir)),
+        epoch=trainer.epoch,
+        seed=cfg.seed,
+        git_sha=git_sha(),
+    )
     losses = warm_losses = None
+    probs = arch.probabilities
+    assert probs is not None  # a searched architecture carries its p
     if history and cfg.diagnostics:  # the supernet's own ranking of every op
+
         def held_out(fn):
             return trainer.held_out_loss(choice_fn=fn)
+
         if cfg.init != SCRATCH:  # before the search trained some ops more than others
             searched = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-            trainer.load_init(Path(cfg.init))
+            trainer.load_init(Path(str(cfg.init)))
             warm_losses = op_losses(held_out, [[1.0 / len(c)] * len(c) for c in arch.candidates])
             trainer.model.load_state_dict(searched)
-        losses = op_losses(held_out, arch.probabilities)
-    out = {"arch": arch.describe(trainer.num_units), "arch_json": str(d / "arch.json")}
+        losses = op_losses(held_out, probs)
+    out: Dict[str, Any] = {
+        "arch": arch.describe(trainer.num_units),
+        "arch_json": str(d / "arch.json"),
+    }
     if trainer.dist.main:
         arch.to_json(d / "arch.json")
         draw_arch(arch, d / "arch.png", trainer.num_units)
         if (d / "alphas.jsonl").is_file():
-            plot_alphas(d / "alphas.jsonl", arch.candidates, d / "alphas.png",
-                        f"{cfg.strategy} search: p(op) per block")
+            plot_alphas(
+                d / "alphas.jsonl",
+                arch.candidates,
+                d / "alphas.png",
+                f"{cfg.strategy} search: p(op) per block",
+            )
         if not (d / "best.pt").is_file():
             trainer.save_best()
         if history:
-            warm_dir = Path(cfg.init).parent if cfg.init != SCRATCH else None
+            warm_dir = Path(str(cfg.init)).parent if cfg.init != SCRATCH else None
             warm_json = warm_dir / "stage.json" if warm_dir else None
-            warm = json.loads(warm_json.read_text()) if warm_json and warm_json.is_file() \
-                else {}
-            summary = summarise(arch, warm_losses, losses, read_jsonl(d / "alphas.jsonl"),
-                                read_jsonl(warm_dir / "metrics.jsonl") if warm_dir else [],
-                                read_jsonl(d / "metrics.jsonl"))
-            out["report"] = str(write_report(d, arch, summary,
-                                             (warm.get("summary") or {}).get("stopped_by", ""),
-                                             trainer.schedule.stopped_by))
-            out["diagnostics"] = {k: summary[k] for k in ("decided", "stable",
-                                                          "argmax_changes_last_epoch")}
+            warm = json.loads(warm_json.read_text()) if warm_json and warm_json.is_file() else {}
+            summary = summarise(
+                arch,
+                warm_losses,
+                losses,
+                read_jsonl(d / "alphas.jsonl"),
+                read_jsonl(warm_dir / "metrics.jsonl") if warm_dir else [],
+                read_jsonl(d / "metrics.jsonl"),
+            )
+            out["report"] = str(
+                write_report(
+                    d,
+                    arch,
+                    summary,
+                    (warm.get("summary") or {}).get("stopped_by", ""),
+                    trainer.schedule.stopped_by,
+                )
+            )
+            out["diagnostics"] = {
+                k: summary[k] for k in ("decided", "stable", "argmax_changes_last_epoch")
+            }
             if "agreement" in summary:
-                out["diagnostics"]["top1_agrees"] = [a["top1_agrees"]
-                                                     for a in summary["agreement"]]
+                out["diagnostics"]["top1_agrees"] = [a["top1_agrees"] for a in summary["agreement"]]
     return out

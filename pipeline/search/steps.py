@@ -35,8 +35,7 @@ class SupernetSteps(TrainingHooks):
 
     find_unused_parameters = True  # one path per step leaves the other ops without gradient
 
-    def __init__(self, supernet: Supernet, arch_weights: ArchWeights, strategy: Strategy
-                 ) -> None:
+    def __init__(self, supernet: Supernet, arch_weights: ArchWeights, strategy: Strategy) -> None:
         self.supernet, self.arch_weights, self.strategy = supernet, arch_weights, strategy
         self.arch_history: List[Dict[str, Any]] = []  # search: p and held-out loss per epoch
         self.grad_stats = GradStats([len(a) for a in arch_weights.alphas])
@@ -46,7 +45,8 @@ class SupernetSteps(TrainingHooks):
         self.arch_weights.to(device)
         if self.strategy.optimizer is not None:  # built before the move: rebuild on device
             self.strategy.optimizer = torch.optim.Adam(
-                self.arch_weights.parameters(), lr=self.strategy.config.arch_lr)
+                self.arch_weights.parameters(), lr=self.strategy.config.arch_lr
+            )
 
     def parameters(self) -> List[Tensor]:
         return list(self.arch_weights.parameters())
@@ -61,9 +61,12 @@ class SupernetSteps(TrainingHooks):
         return {"held_pos": self.held_pos}
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"arch_weights": self.arch_weights.state_dict(),
-                "strategy": self.strategy.state_dict(), "arch_history": self.arch_history,
-                "grad_stats": self.grad_stats.state_dict()}
+        return {
+            "arch_weights": self.arch_weights.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "arch_history": self.arch_history,
+            "grad_stats": self.grad_stats.state_dict(),
+        }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.held_pos = state["position"]["held_pos"]
@@ -76,8 +79,11 @@ class SupernetSteps(TrainingHooks):
             self.grad_stats.load_state_dict(state["grad_stats"])
 
     def best_extra(self) -> Dict[str, Any]:
-        return {"arch_weights": self.arch_weights.state_dict(), "arch": None,
-                "space": self.supernet.space.to_dict()}
+        return {
+            "arch_weights": self.arch_weights.state_dict(),
+            "arch": None,
+            "space": self.supernet.space.to_dict(),
+        }
 
 
 class SearchSteps(SupernetSteps):
@@ -85,8 +91,7 @@ class SearchSteps(SupernetSteps):
 
     jsonl_logs = ("alphas.jsonl",)
 
-    def __init__(self, supernet: Supernet, arch_weights: ArchWeights, strategy: Strategy
-                 ) -> None:
+    def __init__(self, supernet: Supernet, arch_weights: ArchWeights, strategy: Strategy) -> None:
         super().__init__(supernet, arch_weights, strategy)
         self._held_iter: Optional[Iterator[Tuple[int, Batch]]] = None
 
@@ -94,19 +99,29 @@ class SearchSteps(SupernetSteps):
         if not self.strategy.has_arch_step:
             return None
         arch_loss = self.arch_step(trainer)
-        trainer.log_row("alphas.jsonl", {"step": trainer.step + 1, "epoch": trainer.epoch,
-                                         "probs": self.strategy.probabilities()})
+        trainer.log_row(
+            "alphas.jsonl",
+            {
+                "step": trainer.step + 1,
+                "epoch": trainer.epoch,
+                "probs": self.strategy.probabilities(),
+            },
+        )
         return arch_loss
 
     def arch_step(self, trainer: Trainer) -> Optional[float]:
         """One α update on the next held-out batch; that batch's ``-log p(l|x)`` per frame."""
         if self._held_iter is None:
             cfg = trainer.cfg
-            self._held_iter = held_out_cycle(trainer.held_out,
-                                             cfg.arch_max_frames or cfg.max_frames,
-                                             cfg.arch_max_utts or cfg.max_utts, cfg.seed + 1,
-                                             self.held_pos, trainer.dist.rank,
-                                             trainer.dist.world)
+            self._held_iter = held_out_cycle(
+                trainer.held_out,
+                cfg.arch_max_frames or cfg.max_frames,
+                cfg.arch_max_utts or cfg.max_utts,
+                cfg.seed + 1,
+                self.held_pos,
+                trainer.dist.rank,
+                trainer.dist.world,
+            )
         pos, batch = next(self._held_iter)
         self.held_pos = pos + 1
         batch = batch.to(trainer.device)
@@ -124,17 +139,26 @@ class SearchSteps(SupernetSteps):
             self.grad_stats.add([a.grad for a in self.arch_weights.alphas])
             return per_frame(all_sum(seen[-1]))["loss"] if seen else None
         trainer.bad_batches += 1
-        log.warning("non-finite arch-step loss or gradient on held-out batch %d: α not updated "
-                    "(%d bad batches so far)", pos, trainer.bad_batches)
+        log.warning(
+            "non-finite arch-step loss or gradient on held-out batch %d: α not updated "
+            "(%d bad batches so far)",
+            pos,
+            trainer.bad_batches,
+        )
         return None
 
     def end_epoch(self, trainer: Trainer, held_out_loss: float, row: Dict[str, Any]) -> None:
         if self.strategy.has_arch_step:
             probs = self.strategy.probabilities()
-            self.arch_history.append({"epoch": trainer.epoch, "held_out_loss": held_out_loss,
-                                      "probabilities": probs,
-                                      "grad_snr": self.grad_stats.snr(),
-                                      "arch_steps": self.grad_stats.n})
+            self.arch_history.append(
+                {
+                    "epoch": trainer.epoch,
+                    "held_out_loss": held_out_loss,
+                    "probabilities": probs,
+                    "grad_snr": self.grad_stats.snr(),
+                    "arch_steps": self.grad_stats.n,
+                }
+            )
             self.grad_stats.reset()
             self._log_block_stats(trainer, probs)
         if hasattr(self.strategy, "tau"):

@@ -85,8 +85,9 @@ class Strategy:
         self.arch = arch
         self.config = config
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.optimizer = (torch.optim.Adam(arch.parameters(), lr=config.arch_lr)
-                          if self.has_arch_step else None)
+        self.optimizer = (
+            torch.optim.Adam(arch.parameters(), lr=config.arch_lr) if self.has_arch_step else None
+        )
         self.epoch = 0
 
     # -- sampling -------------------------------------------------------------------------
@@ -152,8 +153,11 @@ class Strategy:
         return self.arch.argmax()
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"generator": self.generator.get_state(), "epoch": self.epoch,
-                "optimizer": self.optimizer.state_dict() if self.optimizer else None}
+        return {
+            "generator": self.generator.get_state(),
+            "epoch": self.epoch,
+            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+        }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
@@ -209,11 +213,12 @@ class Snas(Strategy):
     @property
     def tau(self) -> float:
         c = self.config
-        return max(c.tau_min, c.tau_start * c.tau_decay ** self.epoch)
+        return max(c.tau_min, c.tau_start * c.tau_decay**self.epoch)
 
     def weight_choice(self) -> Choice:
-        return Mixture([gumbel_softmax(a.detach(), self.tau, self.generator)
-                        for a in self.arch.alphas])
+        return Mixture(
+            [gumbel_softmax(a.detach(), self.tau, self.generator) for a in self.arch.alphas]
+        )
 
     def arch_choice(self) -> Choice:
         return Mixture([gumbel_softmax(a, self.tau, self.generator) for a in self.arch.alphas])
@@ -272,8 +277,10 @@ class FixedArch(Strategy):
             raise SpaceError("strategy 'fixed' needs an architecture file (fixed_arch)")
         fixed = Arch.from_json(config.fixed_arch)
         if fixed.space_hash and fixed.space_hash != supernet.space.hash:
-            raise SpaceError(f"{config.fixed_arch}: architecture of space "
-                             f"'{fixed.space_name}', not of '{supernet.space.name}'")
+            raise SpaceError(
+                f"{config.fixed_arch}: architecture of space "
+                f"'{fixed.space_name}', not of '{supernet.space.name}'"
+            )
         self.indices = tuple(supernet.space.index_of(fixed.ops))
 
     def weight_choice(self) -> Choice:
@@ -287,21 +294,25 @@ class FixedArch(Strategy):
 
 
 STRATEGIES: Dict[str, Type[Strategy]] = {
-    cls.name: cls for cls in (StraightThroughNas, Darts, Snas, RandomSearch, FixedArch)}
+    cls.name: cls for cls in (StraightThroughNas, Darts, Snas, RandomSearch, FixedArch)
+}
 
 
-def make_strategy(name: str, supernet: Supernet, arch: ArchWeights,
-                  config: Optional[StrategyConfig] = None) -> Strategy:
+def make_strategy(
+    name: str, supernet: Supernet, arch: ArchWeights, config: Optional[StrategyConfig] = None
+) -> Strategy:
     """Build a registered strategy (raises ValueError naming the known ones)."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown search strategy '{name}' (known: {', '.join(STRATEGIES)})")
     return STRATEGIES[name](supernet, arch, config or StrategyConfig())
 
 
-def random_search(strategy: RandomSearch, short_train: Callable[[Path], None],
-                  held_out_loss: Callable[[Path], float],
-                  progress: Optional[Callable[[int, Tuple[int, ...], float], None]] = None
-                  ) -> Tuple[int, ...]:
+def random_search(
+    strategy: RandomSearch,
+    short_train: Callable[[Path], None],
+    held_out_loss: Callable[[Path], float],
+    progress: Optional[Callable[[int, Tuple[int, ...], float], None]] = None,
+) -> Tuple[int, ...]:
     """Try k architectures, each short-trained from the same warmed supernet weights.
 
     Args:
@@ -335,9 +346,12 @@ def best_epoch(history: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     return min(history, key=lambda h: (h["held_out_loss"], h["epoch"]))
 
 
-def arch_from_strategy(strategy: Strategy, indices: Sequence[int],
-                       history: Optional[Sequence[Dict[str, Any]]] = None,
-                       **provenance: Any) -> Arch:
+def arch_from_strategy(
+    strategy: Strategy,
+    indices: Sequence[int],
+    history: Optional[Sequence[Dict[str, Any]]] = None,
+    **provenance: Any,
+) -> Arch:
     """The :class:`Arch` for derived ``indices``.
 
     With a search ``history`` (p and held-out loss per epoch) the architecture is the argmax
@@ -350,8 +364,11 @@ def arch_from_strategy(strategy: Strategy, indices: Sequence[int],
         best = best_epoch(history)
         probs = best["probabilities"]
         indices = [max(range(len(p)), key=lambda k: (p[k], -k)) for p in probs]
-        provenance = {**provenance, "chosen_epoch": best["epoch"],
-                      "rule": "argmax of p at the epoch with the lowest held-out loss"}
+        provenance = {
+            **provenance,
+            "chosen_epoch": best["epoch"],
+            "rule": "argmax of p at the epoch with the lowest held-out loss",
+        }
     ops = [space.blocks[b][k] for b, k in enumerate(indices)]
     arch = Arch.from_space(space, ops, probs, strategy=strategy.name, **provenance)
     arch.history = [dict(h) for h in history] if history else None

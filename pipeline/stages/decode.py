@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Dict
 
 from pipeline.config import validate
-from pipeline.decode.run import (DecodeConfig, decode_dir_of, decode_one, read_tuned,
-                                 tune)
+from pipeline.decode.run import DecodeConfig, decode_dir_of, decode_one, read_tuned, tune
 from pipeline.errors import DataError
 from pipeline.stages.graphs import lang_test_dir
 from pipeline.stages.record import StageDir
@@ -36,8 +35,11 @@ def run_decode(cfg: DecodeConfig, force: bool = False) -> Dict[str, dict]:
     data_dir, model = Path(cfg.data_dir), Path(cfg.model)
     if not model.is_file():
         raise DataError("model not found (run 'stnas retrain')", model)
-    locks = [(data_dir, True), (model.parent, True),
-             *[(decode_dir_of(model, name, cfg.lm), False) for name in cfg.sets]]
+    locks = [
+        (data_dir, True),
+        (model.parent, True),
+        *[(decode_dir_of(model, name, cfg.lm), False) for name in cfg.sets],
+    ]
     with session(model.parent / "log" / f"decode_{cfg.lm}.log", locks):
         pin_threads(cfg.num_threads)
         lang_test = lang_test_dir(data_dir, cfg.lm, cfg.lm_order)
@@ -66,9 +68,21 @@ def decode_stage(cfg: DecodeConfig, name: str, lang_test: Path) -> Stage:
         return {**json.loads((out / "decode_info.json").read_text()), "up_to_date": True}
 
     return Stage(
-        name=f"decode {name}", dir=out, body=body, command="stnas decode",
+        name=f"decode {name}",
+        dir=out,
+        body=body,
+        command="stnas decode",
         inputs={"model": model, "graph": lang_test / "TLG.fst", "features": feats},
-        options={"lm": cfg.lm, "settings": [list(s) for s in settings], "beam": cfg.beam,
-                 "lattice_beam": cfg.lattice_beam, "max_active": cfg.max_active,
-                 "method": cfg.method},
-        verb="decoded", redo="decode it again", refuse_started=False, up_to_date=up_to_date)
+        options={
+            "lm": cfg.lm,
+            "settings": [list(s) for s in settings],
+            "beam": cfg.beam,
+            "lattice_beam": cfg.lattice_beam,
+            "max_active": cfg.max_active,
+            "method": cfg.method,
+        },
+        verb="decoded",
+        redo="decode it again",
+        refuse_started=False,
+        up_to_date=up_to_date,
+    )

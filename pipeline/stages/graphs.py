@@ -23,14 +23,19 @@ PathLike = Union[str, Path]
 log = logging.getLogger(__name__)
 
 
-def build_lang_test(lang_dir: PathLike, arpa: PathLike, out_dir: PathLike,
-                    force: bool = False) -> Dict[str, object]:
+def build_lang_test(
+    lang_dir: PathLike, arpa: PathLike, out_dir: PathLike, force: bool = False
+) -> Dict[str, object]:
     """``out_dir/TLG.fst`` from a lang dir and an ARPA LM, unless it is up to date (under the
     caller's locks); the graph info (:func:`~pipeline.lang.graphs.write_lang_test`) with
     ``skipped``: whether it was up to date."""
     lang_dir, out_dir = Path(lang_dir), Path(out_dir)
-    inputs = {"lexicon": lang_dir / "lexicon.txt", "units": lang_dir / "units.txt",
-              "words": lang_dir / "words.txt", "arpa": Path(arpa)}
+    inputs = {
+        "lexicon": lang_dir / "lexicon.txt",
+        "units": lang_dir / "units.txt",
+        "words": lang_dir / "words.txt",
+        "arpa": Path(arpa),
+    }
     for p in inputs.values():
         if not p.is_file():
             raise DataError("missing input of the decoding graph", p)
@@ -40,11 +45,16 @@ def build_lang_test(lang_dir: PathLike, arpa: PathLike, out_dir: PathLike,
         info = json.loads((out_dir / "graph_info.json").read_text(encoding="utf-8"))
         return {**info, "skipped": True}
 
-    stage = Stage(name="graphs", dir=out_dir, inputs=inputs,
-                  options={"graph_version": GRAPH_VERSION}, command="graphs",
-                  body=lambda run: {**write_lang_test(lang_dir, arpa, out_dir),
-                                    "skipped": False},
-                  refuse=False, up_to_date=up_to_date)
+    stage = Stage(
+        name="graphs",
+        dir=out_dir,
+        inputs=inputs,
+        options={"graph_version": GRAPH_VERSION},
+        command="graphs",
+        body=lambda run: {**write_lang_test(lang_dir, arpa, out_dir), "skipped": False},
+        refuse=False,
+        up_to_date=up_to_date,
+    )
     return execute(stage, force)
 
 

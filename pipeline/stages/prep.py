@@ -21,130 +21,54 @@ import importlib
 import inspect
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Union
 
 import yaml
 
-from pipeline.config import non_negative, one_of, option, positive, validate
-from pipeline.data.augment import all_prefixes, augment_training_set, parse_kinds
+from pipeline.data.augment import all_prefixes, augment_training_set
 from pipeline.data.datadir import drop_utterances, read_map
 from pipeline.data.features import make_features
 from pipeline.data.layout import EVAL_SETS, train_set_name
 from pipeline.data.perturb import speed_perturb_data_dir
 from pipeline.data.validate import unusable_utterances, validate_data_dir
-from pipeline.decode.defaults import SUBSAMPLING
 from pipeline.errors import DataError, StnasError
 from pipeline.io import fingerprint
 from pipeline.lang.den_graph import build_den_graph
 from pipeline.lang.labels import make_labels
-from pipeline.lang.lexicon import (read_lexicon, read_symbol_table, units_from_lexicon,
-                                   write_lexicon, write_units, write_words)
+from pipeline.lang.lexicon import (
+    read_lexicon,
+    read_symbol_table,
+    units_from_lexicon,
+    write_lexicon,
+    write_units,
+    write_words,
+)
+from pipeline.stages.prep_config import CORPORA, PrepConfig
 from pipeline.stages.record import StageDir
 from pipeline.stages.runner import Stage, StageRun, run_stage
 
 # options every local/<corpus>/prepare.py receives from PrepConfig (not --corpus-opt).
-_COMMON_OPTS = {"hours", "seed", "nj", "noise_snr_db", "lexicon", "keep_stress", "skip_bad",
-                "progress"}
+_COMMON_OPTS = {
+    "hours",
+    "seed",
+    "nj",
+    "noise_snr_db",
+    "lexicon",
+    "keep_stress",
+    "skip_bad",
+    "progress",
+}
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
-# corpus name → module with prepare(corpus_root, out_dir, **options) (DESIGN §1: local/)
-CORPORA = {
-    "tts": "local.tts.prepare",
-    "wsj": "local.wsj.prepare",
-    "swbd": "local.swbd.prepare",
-    "kaldi": "local.kaldi.prepare",
-}
-DEFAULT_FBANK_CONF = {"swbd": "fbank_8k.conf"}
-DEFAULT_KEEP_STRESS = {"wsj": True, "swbd": True}
-# 2: the lexicon holds every pronunciation of the whole dictionary (tts: of every word of the
-#    LM text, written to local/lm/text), so the decoding vocabulary is the LM's alone
-PREP_VERSION = 2
-
-
-@dataclass
-class PrepConfig:
-    """Resolved options of ``stnas prep`` (frozen into ``<data_dir>/config.yaml``)."""
-
-    corpus: str = option(kind="str", check=one_of(*CORPORA), allowed=", ".join(CORPORA),
-                         help="corpus: tts (built in), wsj, swbd, kaldi (your own data dirs)")
-    data_dir: str = option(kind="str", help="output data dir")
-    corpus_root: Optional[str] = option(None, kind="str?", help="corpus location")
-    hours: float = option(0.05, kind="float", check=positive, allowed="> 0", unit="h",
-                          help="tts: hours of audio to synthesise")
-    seed: int = option(1, kind="int", check=non_negative, allowed=">= 0", help="random seed")
-    nj: int = option(1, kind="int", check=positive, allowed=">= 1", help="parallel jobs")
-    speed_perturb: bool = option(True, kind="bool", help="3-way speed perturbation of train")
-    augment: List[str] = option(kind="list", factory=list,
-                                help="augmented copies of the training recordings: noise, "
-                                     "reverb, telephone (never dev/test)")
-    augment_fraction: float = option(1.0, kind="float", check=lambda v: 0.0 < v <= 1.0,
-                                     allowed="in (0, 1]",
-                                     help="share of the training recordings each kind copies")
-    fbank_conf: Optional[str] = option(None, kind="str?", help="Kaldi fbank config "
-                                       "[conf/fbank.conf; conf/fbank_8k.conf for swbd]")
-    keep_stress: Optional[bool] = option(None, kind="bool?", help="keep vowel stress in units "
-                                         "[yes for wsj/swbd, no for tts]")
-    lexicon: Optional[str] = option(None, kind="str?", help="CMUdict-format dictionary")
-    subsampling: int = option(SUBSAMPLING, kind="int", check=positive, allowed=">= 1",
-                              help="the network's frame sub-sampling (labels too long for "
-                                   "it are dropped)")
-    noise_snr_db: float = option(0.0, kind="float", unit="dB",
-                                 help="tts: white noise at this SNR (0: a faint floor only)")
-    lm_type: str = option("kaldi", kind="str", check=one_of("kaldi", "witten_bell"),
-                          allowed="kaldi, witten_bell", help="den phone LM: kaldi "
-                          "(unsmoothed, chain-est-phone-lm) or witten_bell (smoothed)")
-    lm_order: int = option(4, kind="int", check=positive, allowed=">= 1",
-                           help="den phone LM order")
-    lm_max_extra_states: int = option(1000, kind="int", check=non_negative, allowed=">= 0",
-                                      help="den phone LM: states kept beyond the unpruned "
-                                           "orders")
-    lm_no_prune_order: int = option(3, kind="int", check=positive, allowed=">= 1",
-                                    help="den phone LM: orders kept whole")
-    lm_dedup: bool = option(True, kind="bool", help="den phone LM: each transcript once")
-    skip_bad: bool = option(False, kind="bool", help="skip unreadable utterances (listed) "
-                                                     "instead of stopping")
-    channel: Optional[int] = option(None, kind="int?", check=positive, allowed=">= 1 or null",
-                                    help="1-based channel of multi-channel audio (null: mono "
-                                         "only)")
-    corpus_opts: Dict[str, str] = option(kind="dict", factory=dict,
-                                         help="corpus-specific options (--corpus-opt)")
-    prep_version: int = option(PREP_VERSION, kind="int", help="data dir format; another "
-                               "version is redone only by --force")
-
-    def resolve(self) -> "PrepConfig":
-        """Fill corpus-dependent defaults, make paths absolute and validate every option."""
-        self.augment = parse_kinds(self.augment)
-        if not 0.0 < self.augment_fraction <= 1.0:
-            raise StnasError(f"augment_fraction must be in (0, 1], got {self.augment_fraction}")
-        if self.corpus not in CORPORA:
-            raise StnasError(f"unknown corpus '{self.corpus}' (choose from {', '.join(CORPORA)})")
-        validate(self)
-        if self.fbank_conf is None:
-            self.fbank_conf = str(CONF_DIR / DEFAULT_FBANK_CONF.get(self.corpus, "fbank.conf"))
-        if self.keep_stress is None:
-            self.keep_stress = DEFAULT_KEEP_STRESS.get(self.corpus, False)
-        self.data_dir = str(Path(self.data_dir).resolve())
-        for name in ("corpus_root", "lexicon", "fbank_conf"):
-            v = getattr(self, name)
-            if v is not None:
-                setattr(self, name, str(Path(v).resolve()))
-        return self
-
-    # options that change no output (or only where it is): a rerun with other values resumes
-    RUNTIME_ONLY = ("nj", "data_dir")
-    # what a data dir whose config.yaml predates an option was made with
-    BEFORE_OPTION = {"lm_type": "witten_bell", "lm_no_prune_order": 3, "lm_dedup": False,
-                     "augment": [], "augment_fraction": 1.0}
 
 
 def _changes(cfg: PrepConfig) -> Callable[[StageDir], List[str]]:
     """Prep's comparison with the last run: the options in ``config.yaml``; a file option
     (fbank config, lexicon) by content, so the same file at another path (a moved checkout)
     is no change and an edited one at the same path is."""
+
     def changes(stage: StageDir) -> List[str]:
         path = stage.root / "config.yaml"
         if not path.is_file():
@@ -159,9 +83,14 @@ def _changes(cfg: PrepConfig) -> Callable[[StageDir], List[str]]:
                 return fingerprint(new[k]) == rec.get("fingerprint")
             return old.get(k, PrepConfig.BEFORE_OPTION.get(k)) == new[k]
 
-        return [f"{k}: {new[k]} has changed" if old.get(k) == new[k] else
-                f"{k}: {old.get(k, PrepConfig.BEFORE_OPTION.get(k))!r} → {new[k]!r}"
-                for k in new if k not in PrepConfig.RUNTIME_ONLY and not same(k)]
+        return [
+            f"{k}: {new[k]} has changed"
+            if old.get(k) == new[k]
+            else f"{k}: {old.get(k, PrepConfig.BEFORE_OPTION.get(k))!r} → {new[k]!r}"
+            for k in new
+            if k not in PrepConfig.RUNTIME_ONLY and not same(k)
+        ]
+
     return changes
 
 
@@ -184,16 +113,27 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
     cfg.resolve()
     assert cfg.fbank_conf is not None  # resolve() fills it
     d = Path(cfg.data_dir)
-    inputs = {"fbank_conf": Path(cfg.fbank_conf),
-              **({"lexicon": Path(cfg.lexicon)} if cfg.lexicon else {})}
+    inputs = {
+        "fbank_conf": Path(cfg.fbank_conf),
+        **({"lexicon": Path(cfg.lexicon)} if cfg.lexicon else {}),
+    }
     stage = Stage(
-        name="prep", dir=d, inputs=inputs, config=asdict(cfg), seed=cfg.seed,
+        name="prep",
+        dir=d,
+        inputs=inputs,
+        config=asdict(cfg),
+        seed=cfg.seed,
         body=lambda run: _prep_steps(run, cfg, progress),
-        command=f"stnas prep --corpus {cfg.corpus}", changes=_changes(cfg),
-        refusal=lambda changed, _: (f"{d} was prepared with other options "
-                                    f"({'; '.join(changed)}); use --force to redo it or "
-                                    "choose another --data-dir"),
-        reset=False, steps=True)
+        command=f"stnas prep --corpus {cfg.corpus}",
+        changes=_changes(cfg),
+        refusal=lambda changed, _: (
+            f"{d} was prepared with other options "
+            f"({'; '.join(changed)}); use --force to redo it or "
+            "choose another --data-dir"
+        ),
+        reset=False,
+        steps=True,
+    )
     return run_stage(stage, force)
 
 
@@ -208,28 +148,47 @@ def _prep_steps(run: StageRun, cfg: PrepConfig, progress: bool) -> Dict[str, obj
         if cfg.corpus != "tts" and root is None:
             raise DataError(f"--corpus {cfg.corpus} needs --corpus-root (the LDC/corpus directory)")
         extra = _typed(cfg.corpus_opts)
-        known = [n for n, p in inspect.signature(module.prepare).parameters.items()
-                 if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _COMMON_OPTS]
+        known = [
+            n
+            for n, p in inspect.signature(module.prepare).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _COMMON_OPTS
+        ]
         unknown = sorted(set(extra) - set(known))
         if unknown:
-            raise StnasError(f"--corpus-opt not understood by --corpus {cfg.corpus}: "
-                             f"{', '.join(unknown)} (it takes: {', '.join(known) or 'none'})")
+            raise StnasError(
+                f"--corpus-opt not understood by --corpus {cfg.corpus}: "
+                f"{', '.join(unknown)} (it takes: {', '.join(known) or 'none'})"
+            )
         try:
             info = module.prepare(
-                root, d, hours=cfg.hours, seed=cfg.seed, nj=cfg.nj, noise_snr_db=cfg.noise_snr_db,
-                lexicon=Path(cfg.lexicon) if cfg.lexicon else None, keep_stress=cfg.keep_stress,
-                skip_bad=cfg.skip_bad, progress=progress, **extra,
+                root,
+                d,
+                hours=cfg.hours,
+                seed=cfg.seed,
+                nj=cfg.nj,
+                noise_snr_db=cfg.noise_snr_db,
+                lexicon=Path(cfg.lexicon) if cfg.lexicon else None,
+                keep_stress=cfg.keep_stress,
+                skip_bad=cfg.skip_bad,
+                progress=progress,
+                **extra,
             )
         except TypeError as e:
             if extra and "unexpected keyword" in str(e):
-                raise StnasError(f"--corpus-opt not understood by --corpus {cfg.corpus}: {e}") from None
+                raise StnasError(
+                    f"--corpus-opt not understood by --corpus {cfg.corpus}: {e}"
+                ) from None
             raise
         for s in ("train", *EVAL_SETS):
             if cfg.skip_bad:  # empty transcripts and missing audio: left out, listed
                 bad = unusable_utterances(d / s)
                 if bad:
-                    log.warning("%s: %d utterance(s) left out (--skip-bad), listed in %s",
-                                d / s, len(bad), d / s / "bad_utts.txt")
+                    log.warning(
+                        "%s: %d utterance(s) left out (--skip-bad), listed in %s",
+                        d / s,
+                        len(bad),
+                        d / s / "bad_utts.txt",
+                    )
                 drop_utterances(d / s, bad, keep_reference=s in EVAL_SETS)
             validate_data_dir(d / s)
         return json.loads(json.dumps(info, default=str))
@@ -248,19 +207,40 @@ def _prep_steps(run: StageRun, cfg: PrepConfig, progress: bool) -> Dict[str, obj
 
     def augment() -> dict:
         base = d / ("train_sp" if cfg.speed_perturb else "train")
-        return augment_training_set(base, d / "train", d / train, cfg.augment, cfg.seed,
-                                    d / "local" / "noise", fraction=cfg.augment_fraction,
-                                    nj=cfg.nj, progress=progress, channel=cfg.channel)
+        return augment_training_set(
+            base,
+            d / "train",
+            d / train,
+            cfg.augment,
+            cfg.seed,
+            d / "local" / "noise",
+            fraction=cfg.augment_fraction,
+            nj=cfg.nj,
+            progress=progress,
+            channel=cfg.channel,
+        )
 
     def feats(s: str) -> Callable[[], dict]:
         def run() -> dict:
             assert cfg.fbank_conf is not None  # run_prep resolved cfg
-            r = make_features(d / s, d / "fbank", cfg.fbank_conf, nj=cfg.nj,
-                              skip_bad=cfg.skip_bad, progress=progress, channel=cfg.channel,
-                              keep_reference=s in EVAL_SETS)
+            r = make_features(
+                d / s,
+                d / "fbank",
+                cfg.fbank_conf,
+                nj=cfg.nj,
+                skip_bad=cfg.skip_bad,
+                progress=progress,
+                channel=cfg.channel,
+                keep_reference=s in EVAL_SETS,
+            )
             frames = sum(r.num_frames.values())
-            return {"utts": len(r.num_frames), "frames": frames, "bad": len(r.bad),
-                    "hours": round(frames / 360000.0, 4)}
+            return {
+                "utts": len(r.num_frames),
+                "frames": frames,
+                "bad": len(r.bad),
+                "hours": round(frames / 360000.0, 4),
+            }
+
         return run
 
     def labels(s: str) -> Callable[[], dict]:
@@ -269,16 +249,25 @@ def _prep_steps(run: StageRun, cfg: PrepConfig, progress: bool) -> Dict[str, obj
             units = read_symbol_table(d / "lang" / "units.txt")
             rep = make_labels(d / s, lex, units, training=(s == train), subsampling=cfg.subsampling)
             if rep.dropped and len(rep.dropped) == rep.utts:
-                raise DataError(f"all {rep.utts} utterances of {s} were dropped (too short for "
-                                "their labels or unmappable OOVs); see dropped_utts.txt", d / s)
+                raise DataError(
+                    f"all {rep.utts} utterances of {s} were dropped (too short for "
+                    "their labels or unmappable OOVs); see dropped_utts.txt",
+                    d / s,
+                )
             return rep.summary()
+
         return run
 
     def den() -> dict:
         return build_den_graph(
-            d / "lang" / "units.txt", d / train / "text_number", d / "den",
-            order=cfg.lm_order, max_extra_states=cfg.lm_max_extra_states, lm_type=cfg.lm_type,
-            no_prune_order=cfg.lm_no_prune_order, dedup=cfg.lm_dedup,
+            d / "lang" / "units.txt",
+            d / train / "text_number",
+            d / "den",
+            order=cfg.lm_order,
+            max_extra_states=cfg.lm_max_extra_states,
+            lm_type=cfg.lm_type,
+            no_prune_order=cfg.lm_no_prune_order,
+            dedup=cfg.lm_dedup,
             dev_text_number=d / "dev" / "text_number",
             weights={d / s / "text_number": d / s / "weight" for s in sets},
             exclude_prefixes=("sp0.9-", "sp1.1-", *all_prefixes()),
@@ -286,6 +275,7 @@ def _prep_steps(run: StageRun, cfg: PrepConfig, progress: bool) -> Dict[str, obj
 
     def validate() -> dict:
         return {s: validate_data_dir(d / s, need_feats=True) for s in sets}
+
     run.step("corpus", corpus)
     run.step("lang", lang)
     if cfg.speed_perturb:
@@ -322,11 +312,19 @@ def _typed(opts: Dict[str, str]) -> Dict[str, object]:
 def _summary(run: StageRun, sets: List[str]) -> Dict[str, object]:
     info = run.step_info
     per_set: Dict[str, Dict[str, object]] = {}
-    out: Dict[str, object] = {"data_dir": str(run.dir), "ran": run.ran,
-                              "units": info("lang").get("units"), "sets": per_set}
+    out: Dict[str, object] = {
+        "data_dir": str(run.dir),
+        "ran": run.ran,
+        "units": info("lang").get("units"),
+        "sets": per_set,
+    }
     for s in sets:
         f, lab = info(f"feats_{s}"), info(f"labels_{s}")
-        per_set[s] = {"utts": f.get("utts", 0) - lab.get("dropped", 0),
-                          "hours": f.get("hours"), "bad": f.get("bad", 0),
-                          "oov_words": lab.get("oov_words"), "dropped": lab.get("dropped")}
+        per_set[s] = {
+            "utts": f.get("utts", 0) - lab.get("dropped", 0),
+            "hours": f.get("hours"),
+            "bad": f.get("bad", 0),
+            "oov_words": lab.get("oov_words"),
+            "dropped": lab.get("dropped"),
+        }
     return out

@@ -33,8 +33,11 @@ def describe_changes(old: Dict[str, Any], new: Dict[str, Any], what: str) -> Lis
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
             if what == "input":
-                out.append(f"input {key} changed" if key in old and key in new
-                           else f"input {key} {'added' if key in new else 'removed'}")
+                out.append(
+                    f"input {key} changed"
+                    if key in old and key in new
+                    else f"input {key} {'added' if key in new else 'removed'}"
+                )
             else:
                 out.append(f"{key}: {old.get(key)!r} → {new.get(key)!r}")
     return out
@@ -77,7 +80,7 @@ def peak_memory() -> Dict[str, float]:
     out = {"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        out["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+        out["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return out
 
 
@@ -144,20 +147,36 @@ class StageDir:
         rec = self.recorded()
         if "fingerprints" not in rec:
             return []
-        old_in = {k: v.get("fingerprint") for k, v in (rec.get("inputs") or {}).items()
-                  if isinstance(v, dict)}
+        old_in = {
+            k: v.get("fingerprint")
+            for k, v in (rec.get("inputs") or {}).items()
+            if isinstance(v, dict)
+        }
         new_in = {k: v["fingerprint"] for k, v in inputs.items()}
         old_opts = rec.get("options") or {}
         # an option a later version added is not a change: its default keeps the old behaviour
         new_opts = {k: v for k, v in options.items() if k in old_opts}
-        return (describe_changes(old_in, new_in, "input")
-                + describe_changes(old_opts, new_opts, "option"))
+        return describe_changes(old_in, new_in, "input") + describe_changes(
+            old_opts, new_opts, "option"
+        )
 
     def record_inputs(self, inputs: Dict[str, Dict[str, str]], options: Dict[str, Any]) -> None:
         """Write ``inputs.json`` (what a run that has started is built from)."""
-        atomic_write_text(self.root / "inputs.json", json.dumps(
-            {"fingerprints": 1, "inputs": inputs, "options": options,
-             "torch_threads": torch_threads()}, indent=2, sort_keys=True, default=str) + "\n")
+        atomic_write_text(
+            self.root / "inputs.json",
+            json.dumps(
+                {
+                    "fingerprints": 1,
+                    "inputs": inputs,
+                    "options": options,
+                    "torch_threads": torch_threads(),
+                },
+                indent=2,
+                sort_keys=True,
+                default=str,
+            )
+            + "\n",
+        )
 
     def reset(self) -> None:
         """Remove everything in the stage dir (``--force``) but its lock file and its log
@@ -216,6 +235,10 @@ def stage_info(stage_dir: PathLike) -> Dict[str, Any]:
         return {}
     info = StageDir(stage_dir, create=False).recorded()
     summary = info.get("summary") or {}
-    return {"wall_s": info.get("wall_time_s"), "peak_rss_mib": info.get("peak_rss_mib"),
-            "peak_cuda_mib": info.get("peak_cuda_mib"), "stopped_by": summary.get("stopped_by"),
-            "diagnostics": summary.get("diagnostics")}
+    return {
+        "wall_s": info.get("wall_time_s"),
+        "peak_rss_mib": info.get("peak_rss_mib"),
+        "peak_cuda_mib": info.get("peak_cuda_mib"),
+        "stopped_by": summary.get("stopped_by"),
+        "diagnostics": summary.get("diagnostics"),
+    }

@@ -135,8 +135,9 @@ class StageRun:
 
 
 @contextlib.contextmanager
-def session(log_path: Optional[Path], locks: Sequence[Tuple[Path, bool]],
-            main: bool = True) -> Iterator[None]:
+def session(
+    log_path: Optional[Path], locks: Sequence[Tuple[Path, bool]], main: bool = True
+) -> Iterator[None]:
     """Hold the stage locks (``(dir, shared)``) and append the log to ``log_path`` for the
     ``with`` block (on the main rank only)."""
     if not main:
@@ -148,8 +149,9 @@ def session(log_path: Optional[Path], locks: Sequence[Tuple[Path, bool]],
         yield
 
 
-def run_stage(stage: Stage, force: bool = False, log_path: Optional[Path] = None,
-              reads: Sequence[Path] = ()) -> Summary:
+def run_stage(
+    stage: Stage, force: bool = False, log_path: Optional[Path] = None, reads: Sequence[Path] = ()
+) -> Summary:
     """Run ``stage`` in a :func:`session` of its own: its dir locked, ``reads`` share-locked,
     its log in ``log_path`` (default ``<dir>/log/<name>.log``)."""
     log_path = log_path or stage.dir / "log" / f"{stage.name}.log"
@@ -159,9 +161,11 @@ def run_stage(stage: Stage, force: bool = False, log_path: Optional[Path] = None
 
 
 def _default_refusal(stage: Stage, changed: List[str], finished: bool) -> str:
-    return (f"{stage.dir} {'was ' + stage.verb if finished else 'was started'} from other "
-            f"inputs or with other options ({'; '.join(changed)}); rerun with --force to "
-            + (stage.redo if finished else "start it over"))
+    return (
+        f"{stage.dir} {'was ' + stage.verb if finished else 'was started'} from other "
+        f"inputs or with other options ({'; '.join(changed)}); rerun with --force to "
+        + (stage.redo if finished else "start it over")
+    )
 
 
 def execute(stage: Stage, force: bool = False) -> Summary:
@@ -173,25 +177,39 @@ def execute(stage: Stage, force: bool = False) -> Summary:
     """
     sd = StageDir(stage.dir, force=force)
     previous = sd.recorded()
-    inputs: Dict[str, Union[str, Path]] = dict(stage.inputs() if callable(stage.inputs)
-                                               else stage.inputs)
+    inputs: Dict[str, Union[str, Path]] = dict(
+        stage.inputs() if callable(stage.inputs) else stage.inputs
+    )
     fingerprints = input_fingerprints(inputs)
     finished = sd.is_done(DONE)
     if not force:
-        changed = (stage.changes(sd) if stage.changes is not None
-                   else sd.changes(fingerprints, stage.options))
+        changed = (
+            stage.changes(sd)
+            if stage.changes is not None
+            else sd.changes(fingerprints, stage.options)
+        )
         started = bool(previous) or (stage.dir / "config.yaml").is_file()
         if changed and stage.refuse and (finished or (started and stage.refuse_started)):
-            raise StaleResultError(stage.refusal(changed, finished) if stage.refusal
-                                   else _default_refusal(stage, changed, finished))
+            raise StaleResultError(
+                stage.refusal(changed, finished)
+                if stage.refusal
+                else _default_refusal(stage, changed, finished)
+            )
         if finished and not changed and not stage.steps:
             if stage.up_to_date is not None:
                 return stage.up_to_date(sd)
-            return {**(previous.get("summary") or {}), "stage": stage.name,
-                    "dir": str(stage.dir), "up_to_date": True}
+            return {
+                **(previous.get("summary") or {}),
+                "stage": stage.name,
+                "dir": str(stage.dir),
+                "up_to_date": True,
+            }
         if changed and not stage.refuse:
-            log.info("%s: inputs or options changed (%s); building it again", stage.dir,
-                     "; ".join(changed))
+            log.info(
+                "%s: inputs or options changed (%s); building it again",
+                stage.dir,
+                "; ".join(changed),
+            )
             sd = StageDir(stage.dir, force=True)
             force = True
     if force and stage.reset and stage.main:
@@ -201,17 +219,22 @@ def execute(stage: Stage, force: bool = False) -> Summary:
     barrier()
     if stage.main:
         if stage.config is not None:
-            atomic_write_text(stage.dir / "config.yaml",
-                              yaml.safe_dump(stage.config, sort_keys=True))
+            atomic_write_text(
+                stage.dir / "config.yaml", yaml.safe_dump(stage.config, sort_keys=True)
+            )
         sd.record_inputs(fingerprints, stage.options)
     run = StageRun(stage, sd, previous, force)
     summary = stage.body(run)
     if stage.steps and finished and not run.ran and (stage.dir / "stage.json").is_file():
         return summary  # nothing redone: stage.json keeps the run that made it
     if stage.main:
-        sd.write_stage_json(stage.command or " ".join(sys.argv), stage.seed,
-                            fingerprints=fingerprints, options=stage.options,
-                            extra={"summary": summary})
+        sd.write_stage_json(
+            stage.command or " ".join(sys.argv),
+            stage.seed,
+            fingerprints=fingerprints,
+            options=stage.options,
+            extra={"summary": summary},
+        )
         sd.mark_done(DONE, run.done_info)
     barrier()
     return summary

@@ -23,8 +23,13 @@ from pipeline.data.datadir import SKIPPED_TEXT, read_map, read_reference
 from pipeline.data.layout import corpus_of
 from pipeline.decode.decoder import Setting, as_setting
 from pipeline.decode.results import ResultRow, update_results
-from pipeline.decode.scoring import WerResult, choose_setting, score_at_weight, score_sweep, \
-    setting_name
+from pipeline.decode.scoring import (
+    WerResult,
+    choose_setting,
+    score_at_weight,
+    score_sweep,
+    setting_name,
+)
 from pipeline.decode.stm_scoring import has_stm, score_stm
 from pipeline.errors import DataError, StaleResultError, StnasError
 from pipeline.io import atomic_write_text, fingerprint
@@ -45,11 +50,11 @@ def read_hyps(decode_dir: Path) -> Dict[Setting, Dict[str, str]]:
     out = {}
     for p in files:
         try:
-            key = as_setting([float(x) for x in p.stem.split("_")] if "_" in p.stem
-                             else float(p.stem))
+            key = as_setting(
+                [float(x) for x in p.stem.split("_")] if "_" in p.stem else float(p.stem)
+            )
         except ValueError:
-            raise DataError("not a hypothesis file name (<lm_weight>_<penalty>.txt)",
-                            p) from None
+            raise DataError("not a hypothesis file name (<lm_weight>_<penalty>.txt)", p) from None
         out[key] = read_map(p, allow_empty_value=True)
     return out
 
@@ -79,7 +84,8 @@ def check_fresh(decode_dir: Path, known: Optional[Dict[str, Optional[str]]] = No
         if known[str(path)] != entry["fingerprint"]:
             raise StaleResultError(
                 f"{decode_dir} is stale: its {name} {path} has changed (or gone) since it was "
-                "decoded; run 'stnas decode --force' to decode again")
+                "decoded; run 'stnas decode --force' to decode again"
+            )
     info["model_fingerprint"] = (rec.get("model") or {}).get("fingerprint")
     return info
 
@@ -90,15 +96,23 @@ def oov_count(ref: Dict[str, str], vocab: Set[str]) -> Tuple[int, int]:
     return sum(1 for w in words if w not in vocab), len(words)
 
 
-def run_score(model_dir: Path, data_dir: Path, lm: str, dev: str, tests: Sequence[str],
-              results: Optional[Path] = None, arch_name: str = "", use_sclite: bool = True
-              ) -> Dict[str, dict]:
+def run_score(
+    model_dir: Path,
+    data_dir: Path,
+    lm: str,
+    dev: str,
+    tests: Sequence[str],
+    results: Optional[Path] = None,
+    arch_name: str = "",
+    use_sclite: bool = True,
+) -> Dict[str, dict]:
     """Choose the setting on ``dev``, score ``dev`` and ``tests`` with it, update RESULTS.md.
 
     Raises:
         StaleResultError: a decode dir built from a model or graph that changed since.
         StnasError: a test set decoded at another setting than the one dev chooses now.
     """
+
     def ref(name: str) -> Dict[str, str]:  # skipped utterances included: deletions
         return read_reference(data_dir / name)
 
@@ -107,8 +121,10 @@ def run_score(model_dir: Path, data_dir: Path, lm: str, dev: str, tests: Sequenc
     infos = {name: check_fresh(d, known) for name, d in dirs.items()}
     models = {i["model_fingerprint"] for i in infos.values() if i.get("model_fingerprint")}
     if len(models) > 1:
-        raise StaleResultError(f"the decodes of {', '.join(dirs)} come from different models; "
-                               "decode them all again with 'stnas decode --force'")
+        raise StaleResultError(
+            f"the decodes of {', '.join(dirs)} come from different models; "
+            "decode them all again with 'stnas decode --force'"
+        )
     dev_hyps = read_hyps(dirs[dev])
     setting = choose_setting(score_sweep(ref(dev), dev_hyps, dirs[dev], use_sclite))
     vocab = decoding_vocabulary(infos[dev]["lang_test"])
@@ -116,55 +132,81 @@ def run_score(model_dir: Path, data_dir: Path, lm: str, dev: str, tests: Sequenc
 
     def extra(name: str):
         n, words = oov[name]
-        lines = [f"%OOV {100.0 * n / max(words, 1):.2f} [ {n} / {words} reference words are "
-                 f"not in the decoding vocabulary {infos[name]['lang_test']}/lexicon.txt ]"]
+        lines = [
+            f"%OOV {100.0 * n / max(words, 1):.2f} [ {n} / {words} reference words are "
+            f"not in the decoding vocabulary {infos[name]['lang_test']}/lexicon.txt ]"
+        ]
         skipped = data_dir / name / SKIPPED_TEXT
         if skipped.is_file():
             left = read_map(skipped)
             w = sum(len(v.split()) for v in left.values())
-            lines.append(f"%SKIPPED {len(left)} utterances ({w} words) left out by prep "
-                         f"--skip-bad are scored as deletions (see {data_dir / name}/"
-                         "bad_utts.txt)")
+            lines.append(
+                f"%SKIPPED {len(left)} utterances ({w} words) left out by prep "
+                f"--skip-bad are scored as deletions (see {data_dir / name}/"
+                "bad_utts.txt)"
+            )
         return lines
 
-    out = {dev: score_at_weight(ref(dev), dev_hyps, setting, dirs[dev], use_sclite,
-                                extra(dev))}
+    out = {dev: score_at_weight(ref(dev), dev_hyps, setting, dirs[dev], use_sclite, extra(dev))}
     for name in tests:
         hyps = read_hyps(dirs[name])
         if setting not in hyps:
-            raise StnasError(f"{dirs[name]} was decoded at {', '.join(map(setting_name, hyps))}"
-                             f" but dev now chooses {setting_name(setting)}: decode it again "
-                             "('stnas decode --force')")
+            raise StnasError(
+                f"{dirs[name]} was decoded at {', '.join(map(setting_name, hyps))}"
+                f" but dev now chooses {setting_name(setting)}: decode it again "
+                "('stnas decode --force')"
+            )
         if has_stm(data_dir / name):
-            out.update(_score_stm_at(name, hyps, setting, data_dir / name, dirs[name],
-                                     extra(name)))
+            out.update(_score_stm_at(name, hyps, setting, data_dir / name, dirs[name], extra(name)))
         else:
-            out[name] = score_at_weight(ref(name), hyps, setting, dirs[name], use_sclite,
-                                        extra(name))
+            out[name] = score_at_weight(
+                ref(name), hyps, setting, dirs[name], use_sclite, extra(name)
+            )
     params = _params(Path(infos[dev]["model"]))
     corpus = corpus_of(data_dir)
     rows = []
     for name, res in out.items():
         n, words = oov[name.split(".")[0]]
-        rows.append(ResultRow(corpus=corpus, set=name, arch=arch_name or model_dir.parent.name,
-                              params=params, lm=lm, lm_weight=setting[0],
-                              word_penalty=setting[1], wer=res.wer, sub=res.sub,
-                              dels=res.dels, ins=res.ins, words=res.words,
-                              oov=f"{100.0 * n / max(words, 1):.2f}",
-                              decode_dir=str(dirs[name.split(".")[0]])))
+        rows.append(
+            ResultRow(
+                corpus=corpus,
+                set=name,
+                arch=arch_name or model_dir.parent.name,
+                params=params,
+                lm=lm,
+                lm_weight=setting[0],
+                word_penalty=setting[1],
+                wer=res.wer,
+                sub=res.sub,
+                dels=res.dels,
+                ins=res.ins,
+                words=res.words,
+                oov=f"{100.0 * n / max(words, 1):.2f}",
+                decode_dir=str(dirs[name.split(".")[0]]),
+            )
+        )
     if results is not None:
         update_results(results, rows)
-    return {name: {"wer": r.wer, "lm_weight": setting[0], "word_penalty": setting[1],
-                   "oov_rate": 100.0 * oov[name.split(".")[0]][0]
-                   / max(oov[name.split(".")[0]][1], 1),
-                   "best_wer": r.wer_line(dirs[name.split(".")[0]]
-                                          / f"wer_{setting_name(setting)}")}
-            for name, r in out.items()}
+    return {
+        name: {
+            "wer": r.wer,
+            "lm_weight": setting[0],
+            "word_penalty": setting[1],
+            "oov_rate": 100.0 * oov[name.split(".")[0]][0] / max(oov[name.split(".")[0]][1], 1),
+            "best_wer": r.wer_line(dirs[name.split(".")[0]] / f"wer_{setting_name(setting)}"),
+        }
+        for name, r in out.items()
+    }
 
 
-def _score_stm_at(name: str, hyps: Dict[Setting, Dict[str, str]], setting: Setting,
-                  set_dir: Path, decode_dir: Path, extra: Sequence[str] = ()
-                  ) -> Dict[str, WerResult]:
+def _score_stm_at(
+    name: str,
+    hyps: Dict[Setting, Dict[str, str]],
+    setting: Setting,
+    set_dir: Path,
+    decode_dir: Path,
+    extra: Sequence[str] = (),
+) -> Dict[str, WerResult]:
     """Score a set that has an stm/glm at the dev-chosen setting: ``name`` and
     ``name.<subset>``. Writes ``wer_<setting>`` and ``best_wer`` (whole set, then one line
     per subset, then ``extra``) like :func:`~pipeline.decode.scoring.score_at_weight`."""

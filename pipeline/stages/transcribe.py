@@ -48,9 +48,9 @@ class TranscribeConfig:
 
     model: str
     inputs: List[str]
-    data_dir: Optional[str] = None       # [the retrain's data dir]
+    data_dir: Optional[str] = None  # [the retrain's data dir]
     lm: str = "tg"
-    lm_weight: Optional[float] = None    # [decode_dev_<lm>/tuned.json, else 1.0]
+    lm_weight: Optional[float] = None  # [decode_dev_<lm>/tuned.json, else 1.0]
     word_penalty: Optional[float] = None  # [tuned.json, else 0.0]
     utt2spk: Optional[str] = None
     resample: bool = False
@@ -95,18 +95,22 @@ def resolve_inputs(inputs: Sequence[str]) -> Dict[str, str]:
     return out
 
 
-def _model_defaults(model: Path, data_dir: Optional[str], lm: str
-                    ) -> Tuple[Path, Tuple[float, float], bool]:
+def _model_defaults(
+    model: Path, data_dir: Optional[str], lm: str
+) -> Tuple[Path, Tuple[float, float], bool]:
     cfg_file = model.parent / "config.yaml"
     if data_dir is None:
         if not cfg_file.is_file():
-            raise StnasError(f"{model}: no config.yaml next to it to find its data dir; give "
-                             "--data-dir")
+            raise StnasError(
+                f"{model}: no config.yaml next to it to find its data dir; give --data-dir"
+            )
         # the data dir the train stage recorded (a str)
         data_dir = cast(str, (yaml.safe_load(cfg_file.read_text()) or {}).get("data_dir"))
     if not (Path(data_dir) / "config.yaml").is_file():
-        raise StnasError(f"{data_dir}: the model's data dir (recorded in {cfg_file}) is not a "
-                         "prepared data dir from here; give --data-dir")
+        raise StnasError(
+            f"{data_dir}: the model's data dir (recorded in {cfg_file}) is not a "
+            "prepared data dir from here; give --data-dir"
+        )
     tuned = model.parent / f"decode_dev_{lm}" / "tuned.json"
     if tuned.is_file():
         t = json.loads(tuned.read_text())
@@ -114,28 +118,40 @@ def _model_defaults(model: Path, data_dir: Optional[str], lm: str
     return Path(data_dir), (1.0, 0.0), False
 
 
-def _audio(entry: str, utt: str, rate: int, resample: bool,
-           channel: Optional[int]) -> np.ndarray:
+def _audio(entry: str, utt: str, rate: int, resample: bool, channel: Optional[int]) -> np.ndarray:
     got, x = read_audio(entry, utt, channel)
     if got == rate:
         return x
     if not resample:
-        raise DataError(f"sample rate {got} Hz, but the model's features need {rate} Hz "
-                        "(add --resample to convert it with sox)", utt=utt)
+        raise DataError(
+            f"sample rate {got} Hz, but the model's features need {rate} Hz "
+            "(add --resample to convert it with sox)",
+            utt=utt,
+        )
 
-    proc = subprocess.run(["sox", "-t", "wav", "-", "-t", "wav", "-r", str(rate), "-"],
-                          input=wav_bytes(got, x), capture_output=True)
+    proc = subprocess.run(
+        ["sox", "-t", "wav", "-", "-t", "wav", "-r", str(rate), "-"],
+        input=wav_bytes(got, x),
+        capture_output=True,
+    )
     if proc.returncode != 0:
         raise DataError(f"sox could not resample: {proc.stderr.decode()[-200:]}", utt=utt)
     return read_wav_bytes(proc.stdout, f"sox resampling of {utt}", check_length=False)[1]
 
 
-def features(entries: Dict[str, str], fbank_conf: str, utt2spk: Optional[Dict[str, str]],
-             resample: bool = False, channel: Optional[int] = None) -> Dict[str, np.ndarray]:
+def features(
+    entries: Dict[str, str],
+    fbank_conf: str,
+    utt2spk: Optional[Dict[str, str]],
+    resample: bool = False,
+    channel: Optional[int] = None,
+) -> Dict[str, np.ndarray]:
     """utt → (T, 120) features as prep makes them (CMVN per speaker or per utterance)."""
     fb = FbankExtractor(fbank_conf)
-    raw = {utt: fb(_audio(e, utt, fb.sample_rate, resample, channel), fb.sample_rate, utt)
-           for utt, e in entries.items()}
+    raw = {
+        utt: fb(_audio(e, utt, fb.sample_rate, resample, channel), fb.sample_rate, utt)
+        for utt, e in entries.items()
+    }
     groups: Dict[str, List[str]] = {}
     for utt in raw:
         spk = utt2spk.get(utt) if utt2spk else utt
@@ -174,8 +190,12 @@ def transcribe(cfg: TranscribeConfig) -> Dict[str, dict]:
     data_dir, tuned, from_dev = _model_defaults(model, cfg.data_dir, cfg.lm)
     weight = cfg.lm_weight if cfg.lm_weight is not None else tuned[0]
     penalty = cfg.word_penalty if cfg.word_penalty is not None else tuned[1]
-    log.info("LM weight %g, word penalty %g (%s)", weight, penalty,
-             "chosen on dev" if from_dev and cfg.lm_weight is None else "given or default")
+    log.info(
+        "LM weight %g, word penalty %g (%s)",
+        weight,
+        penalty,
+        "chosen on dev" if from_dev and cfg.lm_weight is None else "given or default",
+    )
     prep_cfg = yaml.safe_load((data_dir / "config.yaml").read_text()) or {}
     fbank_conf = prep_cfg.get("fbank_conf")
     if not fbank_conf or not Path(fbank_conf).is_file():
@@ -189,7 +209,7 @@ def transcribe(cfg: TranscribeConfig) -> Dict[str, dict]:
         for utt, f in feats.items():
             x = torch.from_numpy(f).to(cfg.device)[None]
             lp, n = net(x, torch.tensor([x.shape[1]], device=cfg.device))
-            logprobs[utt] = lp[0, :int(n[0])].float().cpu().numpy()
+            logprobs[utt] = lp[0, : int(n[0])].float().cpu().numpy()
     lang_test = lang_test_dir(data_dir, cfg.lm)
     dconf: Dict[str, Any] = {"beam": cfg.beam, "max_active": cfg.max_active}
     jobs = [(u, logprobs[u], weight, penalty) for u in entries]
@@ -197,18 +217,31 @@ def transcribe(cfg: TranscribeConfig) -> Dict[str, dict]:
         _DECODER["d"] = Decoder.from_lang_test(lang_test, DecoderConfig(**dconf))
         results = [_decode(j) for j in jobs]
     else:
-        with ProcessPoolExecutor(cfg.nj, mp_context=get_context("spawn"), initializer=_init,
-                                 initargs=(str(lang_test), dconf, os.getpid())) as pool:
+        with ProcessPoolExecutor(
+            cfg.nj,
+            mp_context=get_context("spawn"),
+            initializer=_init,
+            initargs=(str(lang_test), dconf, os.getpid()),
+        ) as pool:
             results = list(pool.map(_decode, jobs))
-    out: Dict[str, Dict[str, Any]] = {utt: {"words": words, "times": [(w, a * OUTPUT_FRAME_SHIFT_S,
-                                            (b - a) * OUTPUT_FRAME_SHIFT_S)
-                                           for w, a, b in timed]}
-           for utt, words, timed in results}
+    out: Dict[str, Dict[str, Any]] = {
+        utt: {
+            "words": words,
+            "times": [
+                (w, a * OUTPUT_FRAME_SHIFT_S, (b - a) * OUTPUT_FRAME_SHIFT_S) for w, a, b in timed
+            ],
+        }
+        for utt, words, timed in results
+    }
     if cfg.out_dir:
         d = Path(cfg.out_dir)
-        atomic_write_text(d / "text", "".join(f"{u} {' '.join(r['words'])}\n"
-                                              for u, r in out.items()))
-        atomic_write_text(d / "ctm", "".join(f"{u} 1 {s:.2f} {dur:.2f} {w}\n"
-                                             for u, r in out.items()
-                                             for w, s, dur in r["times"]))
+        atomic_write_text(
+            d / "text", "".join(f"{u} {' '.join(r['words'])}\n" for u, r in out.items())
+        )
+        atomic_write_text(
+            d / "ctm",
+            "".join(
+                f"{u} 1 {s:.2f} {dur:.2f} {w}\n" for u, r in out.items() for w, s, dur in r["times"]
+            ),
+        )
     return out

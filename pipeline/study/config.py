@@ -74,20 +74,20 @@ class StudyConfig:
     name: str
     exp_dir: str
     search_data: DataSpec
-    retrain_data: Optional[DataSpec] = None    # None: retrain on search_data (Table 2);
+    retrain_data: Optional[DataSpec] = None  # None: retrain on search_data (Table 2);
     #                                            another corpus: transfer (Table 3)
     methods: List[str] = field(default_factory=lambda: list(METHODS[:7]))
     seeds: List[int] = field(default_factory=lambda: [1, 2, 3])
     warmup_seed: int = 1
     split_seed: int = 1
     random_archs: int = 3
-    tdnn_d_arch: Optional[str] = None          # [conf/arch/tdnn_d_<space>.json]
+    tdnn_d_arch: Optional[str] = None  # [conf/arch/tdnn_d_<space>.json]
     set: Dict[str, List[str]] = field(default_factory=dict)
     decode: DecodeSpec = field(default_factory=DecodeSpec)
     device: str = "cpu"
     launcher: List[str] = field(default_factory=list)  # e.g. [torchrun, --nproc_per_node, "4"]:
     #                                                   runs the training stages data-parallel
-    bootstrap: int = 2000                      # resamples of the significance test
+    bootstrap: int = 2000  # resamples of the significance test
     bootstrap_seed: int = 0
 
     @property
@@ -103,8 +103,9 @@ def _dataspec(value: Any, key: str, source: str) -> DataSpec:
     bad = sorted(set(value) - known)
     missing = sorted({"corpus", "data_dir", "conf"} - set(value))
     if bad or missing:
-        raise StnasError(f"{source}: {key}: " + (f"unknown key(s) {bad}" if bad else
-                                                  f"missing {missing}"))
+        raise StnasError(
+            f"{source}: {key}: " + (f"unknown key(s) {bad}" if bad else f"missing {missing}")
+        )
     spec = DataSpec(**{k: v for k, v in value.items()})
     spec.prep_args = [str(a) for a in spec.prep_args]
     for stage in ("warmup", "search", "retrain"):
@@ -141,8 +142,10 @@ def load_study(path: Union[str, Path], overrides: Sequence[str] = ()) -> StudyCo
     dec = data.get("decode") or {}
     dec_known = {f.name for f in dataclasses.fields(DecodeSpec)}
     if not isinstance(dec, Mapping) or set(dec) - dec_known:
-        raise StnasError(f"{source}: decode: unknown key(s) "
-                         f"{sorted(set(dec) - dec_known) if isinstance(dec, Mapping) else dec}")
+        raise StnasError(
+            f"{source}: decode: unknown key(s) "
+            f"{sorted(set(dec) - dec_known) if isinstance(dec, Mapping) else dec}"
+        )
     data["decode"] = DecodeSpec(**dec)
     cfg = StudyConfig(**data)
     unknown = [m for m in cfg.methods if m not in METHODS]
@@ -151,10 +154,15 @@ def load_study(path: Union[str, Path], overrides: Sequence[str] = ()) -> StudyCo
     if len(set(cfg.methods)) != len(cfg.methods) or not cfg.methods:
         raise StnasError(f"{source}: methods must be a non-empty list without repeats")
     if REFERENCE not in cfg.methods:
-        raise StnasError(f"{source}: methods must include '{REFERENCE}' (the method the "
-                         "significance tests compare the others with)")
-    if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds) or \
-            not all(isinstance(s, int) for s in cfg.seeds):
+        raise StnasError(
+            f"{source}: methods must include '{REFERENCE}' (the method the "
+            "significance tests compare the others with)"
+        )
+    if (
+        not cfg.seeds
+        or len(set(cfg.seeds)) != len(cfg.seeds)
+        or not all(isinstance(s, int) for s in cfg.seeds)
+    ):
         raise StnasError(f"{source}: seeds must be distinct integers, got {cfg.seeds}")
     if cfg.random_archs < 1:
         raise StnasError(f"{source}: random_archs must be >= 1, got {cfg.random_archs}")

@@ -28,8 +28,14 @@ from pipeline.study.config import StudyConfig
 from pipeline.train.config import SCRATCH, load_config
 
 # method → (strategy, warm-up: "conf" | None (no warm-up) | a loss name)
-SEARCHED = {"st": ("st", "conf"), "darts": ("darts", "conf"), "snas": ("snas", "conf"),
-            "st_no_warmup": ("st", None), "st_ctc": ("st", "ctc"), "st_crf": ("st", "ctc_crf")}
+SEARCHED = {
+    "st": ("st", "conf"),
+    "darts": ("darts", "conf"),
+    "snas": ("snas", "conf"),
+    "st_no_warmup": ("st", None),
+    "st_ctc": ("st", "ctc"),
+    "st_crf": ("st", "ctc_crf"),
+}
 
 
 @dataclass
@@ -39,15 +45,14 @@ class Member:
     method: str
     seed: int
     exp_dir: Path
-    arch: Path                       # what is retrained
-    search: Optional[List[str]]      # the stnas search arguments (None: nothing searched)
-    warmup: Optional[str] = None     # key into Plan.warmups
-    index: Optional[int] = None      # random: which of the drawn architectures
+    arch: Path  # what is retrained
+    search: Optional[List[str]]  # the stnas search arguments (None: nothing searched)
+    warmup: Optional[str] = None  # key into Plan.warmups
+    index: Optional[int] = None  # random: which of the drawn architectures
 
     @property
     def name(self) -> str:
-        return f"{self.method}/s{self.seed}" + (f"/a{self.index}" if self.index is not None
-                                                else "")
+        return f"{self.method}/s{self.seed}" + (f"/a{self.index}" if self.index is not None else "")
 
     @property
     def retrain_dir(self) -> Path:
@@ -59,10 +64,10 @@ class Plan:
     """Everything a study runs, in order: prep, warm-ups, then the members seed by seed (so
     that a study stopped early has every method at the first seeds)."""
 
-    prep: List[List[str]]             # stnas arguments (without the command: plan.command)
-    warmups: dict                     # key → stnas warmup arguments
+    prep: List[List[str]]  # stnas arguments (without the command: plan.command)
+    warmups: dict  # key → stnas warmup arguments
     members: List[Member] = field(default_factory=list)
-    retrain_args: dict = field(default_factory=dict)   # member name → stnas retrain arguments
+    retrain_args: dict = field(default_factory=dict)  # member name → stnas retrain arguments
 
 
 def command(cfg: StudyConfig, args: List[str]) -> List[str]:
@@ -97,8 +102,10 @@ def tdnn_d_arch(cfg: StudyConfig) -> Path:
         raise StnasError(f"tdnn_d_arch {path}: not found (set tdnn_d_arch in the study config)")
     arch = Arch.from_json(path)
     if arch.space_hash != load_space(space).hash:
-        raise StnasError(f"tdnn_d_arch {path} is of space '{arch.space_name}', but the study "
-                         f"searches '{space}': the rows would not share their candidates")
+        raise StnasError(
+            f"tdnn_d_arch {path} is of space '{arch.space_name}', but the study "
+            f"searches '{space}': the rows would not share their candidates"
+        )
     return path
 
 
@@ -123,8 +130,9 @@ def draw_random_archs(cfg: StudyConfig, seed: int) -> List[Path]:
             drawn.append(ops)
     for path, ops in zip(paths, drawn):
         if not path.is_file():
-            Arch.from_space(space, ops, strategy="random", seed=seed,
-                            rule="drawn uniformly from the space").to_json(path)
+            Arch.from_space(
+                space, ops, strategy="random", seed=seed, rule="drawn uniformly from the space"
+            ).to_json(path)
     return paths
 
 
@@ -134,7 +142,7 @@ def make_plan(cfg: StudyConfig) -> Plan:
     exp = Path(cfg.exp_dir)
     sd, td = cfg.search_data, cfg.train_data
     prep = []
-    for spec in ([sd] if td is sd else [sd, td]):
+    for spec in [sd] if td is sd else [sd, td]:
         cmd = ["prep", "--corpus", spec.corpus, "--data-dir", spec.data_dir]
         if (Path(spec.conf) / "prep.yaml").is_file():
             cmd += ["--config", str(Path(spec.conf) / "prep.yaml")]
@@ -147,39 +155,84 @@ def make_plan(cfg: StudyConfig) -> Plan:
             continue
         loss = [] if kind == "conf" else ["--set", f"loss={kind}"]
         warmups[kind] = [
-            "warmup", "--config", str(Path(sd.conf) / "warmup.yaml"), "--data-dir", sd.data_dir,
-            "--exp-dir", str(exp / ("warmup" if kind == "conf" else f"warmup_{kind}")),
-            "--seed", str(cfg.warmup_seed), "--set", f"split_seed={cfg.split_seed}",
-            *common, *loss, *_sets(cfg.set.get("warmup", []))]
+            "warmup",
+            "--config",
+            str(Path(sd.conf) / "warmup.yaml"),
+            "--data-dir",
+            sd.data_dir,
+            "--exp-dir",
+            str(exp / ("warmup" if kind == "conf" else f"warmup_{kind}")),
+            "--seed",
+            str(cfg.warmup_seed),
+            "--set",
+            f"split_seed={cfg.split_seed}",
+            *common,
+            *loss,
+            *_sets(cfg.set.get("warmup", [])),
+        ]
     plan = Plan(prep=prep, warmups=warmups)
     tdnn_d = tdnn_d_arch(cfg) if "tdnn_d" in cfg.methods else None
     for seed in cfg.seeds:
         for method in cfg.methods:
             if method == "random":
                 for i, arch in enumerate(random_arch_paths(cfg, seed), 1):
-                    plan.members.append(Member(method, seed, exp / "random" / f"s{seed}" /
-                                               f"a{i}", arch, None, index=i))
+                    plan.members.append(
+                        Member(
+                            method, seed, exp / "random" / f"s{seed}" / f"a{i}", arch, None, index=i
+                        )
+                    )
                 continue
             if method == "tdnn_d":
                 assert tdnn_d is not None  # drawn above: "tdnn_d" is in cfg.methods
-                plan.members.append(Member(method, seed, exp / method / f"s{seed}", tdnn_d,
-                                           None))
+                plan.members.append(Member(method, seed, exp / method / f"s{seed}", tdnn_d, None))
                 continue
             strategy, kind = SEARCHED[method]
             member_exp = exp / method / f"s{seed}"
-            init = SCRATCH if kind is None else str(
-                exp / ("warmup" if kind == "conf" else f"warmup_{kind}") / "warmup" / "best.pt")
+            init = (
+                SCRATCH
+                if kind is None
+                else str(
+                    exp / ("warmup" if kind == "conf" else f"warmup_{kind}") / "warmup" / "best.pt"
+                )
+            )
             loss = [] if kind in ("conf", None) else ["--set", f"loss={kind}"]
             search = [
-                "search", "--config", str(Path(sd.conf) / "search.yaml"),
-                "--data-dir", sd.data_dir, "--exp-dir", str(member_exp), "--strategy", strategy,
-                "--seed", str(seed), "--init", init, "--set", f"split_seed={cfg.split_seed}",
-                *common, *loss, *_sets(cfg.set.get("search", []))]
-            plan.members.append(Member(method, seed, member_exp,
-                                       member_exp / "search" / "arch.json", search, kind))
+                "search",
+                "--config",
+                str(Path(sd.conf) / "search.yaml"),
+                "--data-dir",
+                sd.data_dir,
+                "--exp-dir",
+                str(member_exp),
+                "--strategy",
+                strategy,
+                "--seed",
+                str(seed),
+                "--init",
+                init,
+                "--set",
+                f"split_seed={cfg.split_seed}",
+                *common,
+                *loss,
+                *_sets(cfg.set.get("search", [])),
+            ]
+            plan.members.append(
+                Member(method, seed, member_exp, member_exp / "search" / "arch.json", search, kind)
+            )
     for m in plan.members:
         plan.retrain_args[m.name] = [
-            "retrain", "--config", str(Path(td.conf) / "retrain.yaml"), "--data-dir",
-            td.data_dir, "--exp-dir", str(m.exp_dir), "--arch", str(m.arch),
-            "--seed", str(m.seed), *common, *_sets(cfg.set.get("retrain", []))]
+            "retrain",
+            "--config",
+            str(Path(td.conf) / "retrain.yaml"),
+            "--data-dir",
+            td.data_dir,
+            "--exp-dir",
+            str(m.exp_dir),
+            "--arch",
+            str(m.arch),
+            "--seed",
+            str(m.seed),
+            *common,
+            *_sets(cfg.set.get("retrain", [])),
+        ]
     return plan

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from pipeline.data.datadir import read_reference
-from pipeline.errors import StnasError
-from pipeline.nas.arch import Arch
 from pipeline.decode.run import DecodeConfig, decode_dir_of, read_tuned
+from pipeline.errors import StnasError
 from pipeline.io import atomic_write_text
+from pipeline.nas.arch import Arch
 from pipeline.stages.decode import run_decode
 from pipeline.stages.record import stage_info
 from pipeline.stages.runner import session
@@ -64,13 +64,32 @@ def decode_and_score(cfg: StudyConfig, member: Member) -> dict:
     and return the member's numbers with test errors per utterance."""
     d, td = cfg.decode, cfg.train_data
     model = model_of(member)
-    run_decode(DecodeConfig(model=str(model), data_dir=td.data_dir, sets=[d.dev, d.test],
-                            lm=d.lm, lm_weights=d.lm_weights, word_penalties=d.word_penalties,
-                            tune_set=d.dev, beam=d.beam, lattice_beam=d.lattice_beam,
-                            max_active=d.max_active, nj=d.nj, device=cfg.device,
-                            progress=False))
-    scored = run_score(member.retrain_dir, Path(td.data_dir), d.lm, d.dev, [d.test],
-                       Path(cfg.exp_dir) / "RESULTS.md", member.name.replace("/", "-"))
+    run_decode(
+        DecodeConfig(
+            model=str(model),
+            data_dir=td.data_dir,
+            sets=[d.dev, d.test],
+            lm=d.lm,
+            lm_weights=d.lm_weights,
+            word_penalties=d.word_penalties,
+            tune_set=d.dev,
+            beam=d.beam,
+            lattice_beam=d.lattice_beam,
+            max_active=d.max_active,
+            nj=d.nj,
+            device=cfg.device,
+            progress=False,
+        )
+    )
+    scored = run_score(
+        member.retrain_dir,
+        Path(td.data_dir),
+        d.lm,
+        d.dev,
+        [d.test],
+        Path(cfg.exp_dir) / "RESULTS.md",
+        member.name.replace("/", "-"),
+    )
     setting = read_tuned(decode_dir_of(model, d.dev, d.lm))
     out: dict = {"wer": {}, "utterances": {}}
     for name in (d.dev, d.test):
@@ -79,23 +98,33 @@ def decode_and_score(cfg: StudyConfig, member: Member) -> dict:
         utts, errors, words = utterance_errors(ref, hyp)
         python_wer = 100.0 * errors.sum() / max(words.sum(), 1)
         if abs(python_wer - scored[name]["wer"]) > 0.01:
-            log.warning("%s %s: sclite %%WER %.2f but the per-utterance errors give %.2f",
-                        member.name, name, scored[name]["wer"], python_wer)
+            log.warning(
+                "%s %s: sclite %%WER %.2f but the per-utterance errors give %.2f",
+                member.name,
+                name,
+                scored[name]["wer"],
+                python_wer,
+            )
         out["wer"][name] = scored[name]["wer"]
-        out["utterances"][name] = {"ids": utts, "errors": errors.tolist(),
-                                   "words": words.tolist()}
+        out["utterances"][name] = {"ids": utts, "errors": errors.tolist(), "words": words.tolist()}
     out["setting"] = list(setting)
     return out
 
 
 def member_record(cfg: StudyConfig, member: Member, num_units: int) -> dict:
     arch = Arch.from_json(member.arch)
-    rec = {"name": member.name, "method": member.method, "seed": member.seed,
-           "index": member.index, "ops": arch.ops, "arch": arch.describe(),
-           "probabilities": arch.probabilities,
-           "params": arch.num_parameters(num_units),
-           "search": stage_info(member.exp_dir / "search") if member.search else None,
-           "retrain": stage_info(member.retrain_dir)}
+    rec = {
+        "name": member.name,
+        "method": member.method,
+        "seed": member.seed,
+        "index": member.index,
+        "ops": arch.ops,
+        "arch": arch.describe(),
+        "probabilities": arch.probabilities,
+        "params": arch.num_parameters(num_units),
+        "search": stage_info(member.exp_dir / "search") if member.search else None,
+        "retrain": stage_info(member.retrain_dir),
+    }
     rec.update(decode_and_score(cfg, member))
     return rec
 
@@ -122,13 +151,16 @@ def _run_all(cfg: StudyConfig, plan: Plan, say: Callable[[str], None]) -> None:
         run_command(cfg, plan.retrain_args[member.name], logs / f"retrain_{tag}.log")
         rec = member_record(cfg, member, num_units)
         atomic_write_text(members_dir / f"{tag}.json", json.dumps(rec) + "\n")
-        say(f"  {rec['arch']}: dev {rec['wer'][cfg.decode.dev]:.2f} "
-            f"test {rec['wer'][cfg.decode.test]:.2f}")
+        say(
+            f"  {rec['arch']}: dev {rec['wer'][cfg.decode.dev]:.2f} "
+            f"test {rec['wer'][cfg.decode.test]:.2f}"
+        )
         write_study(cfg, plan, members_dir)
 
 
-def run_study(cfg: StudyConfig, report_only: bool = False,
-              progress: Optional[Callable[[str], None]] = None) -> Path:
+def run_study(
+    cfg: StudyConfig, report_only: bool = False, progress: Optional[Callable[[str], None]] = None
+) -> Path:
     """Run (or resume) the study and write its report; returns ``study.md``.
 
     ``report_only``: run nothing, report the members that are scored already.

@@ -19,11 +19,12 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from pipeline.decode.scoring import align_like_sclite
+from pipeline.decode.align import align_like_sclite
 
 
-def utterance_errors(ref: Mapping[str, str], hyp: Mapping[str, str]
-                     ) -> Tuple[List[str], np.ndarray, np.ndarray]:
+def utterance_errors(
+    ref: Mapping[str, str], hyp: Mapping[str, str]
+) -> Tuple[List[str], np.ndarray, np.ndarray]:
     """(utterance ids sorted, errors per utterance, reference words per utterance), aligned
     with sclite's costs; a missing hypothesis is all deletions."""
     utts = sorted(ref)
@@ -48,19 +49,28 @@ def mean_std(values: Sequence[float]) -> Tuple[float, float]:
 class Comparison:
     """``other`` minus ``reference``, %WER absolute (positive: the reference is better)."""
 
-    delta: float          # on all utterances, mean over seeds
-    low: float            # 95 % bootstrap interval
+    delta: float  # on all utterances, mean over seeds
+    low: float  # 95 % bootstrap interval
     high: float
-    p_value: float        # two-sided
+    p_value: float  # two-sided
     resamples: int
 
     def as_dict(self) -> Dict[str, Any]:
-        return {"delta": self.delta, "ci95": [self.low, self.high], "p": self.p_value,
-                "resamples": self.resamples}
+        return {
+            "delta": self.delta,
+            "ci95": [self.low, self.high],
+            "p": self.p_value,
+            "resamples": self.resamples,
+        }
 
 
-def paired_bootstrap(reference: np.ndarray, other: np.ndarray, words: np.ndarray,
-                     resamples: int = 2000, seed: int = 0) -> Comparison:
+def paired_bootstrap(
+    reference: np.ndarray,
+    other: np.ndarray,
+    words: np.ndarray,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Comparison:
     """Compare two methods on the same utterances (see the module docstring).
 
     Args:
@@ -90,5 +100,6 @@ def paired_bootstrap(reference: np.ndarray, other: np.ndarray, words: np.ndarray
         deltas[b] = 100.0 * (oth_wer - ref_wer)
     p = 2.0 * min(float((deltas <= 0).mean()), float((deltas >= 0).mean()))
     low, high = np.percentile(deltas, [2.5, 97.5])
-    return Comparison(float(delta), float(low), float(high),
-                      float(min(1.0, max(p, 1.0 / resamples))), resamples)
+    return Comparison(
+        float(delta), float(low), float(high), float(min(1.0, max(p, 1.0 / resamples))), resamples
+    )

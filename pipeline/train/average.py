@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, cast
 
 import torch
 from torch import Tensor
 
 from pipeline.io import atomic_path
+from pipeline.train.hooks import FixedNetwork
 from pipeline.train.loop import Trainer
 
 
@@ -26,9 +27,11 @@ def finish_retrain(trainer: Trainer) -> Dict[str, Any]:
     """What a retrain leaves besides ``best.pt``: ``avg.pt``, the mean of the last
     ``average_last`` epochs' weights, with its held-out loss."""
     cfg, d = trainer.cfg, trainer.dir
-    out: Dict[str, Any] = {"arch": trainer.hooks.arch.describe(trainer.num_units)}
+    out: Dict[str, Any] = {
+        "arch": cast(FixedNetwork, trainer.hooks).arch.describe(trainer.num_units)
+    }
     if cfg.average_last and trainer.dist.main:
-        epochs = sorted((d / "epochs").glob("epoch-*.pt"))[-cfg.average_last:]
+        epochs = sorted((d / "epochs").glob("epoch-*.pt"))[-cfg.average_last :]
         if epochs:
             avg = average_checkpoints(epochs)
             trainer.model.load_state_dict(avg)

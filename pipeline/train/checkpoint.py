@@ -33,8 +33,11 @@ class CheckpointError(StnasError):
 
 def rng_state() -> Dict[str, Any]:
     """Every random state a training step draws from."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -57,9 +60,12 @@ def save_checkpoint(ckpt_dir: PathLike, step: int, state: Dict[str, Any], keep: 
             torch.save(state, tmp)
     except WriteError as e:
         last = list_checkpoints(ckpt_dir)
-        raise WriteError(f"{e} (last good checkpoint: {last[-1]}; free space and rerun the "
-                         "same command to resume from it)" if last else
-                         f"{e} (no checkpoint yet: the stage starts over when rerun)") from None
+        raise WriteError(
+            f"{e} (last good checkpoint: {last[-1]}; free space and rerun the "
+            "same command to resume from it)"
+            if last
+            else f"{e} (no checkpoint yet: the stage starts over when rerun)"
+        ) from None
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
@@ -83,8 +89,7 @@ def load_file(path: PathLike, required: Tuple[str, ...] = ()) -> Dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") \
-            from None
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a stnas checkpoint")
     missing = [k for k in required if k not in state]
@@ -93,8 +98,9 @@ def load_file(path: PathLike, required: Tuple[str, ...] = ()) -> Dict[str, Any]:
     return state
 
 
-def load_latest(ckpt_dir: PathLike, required: Tuple[str, ...] = ()
-                ) -> Optional[Tuple[Path, Dict[str, Any]]]:
+def load_latest(
+    ckpt_dir: PathLike, required: Tuple[str, ...] = ()
+) -> Optional[Tuple[Path, Dict[str, Any]]]:
     """The newest readable checkpoint (older ones are tried when newer ones are bad)."""
     bad: List[str] = []
     for path in reversed(list_checkpoints(ckpt_dir)):
@@ -105,17 +111,21 @@ def load_latest(ckpt_dir: PathLike, required: Tuple[str, ...] = ()
             bad.append(path.name)
             continue
         if bad:
-            log.warning("skipped unreadable checkpoint(s) %s; resuming from %s",
-                        ", ".join(bad), path.name)
+            log.warning(
+                "skipped unreadable checkpoint(s) %s; resuming from %s", ", ".join(bad), path.name
+            )
         return path, state
     if bad:
-        raise CheckpointError(f"{ckpt_dir}: no readable checkpoint ({', '.join(bad)} are bad); "
-                              "remove them or rerun with --force")
+        raise CheckpointError(
+            f"{ckpt_dir}: no readable checkpoint ({', '.join(bad)} are bad); "
+            "remove them or rerun with --force"
+        )
     return None
 
 
-def load_model(path: Path, device: torch.device = torch.device("cpu")
-               ) -> Tuple[torch.nn.Module, Arch, int]:
+def load_model(
+    path: Path, device: torch.device = torch.device("cpu")
+) -> Tuple[torch.nn.Module, Arch, int]:
     """A retrained model from ``best.pt``/``avg.pt``: (network in eval mode, Arch, K)."""
     state = load_file(path, required=("model", "arch", "num_units"))
     if state["arch"] is None:

@@ -20,7 +20,7 @@ import random
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import kaldiio
 import numpy as np
@@ -29,6 +29,7 @@ from torch import Tensor
 
 from pipeline.data.datadir import read_kv, read_map
 from pipeline.errors import DataError
+from pipeline.train.distributed import DistInfo
 
 PathLike = Union[str, Path]
 
@@ -57,8 +58,11 @@ def load_utterances(data_dir: PathLike) -> List[Utterance]:
         if not (d / name).is_file():
             raise DataError("missing (run 'stnas prep' first)", d / name)
     feats = read_map(d / "feats.scp")
-    frames = {u: int(n) for u, n in read_map(d / "utt2num_frames").items()} \
-        if (d / "utt2num_frames").is_file() else {}
+    frames = (
+        {u: int(n) for u, n in read_map(d / "utt2num_frames").items()}
+        if (d / "utt2num_frames").is_file()
+        else {}
+    )
     uniq = read_map(d / "utt2uniq") if (d / "utt2uniq").is_file() else {}
     weights = read_map(d / "weight") if (d / "weight").is_file() else {}
     out = []
@@ -82,8 +86,9 @@ def load_utterances(data_dir: PathLike) -> List[Utterance]:
     return out
 
 
-def split_held_out(utts: Sequence[Utterance], fraction: float, seed: int
-                   ) -> Tuple[List[Utterance], List[Utterance]]:
+def split_held_out(
+    utts: Sequence[Utterance], fraction: float, seed: int
+) -> Tuple[List[Utterance], List[Utterance]]:
     """(train, held_out): ``fraction`` of the *recordings* held out, deterministically.
 
     Every speed-perturbed copy of a recording (same ``utt2uniq``) lands on the same side.
@@ -99,8 +104,15 @@ def split_held_out(utts: Sequence[Utterance], fraction: float, seed: int
     return ([u for u in utts if u.recording not in held], [u for u in utts if u.recording in held])
 
 
-def make_batches(utts: Sequence[Utterance], max_frames: int, max_utts: int, seed: int,
-                 epoch: int, shuffle: bool = True, min_utts: int = 1) -> List[List[int]]:
+def make_batches(
+    utts: Sequence[Utterance],
+    max_frames: int,
+    max_utts: int,
+    seed: int,
+    epoch: int,
+    shuffle: bool = True,
+    min_utts: int = 1,
+) -> List[List[int]]:
     """Length-bucketed batches as index lists into ``utts``.
 
     Args:
@@ -157,9 +169,14 @@ class Batch(NamedTuple):
     lm_logp: Optional[Tensor] = None
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(self.feats.to(device, non_blocking=True), self.lengths.to(device),
-                     self.labels.to(device), self.label_lengths.to(device), self.utts,
-                     None if self.lm_logp is None else self.lm_logp.to(device))
+        return Batch(
+            self.feats.to(device, non_blocking=True),
+            self.lengths.to(device),
+            self.labels.to(device),
+            self.label_lengths.to(device),
+            self.utts,
+            None if self.lm_logp is None else self.lm_logp.to(device),
+        )
 
 
 def collate(utts: Sequence[Utterance]) -> Batch:
@@ -176,12 +193,16 @@ def collate(utts: Sequence[Utterance]) -> Batch:
     feats = np.zeros((len(utts), t_max, mats[0].shape[1]), dtype=np.float32)
     labels = np.zeros((len(utts), max(l_max, 1)), dtype=np.int64)
     for b, (u, m) in enumerate(zip(utts, mats)):
-        feats[b, :m.shape[0]] = m
-        labels[b, :len(u.labels)] = u.labels
-    return Batch(torch.from_numpy(feats), torch.tensor([m.shape[0] for m in mats]),
-                 torch.from_numpy(labels), torch.tensor([len(u.labels) for u in utts]),
-                 [u.utt for u in utts],
-                 torch.tensor([u.lm_logp for u in utts], dtype=torch.float64))
+        feats[b, : m.shape[0]] = m
+        labels[b, : len(u.labels)] = u.labels
+    return Batch(
+        torch.from_numpy(feats),
+        torch.tensor([m.shape[0] for m in mats]),
+        torch.from_numpy(labels),
+        torch.tensor([len(u.labels) for u in utts]),
+        [u.utt for u in utts],
+        torch.tensor([u.lm_logp for u in utts], dtype=torch.float64),
+    )
 
 
 class BatchStream:
@@ -194,8 +215,15 @@ class BatchStream:
         prefetch: batches read ahead.
     """
 
-    def __init__(self, utts: Sequence[Utterance], batches: Sequence[Sequence[int]],
-                 start: int = 0, rank: int = 0, world: int = 1, prefetch: int = 4) -> None:
+    def __init__(
+        self,
+        utts: Sequence[Utterance],
+        batches: Sequence[Sequence[int]],
+        start: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        prefetch: int = 4,
+    ) -> None:
         self.utts, self.batches, self.start = utts, batches, start
         self.rank, self.world = rank, world
         self._queue: "queue.Queue" = queue.Queue(maxsize=max(1, prefetch))
@@ -207,7 +235,7 @@ class BatchStream:
         for i in range(self.start, len(self.batches)):
             if self._stop.is_set():
                 return
-            share = [self.utts[j] for j in self.batches[i]][self.rank::self.world]
+            share = [self.utts[j] for j in self.batches[i]][self.rank :: self.world]
             try:
                 item: object = (i, collate(share))
             except Exception as e:  # noqa: BLE001 - re-raised in the consumer
@@ -235,8 +263,38 @@ class BatchStream:
                 self._thread.join(timeout=0.05)
 
 
-def held_out_cycle(utts: Sequence[Utterance], max_frames: int, max_utts: int, seed: int,
-                   position: int, rank: int = 0, world: int = 1) -> Iterator[Tuple[int, Batch]]:
+def summed_over(
+    utts: Sequence[Utterance],
+    max_frames: int,
+    max_utts: int,
+    seed: int,
+    dist_info: DistInfo,
+    total: torch.Tensor,
+    fn: Callable[[Batch], torch.Tensor],
+) -> torch.Tensor:
+    """``total`` plus ``fn(batch)`` over this rank's share of ``utts`` in fixed batches (the
+    same every call: evaluation), added in batch order."""
+    batches = make_batches(
+        utts, max_frames, max_utts, seed, 0, shuffle=False, min_utts=dist_info.world
+    )
+    stream = BatchStream(utts, batches, 0, dist_info.rank, dist_info.world)
+    try:
+        for _, batch in stream:
+            total += fn(batch)
+    finally:
+        stream.close()
+    return total
+
+
+def held_out_cycle(
+    utts: Sequence[Utterance],
+    max_frames: int,
+    max_utts: int,
+    seed: int,
+    position: int,
+    rank: int = 0,
+    world: int = 1,
+) -> Iterator[Tuple[int, Batch]]:
     """Endless held-out batches for arch steps, from draw ``position`` on (paper §3.2).
 
     Yields (position, batch). Each pass over the held-out set has its own shuffled order; the
@@ -247,8 +305,10 @@ def held_out_cycle(utts: Sequence[Utterance], max_frames: int, max_utts: int, se
     while True:
         n_pass, index = divmod(position, n)
         if cached[0] != n_pass:
-            cached = (n_pass, make_batches(utts, max_frames, max_utts, seed, n_pass,
-                                           min_utts=world))
+            cached = (
+                n_pass,
+                make_batches(utts, max_frames, max_utts, seed, n_pass, min_utts=world),
+            )
         share = [utts[j] for j in cached[1][index]][rank::world]
         yield position, collate(share)
         position += 1

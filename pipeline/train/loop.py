@@ -15,7 +15,6 @@ finite, and writes a checkpoint before exiting on SIGINT/SIGTERM.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -30,14 +29,26 @@ from pipeline.io import atomic_path
 from pipeline.nas.supernet import Choice
 from pipeline.progress import on_terminal
 from pipeline.train.bad_batches import culprits, report_bad_batch
-from pipeline.train.checkpoint import load_file, load_latest, rng_state, save_checkpoint, \
-    set_rng_state
+from pipeline.train.checkpoint import (
+    load_file,
+    load_latest,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from pipeline.train.config import TrainConfig
-from pipeline.train.data import Batch, BatchStream, load_utterances, make_batches, \
-    split_held_out
-from pipeline.train.distributed import DistInfo, all_gather, all_sum
+from pipeline.train.data import (
+    Batch,
+    BatchStream,
+    load_utterances,
+    make_batches,
+    split_held_out,
+    summed_over,
+)
+from pipeline.train.distributed import DistInfo, all_sum, identical_on_ranks
 from pipeline.train.hooks import TrainingHooks
 from pipeline.train.loss_parts import STATS, LossFn, batch_stats, num_units_of, per_frame
+from pipeline.train.metrics import MetricsLog, show_progress
 from pipeline.train.schedule import PlateauSchedule
 from pipeline.train.signals import StopSignals
 
@@ -53,8 +64,14 @@ class Trainer:
     """Runs one stage on ``model`` (already initialised from the seed), with ``hooks`` for
     what the stage adds; ``train_epochs()`` trains until the schedule stops."""
 
-    def __init__(self, cfg: TrainConfig, dist_info: DistInfo, stage_dir: Path,
-                 model: nn.Module, hooks: TrainingHooks) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        dist_info: DistInfo,
+        stage_dir: Path,
+        model: nn.Module,
+        hooks: TrainingHooks,
+    ) -> None:
         self.cfg, self.dist, self.dir = cfg, dist_info, stage_dir
         self.device = dist_info.device
         data_dir = Path(cfg.data_dir)
@@ -69,26 +86,42 @@ class Trainer:
         self.wrapped: nn.Module = self.model
         if dist_info.world > 1:
             self.wrapped = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=hooks.find_unused_parameters)
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=hooks.find_unused_parameters,
+            )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        self.schedule = PlateauSchedule(lr=cfg.lr, decay=cfg.decay, patience=cfg.patience,
-                                        min_epochs=cfg.min_epochs, stop_lr=cfg.stop_lr,
-                                        stop_patience=cfg.stop_patience,
-                                        max_epochs=cfg.max_epochs)
+        self.schedule = PlateauSchedule(
+            lr=cfg.lr,
+            decay=cfg.decay,
+            patience=cfg.patience,
+            min_epochs=cfg.min_epochs,
+            stop_lr=cfg.stop_lr,
+            stop_patience=cfg.stop_patience,
+            max_epochs=cfg.max_epochs,
+        )
         self.epoch, self.next_batch, self.step = 0, 0, 0
         self.bad_batches, self.finished = 0, False
         self.signals = StopSignals()
-        self._tb: Any = None
+        self.metrics = MetricsLog(stage_dir, dist_info.main)
 
     # -- checkpoints ----------------------------------------------------------------------
     def state(self) -> Dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(), "rng": rng_state(),
-                "position": {"epoch": self.epoch, "next_batch": self.next_batch,
-                             "step": self.step, **self.hooks.position(),
-                             "bad_batches": self.bad_batches, "finished": self.finished},
-                **self.hooks.state_dict()}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "rng": rng_state(),
+            "position": {
+                "epoch": self.epoch,
+                "next_batch": self.next_batch,
+                "step": self.step,
+                **self.hooks.position(),
+                "bad_batches": self.bad_batches,
+                "finished": self.finished,
+            },
+            **self.hooks.state_dict(),
+        }
 
     def load_state(self, state: Dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -112,53 +145,36 @@ class Trainer:
         path, state = found
         self.load_state(state)
         for name in ("metrics.jsonl", *self.hooks.jsonl_logs):  # drop lines logged later
-            self._truncate_jsonl(self.dir / name, self.step)
-        log.info("resumed from %s (epoch %d, batch %d, step %d)", path, self.epoch,
-                 self.next_batch, self.step)
+            self.metrics.truncate(name, self.step)
+        where = (self.epoch, self.next_batch, self.step)
+        log.info("resumed from %s (epoch %d, batch %d, step %d)", path, *where)
         return True
 
-    def _truncate_jsonl(self, path: Path, step: int) -> None:
-        if self.dist.main and path.is_file():
-            keep = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= step]
-            path.write_text("".join(line + "\n" for line in keep))
-
     def log_row(self, name: str, row: Dict[str, Any]) -> None:
-        """Append ``row`` to ``<stage>/<name>`` (main rank; metrics also to TensorBoard)."""
-        if not self.dist.main:
-            return
-        with open(self.dir / name, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        writer = self.tensorboard()
-        if writer is not None and name == "metrics.jsonl":
-            for key in ("loss", "arch_loss", "held_out_loss", "lr", "frames_per_s"):
-                if key in row:
-                    writer.add_scalar(f"{row.get('kind', 'train')}/{key}", row[key], row["step"])
-            writer.flush()
+        """Append ``row`` to ``<stage>/<name>`` (:class:`~pipeline.train.metrics.MetricsLog`)."""
+        self.metrics.write(name, row)
 
     def tensorboard(self):
-        """A SummaryWriter on ``<stage>/tensorboard`` when tensorboard is installed, else None."""
-        if self._tb is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard is optional
-                self._tb = False
-            else:
-                self._tb = SummaryWriter(str(self.dir / "tensorboard"))
-        return self._tb or None
+        """The stage's TensorBoard writer, or None without tensorboard."""
+        return self.metrics.tensorboard()
 
     # -- steps ----------------------------------------------------------------------------
-    def _forward(self, module: nn.Module, batch: Batch, choice: Optional[Choice]
-                 ) -> Tuple[Tensor, Tensor]:
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                    if self.cfg.amp and self.device.type == "cuda" else contextlib.nullcontext())
+    def _forward(
+        self, module: nn.Module, batch: Batch, choice: Optional[Choice]
+    ) -> Tuple[Tensor, Tensor]:
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if self.cfg.amp and self.device.type == "cuda"
+            else contextlib.nullcontext()
+        )
         with autocast:
             if choice is None:
                 return module(batch.feats, batch.lengths)
             return module(batch.feats, batch.lengths, choice)
 
-    def batch_loss(self, module: nn.Module, batch: Batch, choice: Optional[Choice],
-                   global_utts: int) -> Tuple[Tensor, Tensor]:
+    def batch_loss(
+        self, module: nn.Module, batch: Batch, choice: Optional[Choice], global_utts: int
+    ) -> Tuple[Tensor, Tensor]:
         """(loss to back-propagate, this rank's float64 sums :data:`STATS`).
 
         The loss is the objective summed over this rank's utterances / the global batch size
@@ -198,14 +214,15 @@ class Trainer:
     def _report_bad_batch(self, what: str, batch: Batch, choice: Optional[Choice]) -> None:
         """Name the utterances that made a batch non-finite (warning + ``bad_batches.txt``)."""
         found = culprits(self.model, self.optimizer, self.batch_loss, batch, choice)
-        report_bad_batch(self.dir, self.dist.rank, what, batch, found, self.step, self.epoch,
-                         self.bad_batches)
+        report_bad_batch(
+            self.dir, self.dist.rank, what, batch, found, self.step, self.epoch, self.bad_batches
+        )
 
     # -- evaluation -----------------------------------------------------------------------
     @torch.no_grad()
-    def held_out_stats(self, model: Optional[nn.Module] = None,
-                       choice_fn: Optional[ChoiceFn] = None
-                       ) -> Dict[str, float]:
+    def held_out_stats(
+        self, model: Optional[nn.Module] = None, choice_fn: Optional[ChoiceFn] = None
+    ) -> Dict[str, float]:
         """Per-frame ``-log p(l|x)`` (``loss``) and its parts over the whole held-out set
         (the stage's own model: run as the hooks' ``eval_choice`` says, the same every
         epoch)."""
@@ -214,21 +231,18 @@ class Trainer:
         gen = torch.Generator().manual_seed(self.cfg.seed + 12345)  # same paths every epoch
         if choice_fn is None and model is self.model:
             choice_fn = self.hooks.eval_choice
-        total = torch.zeros(len(STATS), dtype=torch.float64, device=self.device)
-        batches = make_batches(self.held_out, self.cfg.max_frames, self.cfg.max_utts,
-                               self.cfg.seed, 0, shuffle=False, min_utts=self.dist.world)
-        stream = BatchStream(self.held_out, batches, 0, self.dist.rank, self.dist.world)
-        try:
-            for _, batch in stream:
-                batch = batch.to(self.device)
-                choice = choice_fn(gen) if choice_fn is not None else None
-                total += self.batch_loss(model, batch, choice, 1)[1]
-        finally:
-            stream.close()
-        return per_frame(all_sum(total))
 
-    def held_out_loss(self, model: Optional[nn.Module] = None,
-                      choice_fn: Optional[ChoiceFn] = None) -> float:
+        def stats(batch: Batch) -> Tensor:
+            choice = choice_fn(gen) if choice_fn is not None else None
+            return self.batch_loss(model, batch.to(self.device), choice, 1)[1]
+
+        cfg, zeros = self.cfg, torch.zeros(len(STATS), dtype=torch.float64, device=self.device)
+        held = (self.held_out, cfg.max_frames, cfg.max_utts, cfg.seed, self.dist)
+        return per_frame(all_sum(summed_over(*held, zeros, stats)))
+
+    def held_out_loss(
+        self, model: Optional[nn.Module] = None, choice_fn: Optional[ChoiceFn] = None
+    ) -> float:
         """``-log p(l|x)`` per output frame over the held-out set (what schedules decide on)."""
         return self.held_out_stats(model, choice_fn)["loss"]
 
@@ -238,20 +252,25 @@ class Trainer:
         cfg = self.cfg
         if self.step == 0 and self.epoch == 0 and self.next_batch == 0:
             held = self.held_out_stats()
-            self.log_row("metrics.jsonl", {"kind": "init", "step": 0,
-                                           "held_out_loss": held["loss"],
-                                           **{f"held_out_{k}": v for k, v in held.items()
-                                              if k != "loss"}})
+            parts = {f"held_out_{k}": v for k, v in held.items() if k != "loss"}
+            row = {"kind": "init", "step": 0, "held_out_loss": held["loss"], **parts}
+            self.log_row("metrics.jsonl", row)
         with self.signals.installed():
             while not self.finished:
-                batches = make_batches(self.train, cfg.max_frames, cfg.max_utts, cfg.seed,
-                                       self.epoch, min_utts=self.dist.world)
-                stream = BatchStream(self.train, batches, self.next_batch, self.dist.rank,
-                                     self.dist.world)
-                bar = tqdm(total=len(batches), initial=self.next_batch,
-                           desc=f"{cfg.stage} epoch {self.epoch + 1}", unit="batch",
-                           disable=not (cfg.progress and self.dist.main and on_terminal()),
-                           dynamic_ncols=True)
+                rank, world = self.dist.rank, self.dist.world
+                batches = make_batches(
+                    self.train, cfg.max_frames, cfg.max_utts, cfg.seed, self.epoch, min_utts=world
+                )
+                stream = BatchStream(self.train, batches, self.next_batch, rank, world)
+                hidden = not (cfg.progress and self.dist.main and on_terminal())
+                bar = tqdm(
+                    total=len(batches),
+                    initial=self.next_batch,
+                    unit="batch",
+                    desc=f"{cfg.stage} epoch {self.epoch + 1}",
+                    disable=hidden,
+                    dynamic_ncols=True,
+                )
                 t0, frames = time.time(), 0
                 try:
                     for index, batch in stream:
@@ -268,8 +287,15 @@ class Trainer:
                     bar.close()
                 self._end_epoch(time.time() - t0)
 
-    def _one_batch(self, batch: Batch, global_utts: int, bar, t0: float, frames: int,
-                   on_step: Optional[Callable[[], None]]) -> None:
+    def _one_batch(
+        self,
+        batch: Batch,
+        global_utts: int,
+        bar,
+        t0: float,
+        frames: int,
+        on_step: Optional[Callable[[], None]],
+    ) -> None:
         batch = batch.to(self.device)
         arch_loss = self.hooks.before_weight_step(self)
         losses = self.weight_step(batch, global_utts)
@@ -280,19 +306,28 @@ class Trainer:
             raise TrainingError(
                 f"{self.bad_batches} batches with a non-finite loss (limit max_bad_batches="
                 f"{self.cfg.max_bad_batches}); checkpoint saved in {self.dir / 'ckpt'}. Check the "
-                "features for NaN/inf or lower the learning rate, then rerun to resume.")
+                "features for NaN/inf or lower the learning rate, then rerun to resume."
+            )
         fps = (frames + int(batch.lengths.sum()) * self.dist.world) / max(time.time() - t0, 1e-9)
-        bar.update(1)
-        if loss is not None:
-            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.schedule.lr:.1e}", fps=f"{fps:.0f}")
-        done = self.next_batch + 1
-        if loss is not None and self.cfg.progress and bar.disable and self.dist.main \
-                and done % max(1, (bar.total or 1) // 5) == 0:  # plain lines in a log file
-            log.info("%s epoch %d: batch %d/%d, loss %.3f, lr %.1e, %.0f frames/s",
-                     self.cfg.stage, self.epoch + 1, done, bar.total, loss, self.schedule.lr, fps)
+        show_progress(
+            bar,
+            self.cfg.stage,
+            self.epoch,
+            self.next_batch + 1,
+            loss,
+            self.schedule.lr,
+            fps,
+            plain=self.cfg.progress and self.dist.main,
+        )
         if losses is not None and self.step % self.cfg.log_every == 0:
-            row = {"kind": "train", "step": self.step, "epoch": self.epoch, **losses,
-                   "lr": self.schedule.lr, "frames_per_s": fps}
+            row = {
+                "kind": "train",
+                "step": self.step,
+                "epoch": self.epoch,
+                **losses,
+                "lr": self.schedule.lr,
+                "frames_per_s": fps,
+            }
             if arch_loss is not None:
                 row["arch_loss"] = arch_loss
             self.log_row("metrics.jsonl", row)
@@ -306,13 +341,20 @@ class Trainer:
         go_on = self.schedule.end_epoch(held)
         if self.schedule.improved:
             self.save_best()
-        row = {"kind": "epoch", "step": self.step, "epoch": self.epoch, "held_out_loss": held,
-               **{f"held_out_{k}": v for k, v in held_parts.items() if k != "loss"},
-               "lr": lr_before, "bad_batches": self.bad_batches, "seconds": seconds}
+        row = {
+            "kind": "epoch",
+            "step": self.step,
+            "epoch": self.epoch,
+            "held_out_loss": held,
+            **{f"held_out_{k}": v for k, v in held_parts.items() if k != "loss"},
+            "lr": lr_before,
+            "bad_batches": self.bad_batches,
+            "seconds": seconds,
+        }
         self.hooks.end_epoch(self, held, row)
         self.log_row("metrics.jsonl", row)
-        log.info("%s epoch %d: held-out loss %.4f (best %.4f), lr %.1e", self.cfg.stage,
-                 self.epoch + 1, held, self.schedule.best, self.schedule.lr)
+        now = (self.cfg.stage, self.epoch + 1, held, self.schedule.best, self.schedule.lr)
+        log.info("%s epoch %d: held-out loss %.4f (best %.4f), lr %.1e", *now)
         if self.dist.main and self.cfg.average_last:
             with atomic_path(self.dir / "epochs" / f"epoch-{self.epoch:04d}.pt") as tmp:
                 torch.save(self.model.state_dict(), tmp)
@@ -323,9 +365,15 @@ class Trainer:
     def save_best(self) -> None:
         if not self.dist.main:
             return
-        state = {"model": self.model.state_dict(), "epoch": self.epoch, "step": self.step,
-                 "held_out_loss": self.schedule.best, "num_units": self.num_units,
-                 "stage": self.cfg.stage, **self.hooks.best_extra()}
+        state = {
+            "model": self.model.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "held_out_loss": self.schedule.best,
+            "num_units": self.num_units,
+            "stage": self.cfg.stage,
+            **self.hooks.best_extra(),
+        }
         with atomic_path(self.dir / "best.pt") as tmp:
             torch.save(state, tmp)
 
@@ -341,11 +389,4 @@ class Trainer:
     def ranks_identical(self) -> bool:
         """Whether every rank holds bitwise the same weights (the model's and the hooks')
         (True in one process)."""
-        if self.dist.world == 1:
-            return True
-        params = list(self.model.parameters()) + list(self.hooks.parameters())
-        flat = torch.cat([p.detach().double().flatten() for p in params])
-        mine = torch.stack([flat.sum(), (flat * torch.arange(1, len(flat) + 1, device=flat.device,
-                                                             dtype=flat.dtype).sin()).sum()])
-        gathered = all_gather(mine)
-        return all(torch.equal(g, gathered[0]) for g in gathered)
+        return identical_on_ranks([*self.model.parameters(), *self.hooks.parameters()])

@@ -56,8 +56,11 @@ class LossFn:
 
     def __call__(self, log_probs: Tensor, lengths: Tensor, batch: Batch) -> LossParts:
         log_probs = log_probs.float()
-        lm = batch.lm_logp if batch.lm_logp is not None else \
-            torch.zeros(len(batch.utts), dtype=torch.float64)
+        lm = (
+            batch.lm_logp
+            if batch.lm_logp is not None
+            else torch.zeros(len(batch.utts), dtype=torch.float64)
+        )
         lm = lm.to(log_probs.device, torch.float64)
         if self.ctc_crf is not None:
             out = self.ctc_crf(log_probs, lengths, batch.labels, batch.label_lengths)
@@ -77,8 +80,16 @@ def batch_stats(parts: LossParts, lengths: Tensor) -> Tensor:
     """This batch's float64 sums :data:`STATS` (detached)."""
     ok = parts.feasible
     frames = torch.where(ok, lengths.to(ok.device), torch.zeros_like(lengths, device=ok.device))
-    return torch.stack([parts.nll.sum(), frames.sum().double(), ok.sum().double(),
-                        parts.den.sum(), parts.ctc.sum(), parts.lm.sum()]).detach()
+    return torch.stack(
+        [
+            parts.nll.sum(),
+            frames.sum().double(),
+            ok.sum().double(),
+            parts.den.sum(),
+            parts.ctc.sum(),
+            parts.lm.sum(),
+        ]
+    ).detach()
 
 
 def per_frame(stats: Tensor) -> Dict[str, float]:

@@ -30,24 +30,37 @@ def _save(fig, path: PathLike) -> None:
 def plot_curves(metrics_jsonl: PathLike, out_png: PathLike, title: str = "") -> None:
     """Train loss (per logged step) and held-out loss (per epoch) with the learning rate."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = read_jsonl(metrics_jsonl)
     steps = [r for r in rows if r.get("kind") == "train"]
     epochs = [r for r in rows if r.get("kind") == "epoch"]
-    fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True,
-                                    gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax, ax_lr) = plt.subplots(
+        2, 1, figsize=(7, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     if steps:
-        ax.plot([r["step"] for r in steps], [r["loss"] for r in steps], lw=0.8,
-                color="#1f77b4", label="train (batch)")
+        ax.plot(
+            [r["step"] for r in steps],
+            [r["loss"] for r in steps],
+            lw=0.8,
+            color="#1f77b4",
+            label="train (batch)",
+        )
     held = [r for r in rows if r.get("kind") in ("init", "epoch")]
     if held:
-        ax.plot([r["step"] for r in held], [r["held_out_loss"] for r in held], "o-",
-                color="#d62728", label="held-out (start, then per epoch)")
+        ax.plot(
+            [r["step"] for r in held],
+            [r["held_out_loss"] for r in held],
+            "o-",
+            color="#d62728",
+            label="held-out (start, then per epoch)",
+        )
     if epochs:
-        ax_lr.semilogy([r["step"] for r in epochs], [r["lr"] for r in epochs], "s-",
-                       color="#2ca02c")
+        ax_lr.semilogy(
+            [r["step"] for r in epochs], [r["lr"] for r in epochs], "s-", color="#2ca02c"
+        )
     ax.set_ylabel("-log p(l|x) per frame")
     ax.legend()
     ax.grid(alpha=0.3)
@@ -58,18 +71,25 @@ def plot_curves(metrics_jsonl: PathLike, out_png: PathLike, title: str = "") -> 
     _save(fig, out_png)
 
 
-def plot_alphas(alphas_jsonl: PathLike, candidates: Sequence[Sequence[str]],
-                out_png: PathLike, title: str = "") -> None:
+def plot_alphas(
+    alphas_jsonl: PathLike, candidates: Sequence[Sequence[str]], out_png: PathLike, title: str = ""
+) -> None:
     """Probability of each candidate op over arch steps, one panel per block."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = read_jsonl(alphas_jsonl)
     n = len(candidates)
     cols = min(3, n)
-    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4 * cols, 3 * ((n + cols - 1) // cols)),
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        (n + cols - 1) // cols,
+        cols,
+        figsize=(4 * cols, 3 * ((n + cols - 1) // cols)),
+        squeeze=False,
+        sharey=True,
+    )
     steps = [r["step"] for r in rows]
     for b, names in enumerate(candidates):
         ax = axes[b // cols][b % cols]

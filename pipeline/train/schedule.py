@@ -49,8 +49,12 @@ class PlateauSchedule:
         if self.max_epochs is not None and self.epochs >= self.max_epochs:
             self.stopped_by = f"max_epochs ({self.max_epochs})"
             return False
-        if self.decay < 1.0 and self.epochs > self.min_epochs and \
-                self.bad_epochs >= self.patience and self.bad_epochs > 0:
+        if (
+            self.decay < 1.0
+            and self.epochs > self.min_epochs
+            and self.bad_epochs >= self.patience
+            and self.bad_epochs > 0
+        ):
             self.lr *= self.decay
             self.bad_epochs = 0
         if self.lr < self.stop_lr:

@@ -20,6 +20,7 @@ class StopSignals:
 
         def handler(signum, frame):  # noqa: ARG001
             self.received = signum
+
         try:
             for s in old:
                 signal.signal(s, handler)

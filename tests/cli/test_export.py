@@ -20,8 +20,10 @@ def model_file(tmp_path):
     net = arch.build(41)
     path = tmp_path / "retrain" / "best.pt"
     path.parent.mkdir()
-    torch.save({"model": net.state_dict(), "arch": arch.to_dict(), "num_units": 41,
-                "stage": "retrain"}, path)
+    torch.save(
+        {"model": net.state_dict(), "arch": arch.to_dict(), "num_units": 41, "stage": "retrain"},
+        path,
+    )
     return path, net.eval()
 
 
@@ -50,8 +52,11 @@ def test_onnx_export_equals_the_model(model_file, tmp_path):
 
     path, net = model_file
     out = tmp_path / "am.onnx"
-    r = CliRunner().invoke(cli, ["export", "--model", str(path), "--format", "onnx", "--out",
-                                 str(out)], catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli,
+        ["export", "--model", str(path), "--format", "onnx", "--out", str(out)],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     feats, lengths = _inputs()  # another batch size and length than the export's example

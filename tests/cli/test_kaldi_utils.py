@@ -14,8 +14,13 @@ ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}
 
 
 def sh(*args, stdin=None):
-    return subprocess.run([str(UTILS / args[0]), *map(str, args[1:])], env=ENV, text=True,
-                          capture_output=True, input=stdin)
+    return subprocess.run(
+        [str(UTILS / args[0]), *map(str, args[1:])],
+        env=ENV,
+        text=True,
+        capture_output=True,
+        input=stdin,
+    )
 
 
 def test_utt2spk_to_spk2utt(tmp_path):
@@ -48,11 +53,22 @@ def test_subset_combine_copy(tmp_path):
     assert utterance_ids(tmp_path / "even") == [utts[0], utts[len(utts) // 2]]
     spk = read_map(src / "utt2spk")[utts[0]]
     (tmp_path / "spk.list").write_text(spk + "\n")
-    assert sh("subset_data_dir.sh", "--spk-list", tmp_path / "spk.list", src,
-              tmp_path / "spk").returncode == 0
+    assert (
+        sh(
+            "subset_data_dir.sh", "--spk-list", tmp_path / "spk.list", src, tmp_path / "spk"
+        ).returncode
+        == 0
+    )
     assert set(read_map(tmp_path / "spk" / "utt2spk").values()) == {spk}
-    r = sh("copy_data_dir.sh", "--utt-prefix", "sp1.1-", "--spk-prefix", "sp1.1-", src,
-           tmp_path / "copy")
+    r = sh(
+        "copy_data_dir.sh",
+        "--utt-prefix",
+        "sp1.1-",
+        "--spk-prefix",
+        "sp1.1-",
+        src,
+        tmp_path / "copy",
+    )
     assert r.returncode == 0, r.stderr
     copied = read_map(tmp_path / "copy" / "text")
     assert copied == {f"sp1.1-{u}": w for u, w in read_map(src / "text").items()}

@@ -52,8 +52,9 @@ print("loaded:" + "".join(" " + m for m in {HEAVY!r} if m in sys.modules))
     assert out.returncode == 0, out.stderr[-3000:]
     shown = out.stdout.splitlines()
     # the root, every stage command and the show subcommands were asked
-    assert {"--help", "prep --help", "decode --help", "show --help",
-            "show times --help"} <= set(shown), shown
+    assert {"--help", "prep --help", "decode --help", "show --help", "show times --help"} <= set(
+        shown
+    ), shown
     assert shown[-1] == "loaded:", shown[-1]
 
 
@@ -142,8 +143,11 @@ def _kaldi_case(tmp_path, mutate):
     root = make_kaldi_corpus(tmp_path / "corpus")
     mutate(root)
     out = tmp_path / "data"
-    return root, out, run("--corpus", "kaldi", "--corpus-root", root, "--data-dir", out,
-                          "--no-speed-perturb")
+    return (
+        root,
+        out,
+        run("--corpus", "kaldi", "--corpus-root", root, "--data-dir", out, "--no-speed-perturb"),
+    )
 
 
 def _corrupt(root):
@@ -159,6 +163,7 @@ def _swap_lines(name):
         p = root / "train" / name
         lines = p.read_text().splitlines(keepends=True)
         p.write_text("".join([lines[1], lines[0]] + lines[2:]))
+
     return f
 
 
@@ -182,20 +187,24 @@ def _empty_text(root):
     p.write_text(p.read_text().replace("trainspk1-000 GOOD MORNING TO YOU", "trainspk1-000"))
 
 
-@pytest.mark.parametrize("mutate,pattern", [
-    (_corrupt, r"trainspk0-001.*corrupt"),
-    (_resample, r"devspk1-002.*8000 Hz"),
-    (_swap_lines("wav.scp"), r"train/wav.scp:2.*not sorted"),
-    (_dup, r"test/text:2.*duplicate id 'testspk0-000'"),
-    (_speaker, r"dev/utt2spk:2.*does not start with its speaker id"),
-    (_missing, r"testspk1-000.wav does not exist"),
-    (_empty_text, r"train/text:4.*empty transcript"),
-])
+@pytest.mark.parametrize(
+    "mutate,pattern",
+    [
+        (_corrupt, r"trainspk0-001.*corrupt"),
+        (_resample, r"devspk1-002.*8000 Hz"),
+        (_swap_lines("wav.scp"), r"train/wav.scp:2.*not sorted"),
+        (_dup, r"test/text:2.*duplicate id 'testspk0-000'"),
+        (_speaker, r"dev/utt2spk:2.*does not start with its speaker id"),
+        (_missing, r"testspk1-000.wav does not exist"),
+        (_empty_text, r"train/text:4.*empty transcript"),
+    ],
+)
 def test_bad_input_fails_clearly_and_marks_nothing_done(tmp_path, mutate, pattern):
     root, out, r = _kaldi_case(tmp_path, mutate)
     assert r.exit_code == 1
     assert "Error:" in r.output
     import re
+
     assert re.search(pattern, r.output), r.output
     assert not (out / ".done" / "stage").exists()
     assert not (out / ".done" / "validate").exists()
@@ -205,8 +214,16 @@ def test_skip_bad_lists_and_continues(tmp_path):
     root = make_kaldi_corpus(tmp_path / "corpus")
     _corrupt(root)
     out = tmp_path / "data"
-    r = run("--corpus", "kaldi", "--corpus-root", root, "--data-dir", out, "--no-speed-perturb",
-            "--skip-bad")
+    r = run(
+        "--corpus",
+        "kaldi",
+        "--corpus-root",
+        root,
+        "--data-dir",
+        out,
+        "--no-speed-perturb",
+        "--skip-bad",
+    )
     assert r.exit_code == 0, r.output
     bad = (out / "train" / "bad_utts.txt").read_text()
     assert bad.startswith("trainspk0-001 ") and "corrupt" in bad
@@ -230,6 +247,7 @@ def test_config_file_sets_defaults_and_command_line_wins(tmp_path):
     r = run("--config", conf, "--data-dir", out, "--nj", 1)
     assert r.exit_code == 0, r.output
     import yaml
+
     used = yaml.safe_load((out / "config.yaml").read_text())
     assert used["corpus"] == "kaldi" and used["nj"] == 1 and used["speed_perturb"] is False
     assert not (out / "train_sp").exists() and (out / "train" / "feats.scp").exists()

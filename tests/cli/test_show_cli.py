@@ -17,8 +17,9 @@ def test_arch_table_and_summary(tmp_path):
     from pipeline.nas.arch import Arch
     from pipeline.nas.space import load_space
 
-    arch = Arch.from_space(load_space("tiny"), ["tdnn_k3_d2", "tdnn_k5_d1", "identity",
-                                                "tdnn_k3_d1"])
+    arch = Arch.from_space(
+        load_space("tiny"), ["tdnn_k3_d2", "tdnn_k5_d1", "identity", "tdnn_k3_d1"]
+    )
     path = tmp_path / "arch.json"
     arch.to_json(path)
     data = tmp_path / "data"
@@ -36,8 +37,10 @@ def test_arch_table_and_summary(tmp_path):
 
     one = show("arch", path, "--data-dir", data, "--summary")
     assert one.exit_code == 0, one.output
-    assert one.output == f"k3d2 k5d1 | sub | identity k3d1  ({n / 1e6:.3f} M parameters " \
-                         "with K=7 units)\n"
+    assert (
+        one.output == f"k3d2 k5d1 | sub | identity k3d1  ({n / 1e6:.3f} M parameters "
+        "with K=7 units)\n"
+    )
     assert show("--units", 7, path, "--summary").output == one.output  # options first
     r = show("arch", path)  # K from nowhere
     assert r.exit_code == 1 and "--units" in r.output
@@ -47,11 +50,16 @@ def test_arch_table_and_summary(tmp_path):
 
 def test_config_value(tmp_path):
     conf = tmp_path / "search.yaml"
-    conf.write_text("# a comment\nspace: tiny\nmax_epochs: 2\namp: false\n"
-                    "strategy_conf:\n  arch_lr: 0.005\n")
-    for key, want in [("space", "tiny"), ("max_epochs", "2"), ("amp", "false"),
-                      ("strategy_conf.arch_lr", "0.005"),
-                      ("strategy_conf", '{"arch_lr": 0.005}')]:
+    conf.write_text(
+        "# a comment\nspace: tiny\nmax_epochs: 2\namp: false\nstrategy_conf:\n  arch_lr: 0.005\n"
+    )
+    for key, want in [
+        ("space", "tiny"),
+        ("max_epochs", "2"),
+        ("amp", "false"),
+        ("strategy_conf.arch_lr", "0.005"),
+        ("strategy_conf", '{"arch_lr": 0.005}'),
+    ]:
         r = show("config", conf, "--key", key)
         assert r.exit_code == 0 and r.output == want + "\n", (key, r.output)
     r = show("config", conf, "--key", "spce")
@@ -78,15 +86,20 @@ def test_stage_times(tmp_path):
     r = show("times", data, exp, tmp_path / "exp_tdnn_d")  # the last one does not exist
     assert r.exit_code == 0, r.output
     # in the order of the stage.json paths: .../retrain/decode_test_tg/ before .../retrain/
-    names = [str(data), str(exp / "retrain" / "decode_test_tg"), str(exp / "retrain"),
-             str(exp / "warmup")]
+    names = [
+        str(data),
+        str(exp / "retrain" / "decode_test_tg"),
+        str(exp / "retrain"),
+        str(exp / "warmup"),
+    ]
     w = max(map(len, names))
     assert r.output.splitlines() == [
         "stage times:",
         f"  {names[0]:<{w}}      12.3 s  (finished 2024-01-02 03:04:05)",
         f"  {names[1]:<{w}}       3.0 s  (finished d)",
         f"  {names[2]:<{w}}       0.0 s  (finished r)",
-        f"  {names[3]:<{w}}     100.0 s  (finished w)"]
+        f"  {names[3]:<{w}}     100.0 s  (finished w)",
+    ]
     assert show("times", tmp_path / "nothing").output == ""
     (exp / "warmup" / "stage.json").write_text("{not json")
     r = show("times", exp)

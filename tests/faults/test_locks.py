@@ -26,9 +26,11 @@ time.sleep(60)
 
 
 def _holder(d: Path, shared: bool = False) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-c", HOLD.format(repo=str(REPO), d=str(d),
-                                                             shared=shared)],
-                         stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD.format(repo=str(REPO), d=str(d), shared=shared)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert p.stdout.readline().strip() == "locked"
     return p
 
@@ -82,8 +84,18 @@ def test_stage_commands_refuse_a_dir_in_use(tmp_path):
     exp, data = tmp_path / "exp", tmp_path / "data"
     holder = _holder(exp / "warmup")
     try:
-        r = CliRunner().invoke(cli, ["warmup", "--config", str(REPO / "conf/debug/warmup.yaml"),
-                                     "--data-dir", str(data), "--exp-dir", str(exp)])
+        r = CliRunner().invoke(
+            cli,
+            [
+                "warmup",
+                "--config",
+                str(REPO / "conf/debug/warmup.yaml"),
+                "--data-dir",
+                str(data),
+                "--exp-dir",
+                str(exp),
+            ],
+        )
         assert r.exit_code == 1 and f"pid {holder.pid}: holder-command" in r.output
         assert sorted(p.name for p in (exp / "warmup").iterdir()) == [".lock"]
     finally:
@@ -102,8 +114,9 @@ def test_stage_commands_refuse_a_dir_in_use(tmp_path):
     model.write_bytes(b"not used")
     holder = _holder(tmp_path / "retrain" / "decode_test_tg")
     try:
-        r = CliRunner().invoke(cli, ["decode", "--model", str(model), "--data-dir", str(data),
-                                     "--sets", "test"])
+        r = CliRunner().invoke(
+            cli, ["decode", "--model", str(model), "--data-dir", str(data), "--sets", "test"]
+        )
         assert r.exit_code == 1 and f"pid {holder.pid}" in r.output
     finally:
         holder.kill()

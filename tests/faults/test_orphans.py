@@ -41,9 +41,12 @@ def _children_of(pid: int):
 
 
 def _run(ctx: str, slow: bool):
-    parent = subprocess.Popen([sys.executable, "-c", PARENT.format(repo=str(REPO), ctx=ctx,
-                                                                   slow=slow)],
-                              stdout=subprocess.PIPE, text=True, cwd=REPO)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT.format(repo=str(REPO), ctx=ctx, slow=slow)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     line = parent.stdout.readline().strip()
     workers = [p for p in _children_of(parent.pid)]
     parent.send_signal(signal.SIGKILL)  # no cleanup of any kind

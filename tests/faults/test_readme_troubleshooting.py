@@ -23,8 +23,10 @@ from tests.conftest import make_kaldi_corpus, tone
 
 REPO = Path(__file__).resolve().parents[2]
 TROUBLESHOOTING = REPO / "docs" / "troubleshooting.md"
-PLACEHOLDERS = (r"\b(?:FILE|LINE|UTT|DIR|STAGE|N|M|KEY|VALUE|MODEL|K|J|REC|REASON|MOUNT|"
-                r"COMMAND|X|T|Ts|Xs)\b")
+PLACEHOLDERS = (
+    r"\b(?:FILE|LINE|UTT|DIR|STAGE|N|M|KEY|VALUE|MODEL|K|J|REC|REASON|MOUNT|"
+    r"COMMAND|X|T|Ts|Xs)\b"
+)
 
 
 def table_rows():
@@ -58,11 +60,11 @@ def err(fn):
 
 # --- triggers: table fragment → function(tmp_path) returning what the user sees -----------
 
+
 def _tts_missing(tmp):
     empty = tmp / "bin"
     empty.mkdir()
-    return cli_out("prep", "--corpus", "tts", "--data-dir", tmp / "d",
-                   env={"PATH": str(empty)})
+    return cli_out("prep", "--corpus", "tts", "--data-dir", tmp / "d", env={"PATH": str(empty)})
 
 
 def _shorten(tmp):
@@ -81,9 +83,9 @@ def _shorten(tmp):
 
 def _ldc(tmp):
     (tmp / "ldc").mkdir()
-    return (cli_out("prep", "--corpus", "wsj", "--corpus-root", tmp / "ldc", "--data-dir",
-                    tmp / "w") + cli_out("prep", "--corpus", "swbd", "--corpus-root",
-                                         tmp / "ldc", "--data-dir", tmp / "s"))
+    return cli_out(
+        "prep", "--corpus", "wsj", "--corpus-root", tmp / "ldc", "--data-dir", tmp / "w"
+    ) + cli_out("prep", "--corpus", "swbd", "--corpus-root", tmp / "ldc", "--data-dir", tmp / "s")
 
 
 def _corpus_opt(tmp):
@@ -94,8 +96,17 @@ def _kaldi(tmp, mutate=None, *extra):
     root = make_kaldi_corpus(tmp / "corpus")
     if mutate:
         mutate(root)
-    return root, ["prep", "--corpus", "kaldi", "--corpus-root", root, "--data-dir",
-                  tmp / "data", "--no-speed-perturb", *extra]
+    return root, [
+        "prep",
+        "--corpus",
+        "kaldi",
+        "--corpus-root",
+        root,
+        "--data-dir",
+        tmp / "data",
+        "--no-speed-perturb",
+        *extra,
+    ]
 
 
 def _other_options(tmp):
@@ -109,6 +120,7 @@ def _unsorted(tmp):
         p = root / "train" / "wav.scp"
         lines = p.read_text().splitlines(keepends=True)
         p.write_text("".join([lines[1], lines[0]] + lines[2:]))
+
     return cli_out(*_kaldi(tmp, swap)[1])
 
 
@@ -116,6 +128,7 @@ def _empty_text(tmp):
     def blank(root):
         p = root / "train" / "text"
         p.write_text(p.read_text().replace("trainspk1-000 GOOD MORNING TO YOU", "trainspk1-000"))
+
     return cli_out(*_kaldi(tmp, blank)[1])
 
 
@@ -160,22 +173,46 @@ def _corrupt(tmp):
 
 
 def _locked(tmp):
-    hold = subprocess.Popen([sys.executable, "-c", (
-        f"import sys, time; sys.path.insert(0, {str(REPO)!r}); "
-        f"from pipeline.locks import lock_dir; lock_dir({str(tmp / 'exp' / 'warmup')!r}); "
-        "print('locked', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    hold = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                f"import sys, time; sys.path.insert(0, {str(REPO)!r}); "
+                f"from pipeline.locks import lock_dir; lock_dir({str(tmp / 'exp' / 'warmup')!r}); "
+                "print('locked', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert hold.stdout.readline().strip() == "locked"
-        return cli_out("warmup", "--config", REPO / "conf/debug/warmup.yaml", "--data-dir",
-                       tmp / "data", "--exp-dir", tmp / "exp")
+        return cli_out(
+            "warmup",
+            "--config",
+            REPO / "conf/debug/warmup.yaml",
+            "--data-dir",
+            tmp / "data",
+            "--exp-dir",
+            tmp / "exp",
+        )
     finally:
         hold.send_signal(signal.SIGKILL)
         hold.wait()
 
 
 def _config(tmp):
-    base = ["search", "--config", REPO / "conf/debug/search.yaml", "--data-dir", tmp / "d",
-            "--exp-dir", tmp / "e", "--set"]
+    base = [
+        "search",
+        "--config",
+        REPO / "conf/debug/search.yaml",
+        "--data-dir",
+        tmp / "d",
+        "--exp-dir",
+        tmp / "e",
+        "--set",
+    ]
     return cli_out(*base, "lr=-1") + cli_out(*base, "max_epochs=two")
 
 
@@ -209,18 +246,31 @@ def _stage_refusals(tmp, tts_data):
     out = []
     for done in (True, False):
         exp = tmp / ("built" if done else "started")
-        cfg = load_config("warmup", REPO / "conf/debug/warmup.yaml", ["progress=false"],
-                          data_dir=str(tts_data), exp_dir=str(exp))
-        old = load_config("warmup", REPO / "conf/debug/warmup.yaml", ["lr=0.003"],
-                          data_dir=str(tts_data), exp_dir=str(exp))
+        cfg = load_config(
+            "warmup",
+            REPO / "conf/debug/warmup.yaml",
+            ["progress=false"],
+            data_dir=str(tts_data),
+            exp_dir=str(exp),
+        )
+        old = load_config(
+            "warmup",
+            REPO / "conf/debug/warmup.yaml",
+            ["lr=0.003"],
+            data_dir=str(tts_data),
+            exp_dir=str(exp),
+        )
         sd = StageDir(exp / "warmup")
         sd.record_inputs(input_fingerprints(stage_inputs(old)), stage_options(old))
         if done:
-            sd.write_stage_json("stnas warmup", 1,
-                                fingerprints=input_fingerprints(stage_inputs(old)),
-                                options=stage_options(old))
+            sd.write_stage_json(
+                "stnas warmup",
+                1,
+                fingerprints=input_fingerprints(stage_inputs(old)),
+                options=stage_options(old),
+            )
             sd.mark_done("stage")
-        out.append(err(lambda: run_training(cfg)))
+        out.append(err(lambda cfg=cfg: run_training(cfg)))
     return "\n".join(out)
 
 
@@ -260,8 +310,10 @@ def _decoded_at(tmp):
         (data / name / "text").write_text(text)
     (tmp / "lang_test").mkdir()
     (tmp / "lang_test" / "lexicon.txt").write_text("A a\nB b\n")
-    for name, hyps in (("dev", {"1.5_0": "u1 A B\n", "1_0.5": "u1 A\n"}),
-                       ("test", {"1_0.5": "t1 A\n"})):
+    for name, hyps in (
+        ("dev", {"1.5_0": "u1 A B\n", "1_0.5": "u1 A\n"}),
+        ("test", {"1_0.5": "t1 A\n"}),
+    ):
         d = model_dir / f"decode_{name}_tg"
         (d / "hyp").mkdir(parents=True)
         (d / ".done").mkdir()
@@ -285,36 +337,64 @@ def _units(tmp, tts_data):
     k = sum(1 for _ in open(tts_data / "lang" / "units.txt")) + 3  # another corpus's units
     model = tmp / "other" / "retrain" / "best.pt"
     model.parent.mkdir(parents=True)
-    torch.save({"model": arch.build(k).state_dict(), "arch": arch.to_dict(), "num_units": k,
-                "stage": "retrain"}, model)
-    return err(lambda: run_decode(DecodeConfig(model=str(model), data_dir=str(tts_data),
-                                               sets=["dev"], progress=False)))
+    torch.save(
+        {
+            "model": arch.build(k).state_dict(),
+            "arch": arch.to_dict(),
+            "num_units": k,
+            "stage": "retrain",
+        },
+        model,
+    )
+    return err(
+        lambda: run_decode(
+            DecodeConfig(model=str(model), data_dir=str(tts_data), sets=["dev"], progress=False)
+        )
+    )
 
 
 def _run_sh(tmp):
-    out = subprocess.run(["bash", str(REPO / "run.sh"), "--corpus", "kaldi"],
-                         capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run(
+        ["bash", str(REPO / "run.sh"), "--corpus", "kaldi"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert out.returncode == 1
     return out.stderr
 
 
 TRIGGERS = {
-    "TTS programs missing": _tts_missing, "is shorten-compressed": _shorten,
-    "expected the LDC": _ldc, "--corpus-opt not understood": _corpus_opt,
-    "was prepared with other options": _other_options, "not sorted": _unsorted,
-    "during prep": _empty_text, "truncated wav": _truncated, "has 2 channels": _stereo,
-    "segment ends at": _overshoot, "corrupt wav header": _corrupt, "is in use by": _locked,
-    "config key": _config, "no space left": _no_space, "was built from other": "stage",
-    "was started from other": "stage", "gzip-compressed": _gzip_lm,
-    "sclite not found": _no_sclite, "no stage configs": _run_sh, "was decoded at": _decoded_at,
+    "TTS programs missing": _tts_missing,
+    "is shorten-compressed": _shorten,
+    "expected the LDC": _ldc,
+    "--corpus-opt not understood": _corpus_opt,
+    "was prepared with other options": _other_options,
+    "not sorted": _unsorted,
+    "during prep": _empty_text,
+    "truncated wav": _truncated,
+    "has 2 channels": _stereo,
+    "segment ends at": _overshoot,
+    "corrupt wav header": _corrupt,
+    "is in use by": _locked,
+    "config key": _config,
+    "no space left": _no_space,
+    "was built from other": "stage",
+    "was started from other": "stage",
+    "gzip-compressed": _gzip_lm,
+    "sclite not found": _no_sclite,
+    "no stage configs": _run_sh,
+    "was decoded at": _decoded_at,
     "outputs K units": "units",
 }
 # rows whose messages need a trained model or a decode: the test that triggers each one, and
 # what it asserts there
 ELSEWHERE = {
     "already done and up to date": ("tests/integration/test_recipe.py", "already done"),
-    "was decoded from other inputs": ("tests/integration/test_decode_score.py",
-                                      "beam: 17.0 → 12.0"),
+    "was decoded from other inputs": (
+        "tests/integration/test_decode_score.py",
+        "beam: 17.0 → 12.0",
+    ),
     "non-finite loss": ("tests/integration/test_train_stages.py", "max_bad_batches=0"),
 }
 INFEASIBLE = {"CUDA out of memory": "needs a GPU"}
@@ -339,8 +419,13 @@ def test_every_row_is_triggered_or_accounted_for():
 def test_row_message_is_what_the_code_prints(key, tmp_path, tts_data):
     patterns = next(p for cell, p in table_rows() if _key(cell, {key: 1}))
     fn = TRIGGERS[key]
-    shown = (_stage_refusals(tmp_path, tts_data) if fn == "stage" else
-             _units(tmp_path, tts_data) if fn == "units" else fn(tmp_path))
+    shown = (
+        _stage_refusals(tmp_path, tts_data)
+        if fn == "stage"
+        else _units(tmp_path, tts_data)
+        if fn == "units"
+        else fn(tmp_path)
+    )
     for pattern in patterns:
         if key == "during prep":  # FILE:LINE (UTT): ... — the shape itself
             assert re.search(r"\S+/text:\d+ \(utterance \S+\): empty transcript", shown)
@@ -348,7 +433,7 @@ def test_row_message_is_what_the_code_prints(key, tmp_path, tts_data):
         rest = shown
         for piece in pieces(pattern):
             assert piece in rest, f"table piece {piece!r} of {pattern!r} not in:\n{shown}"
-            rest = rest[rest.index(piece) + len(piece):]
+            rest = rest[rest.index(piece) + len(piece) :]
 
 
 @pytest.mark.parametrize("key", sorted(ELSEWHERE))

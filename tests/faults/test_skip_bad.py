@@ -13,9 +13,21 @@ from tests.conftest import make_kaldi_corpus
 
 
 def _prep(root, out, *extra):
-    return CliRunner().invoke(cli, ["prep", "--corpus", "kaldi", "--corpus-root", str(root),
-                                    "--data-dir", str(out), "--no-speed-perturb", *extra],
-                              catch_exceptions=False)
+    return CliRunner().invoke(
+        cli,
+        [
+            "prep",
+            "--corpus",
+            "kaldi",
+            "--corpus-root",
+            str(root),
+            "--data-dir",
+            str(out),
+            "--no-speed-perturb",
+            *extra,
+        ],
+        catch_exceptions=False,
+    )
 
 
 def _blank(root: Path, set_name: str, utt: str) -> str:
@@ -29,9 +41,9 @@ def _blank(root: Path, set_name: str, utt: str) -> str:
 def test_skip_bad_skips_empty_transcripts_missing_and_corrupt_audio(tmp_path):
     root = make_kaldi_corpus(tmp_path / "corpus")
     _blank(root, "train", "trainspk1-000")
-    (root / "wav" / "trainspk0-002.wav").unlink()                          # missing audio
+    (root / "wav" / "trainspk0-002.wav").unlink()  # missing audio
     test_words = read_map(root / "test" / "text")["testspk1-000"]
-    (root / "wav" / "testspk1-000.wav").unlink()                           # missing, in test
+    (root / "wav" / "testspk1-000.wav").unlink()  # missing, in test
     dev_words = read_map(root / "dev" / "text")["devspk0-001"]
     (root / "wav" / "devspk0-001.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVE")  # corrupt, dev
     out = tmp_path / "data"

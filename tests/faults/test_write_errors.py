@@ -14,8 +14,10 @@ from pipeline.train.checkpoint import load_latest, save_checkpoint
 from steps_py.cli import cli
 from tests.conftest import make_kaldi_corpus
 
-TORCH_FULL = ("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing "
-              "file data/3: file write failed")
+TORCH_FULL = (
+    "[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing "
+    "file data/3: file write failed"
+)
 
 
 def test_checkpoint_on_a_full_disk_names_the_last_good_one(tmp_path, monkeypatch):
@@ -29,8 +31,11 @@ def test_checkpoint_on_a_full_disk_names_the_last_good_one(tmp_path, monkeypatch
 
     monkeypatch.setattr(checkpoint.torch, "save", full)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10, 10, 0))
-    with pytest.raises(WriteError, match=r"no space left on /.* while writing .*step-00000020"
-                                         r"\.pt \(last good checkpoint: .*step-00000010\.pt"):
+    with pytest.raises(
+        WriteError,
+        match=r"no space left on /.* while writing .*step-00000020"
+        r"\.pt \(last good checkpoint: .*step-00000010\.pt",
+    ):
         save_checkpoint(ck, 20, {"w": torch.zeros(3)})
     assert sorted(p.name for p in ck.iterdir()) == ["step-00000010.pt"]  # no half file
     path, state = load_latest(ck)
@@ -43,9 +48,13 @@ def test_atomic_write_keeps_the_old_file_on_enospc_and_erofs(tmp_path, monkeypat
     import pipeline.io as stage
 
     for code, words in ((errno.ENOSPC, "no space left on"), (errno.EROFS, "Read-only")):
+
         def fail(src, dst, code=code):
-            raise OSError(code, errno.errorcode[code] if code != errno.EROFS
-                          else "Read-only file system", str(dst))
+            raise OSError(
+                code,
+                errno.errorcode[code] if code != errno.EROFS else "Read-only file system",
+                str(dst),
+            )
 
         monkeypatch.setattr(stage.os, "replace", fail)
         with pytest.raises(WriteError, match=words):
@@ -62,7 +71,18 @@ def test_cli_reports_a_full_disk_as_an_error_not_a_traceback(tmp_path, monkeypat
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(stage.tempfile, "mkstemp", full)
-    r = CliRunner().invoke(cli, ["prep", "--corpus", "kaldi", "--corpus-root", str(root),
-                                 "--data-dir", str(tmp_path / "data"), "--no-speed-perturb"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "prep",
+            "--corpus",
+            "kaldi",
+            "--corpus-root",
+            str(root),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--no-speed-perturb",
+        ],
+    )
     assert r.exit_code == 1, r.output
     assert "Error: no space left on /" in r.output and "Traceback" not in r.output

@@ -27,10 +27,27 @@ def _torchrun(stage, data, exp, *sets):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(port), str(REPO / "tests" / "ddp_nccl_rule.py"), stage,
-           "--config", str(DEBUG / f"{stage}.yaml"), "--data-dir", str(data),
-           "--exp-dir", str(exp), "--set", "progress=false", "--set", "max_epochs=1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+        str(REPO / "tests" / "ddp_nccl_rule.py"),
+        stage,
+        "--config",
+        str(DEBUG / f"{stage}.yaml"),
+        "--data-dir",
+        str(data),
+        "--exp-dir",
+        str(exp),
+        "--set",
+        "progress=false",
+        "--set",
+        "max_epochs=1",
+    ]
     for item in sets:
         cmd += ["--set", item]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
@@ -41,8 +58,10 @@ def test_every_collective_runs_on_the_group_device(tts_data, tmp_path):
     exp = tmp_path / "exp"
     out = _torchrun("warmup", tts_data, exp)
     assert out.returncode == 0, out.stderr[-3000:]
-    for strategy, extra in (("snas", []), ("random", ["strategy_conf={random_candidates: 2}",
-                                                      "random_short_steps=2"])):
+    for strategy, extra in (
+        ("snas", []),
+        ("random", ["strategy_conf={random_candidates: 2}", "random_short_steps=2"]),
+    ):
         out = _torchrun("search", tts_data, exp, f"strategy={strategy}", *extra)
         assert out.returncode == 0, (strategy, out.stderr[-3000:])
         assert "architecture:" in out.stdout

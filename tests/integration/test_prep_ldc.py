@@ -16,8 +16,11 @@ def test_wsj_prep_end_to_end(tmp_path):
     for wv1 in (tmp_path / "ldc").rglob("*.wv1"):
         write_sphere(wv1, (rng.normal(0, 2000, 64000)).astype(np.int16), 16000)
     out = tmp_path / "data"
-    r = CliRunner().invoke(cli, ["prep", "--corpus", "wsj", "--corpus-root", str(tmp_path / "ldc"),
-                                 "--data-dir", str(out)], catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli,
+        ["prep", "--corpus", "wsj", "--corpus-root", str(tmp_path / "ldc"), "--data-dir", str(out)],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     for s in ("train_sp", "dev", "test"):
         validate_data_dir(out / s, need_feats=True)
@@ -30,12 +33,30 @@ def test_wsj_prep_end_to_end(tmp_path):
 def test_swbd_corpus_opt_and_clear_errors(tmp_path):
     build_swbd(tmp_path / "ldc")
     out = tmp_path / "data"
-    base = ["prep", "--corpus", "swbd", "--corpus-root", str(tmp_path / "ldc"), "--data-dir", str(out),
-            "--no-speed-perturb"]
+    base = [
+        "prep",
+        "--corpus",
+        "swbd",
+        "--corpus-root",
+        str(tmp_path / "ldc"),
+        "--data-dir",
+        str(out),
+        "--no-speed-perturb",
+    ]
     r = CliRunner().invoke(cli, base)
     assert r.exit_code == 1 and "dev_utts=4000 leaves no training utterances" in r.output
-    r = CliRunner().invoke(cli, ["prep", "--corpus", "tts", "--data-dir", str(tmp_path / "t"),
-                                 "--corpus-opt", "no_such_option=1"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "prep",
+            "--corpus",
+            "tts",
+            "--data-dir",
+            str(tmp_path / "t"),
+            "--corpus-opt",
+            "no_such_option=1",
+        ],
+    )
     assert r.exit_code == 1 and "--corpus-opt not understood by --corpus tts" in r.output
     r = CliRunner().invoke(cli, base + ["--corpus-opt", "dev_utt=2", "--force"])
     assert r.exit_code == 1 and "not understood by --corpus swbd: dev_utt (it takes:" in r.output

@@ -19,25 +19,45 @@ pytestmark = pytest.mark.slow
 
 def test_debug_recipe_through_run_sh(tmp_path):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    cmd = ["bash", str(REPO / "run.sh"), "--corpus", "tts", "--conf", "conf/debug", "--nj", "2",
-           "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"),
-           "--results", str(tmp_path / "RESULTS.md")]
+    cmd = [
+        "bash",
+        str(REPO / "run.sh"),
+        "--corpus",
+        "tts",
+        "--conf",
+        "conf/debug",
+        "--nj",
+        "2",
+        "--data",
+        str(tmp_path / "data"),
+        "--exp",
+        str(tmp_path / "exp"),
+        "--results",
+        str(tmp_path / "RESULTS.md"),
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    wer = {m.group(2): float(m.group(1)) for m in re.finditer(
-        r"%WER ([\d.]+) .*/exp/retrain/decode_(dev|test)_tg", out.stdout)}  # the searched net
+    wer = {
+        m.group(2): float(m.group(1))
+        for m in re.finditer(r"%WER ([\d.]+) .*/exp/retrain/decode_(dev|test)_tg", out.stdout)
+    }  # the searched net
     # scored on dev and test; how well is checked on the training set (the end of this test):
     # the 54-word test set is too small for a margin over random weights
     assert set(wer) == {"dev", "test"}, out.stdout[-2000:]
-    assert re.search(r"\[run.sh\] architecture: \S.* \| sub \| .*  \(\d+\.\d{3} M parameters "
-                     r"with K=\d+ units\)\n", out.stdout), out.stdout[-2000:]
+    assert re.search(
+        r"\[run.sh\] architecture: \S.* \| sub \| .*  \(\d+\.\d{3} M parameters "
+        r"with K=\d+ units\)\n",
+        out.stdout,
+    ), out.stdout[-2000:]
     times = out.stdout.split("stage times:", 1)[1]  # printed at the end, one line per stage
     for stage in ("warmup", "search", "retrain", "decode_dev_tg", "decode_test_tg"):
         assert f"/exp/{stage}" in times or f"/{stage} " in times, times
     assert (tmp_path / "exp" / "search" / "alphas.png").is_file()
     for stage in ("warmup", "search", "retrain"):  # Kaldi-style per-stage logs
-        assert f"{stage} epoch 1: held-out loss" in \
-            (tmp_path / "exp" / stage / "log" / f"{stage}.log").read_text()
+        assert (
+            f"{stage} epoch 1: held-out loss"
+            in (tmp_path / "exp" / stage / "log" / f"{stage}.log").read_text()
+        )
     assert "decoded dev" in (tmp_path / "exp" / "retrain" / "log" / "decode_tg.log").read_text()
     assert (tmp_path / "data" / "log" / "prep.log").is_file()
     assert "\r" not in out.stderr  # no progress bars in a log: plain lines
@@ -45,38 +65,78 @@ def test_debug_recipe_through_run_sh(tmp_path):
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.count("already done") == 4  # 1-3 and 6
     table = [line for line in out.stdout.splitlines() if line.startswith("| tts |")]
-    assert table and table == [line for line in again.stdout.splitlines()
-                                if line.startswith("| tts |")]
+    assert table and table == [
+        line for line in again.stdout.splitlines() if line.startswith("| tts |")
+    ]
 
     _check_transcribe(tmp_path, env)
 
     # A finished stage whose config changed is refused, naming what changed, not skipped.
     conf = tmp_path / "conf"
     shutil.copytree(REPO / "conf" / "debug", conf)
-    (conf / "retrain.yaml").write_text((conf / "retrain.yaml").read_text()
-                                       .replace("lr: 0.002", "lr: 0.003"))
-    changed = subprocess.run(cmd[:5] + [str(conf)] + cmd[6:] + ["--stage", "1"], env=env,
-                             capture_output=True, text=True, timeout=300)
+    (conf / "retrain.yaml").write_text(
+        (conf / "retrain.yaml").read_text().replace("lr: 0.002", "lr: 0.003")
+    )
+    changed = subprocess.run(
+        cmd[:5] + [str(conf)] + cmd[6:] + ["--stage", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert changed.returncode == 1, changed.stdout[-2000:]
     assert "lr: 0.002 → 0.003" in changed.stderr and "--force" in changed.stderr
 
     # Transfer: --arch skips warm-up and search and retrains the given architecture on this data.
     arch = tmp_path / "exp" / "search" / "arch.json"
-    base = ["bash", str(REPO / "run.sh"), "--corpus", "tts", "--conf", "conf/debug", "--nj", "2",
-            "--data", str(tmp_path / "data")]
-    tr = subprocess.run(base + ["--exp", str(tmp_path / "exp_transfer"), "--tag", "transfer",
-                                "--results", str(tmp_path / "R2.md"), "--arch", str(arch),
-                                "--stage", "1", "--stop-stage", "5"],
-                        env=env, capture_output=True, text=True, timeout=300)
+    base = [
+        "bash",
+        str(REPO / "run.sh"),
+        "--corpus",
+        "tts",
+        "--conf",
+        "conf/debug",
+        "--nj",
+        "2",
+        "--data",
+        str(tmp_path / "data"),
+    ]
+    tr = subprocess.run(
+        base
+        + [
+            "--exp",
+            str(tmp_path / "exp_transfer"),
+            "--tag",
+            "transfer",
+            "--results",
+            str(tmp_path / "R2.md"),
+            "--arch",
+            str(arch),
+            "--stage",
+            "1",
+            "--stop-stage",
+            "5",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert tr.returncode == 0, tr.stdout[-3000:] + tr.stderr[-3000:]
     assert "stages 1-2 skipped" in tr.stdout
     assert not (tmp_path / "exp_transfer" / "warmup").exists()
     assert (tmp_path / "exp_transfer" / "retrain" / ".done" / "stage").is_file()
-    rows = [line for line in (tmp_path / "R2.md").read_text().splitlines()
-            if line.startswith("| tts |")]
+    rows = [
+        line for line in (tmp_path / "R2.md").read_text().splitlines() if line.startswith("| tts |")
+    ]
     assert len(rows) == 2 and all("| transfer |" in r for r in rows)
-    bad = subprocess.run(["bash", str(REPO / "run.sh"), "--corpus", "kaldi"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        ["bash", str(REPO / "run.sh"), "--corpus", "kaldi"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 1 and "no stage configs in 'conf/kaldi'" in bad.stderr
 
 
@@ -93,13 +153,25 @@ def _check_transcribe(tmp_path, env):
     data, retrain = tmp_path / "data", tmp_path / "exp" / "retrain"
     model = retrain / "avg.pt" if (retrain / "avg.pt").is_file() else retrain / "best.pt"
     stnas = [str(Path(sys.executable).parent / "stnas"), "transcribe", "--model", str(model)]
-    out = subprocess.run(stnas + ["--utt2spk", str(data / "test" / "utt2spk"), "--out-dir",
-                                  str(tmp_path / "tr"), str(data / "test" / "wav.scp")],
-                         env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        stnas
+        + [
+            "--utt2spk",
+            str(data / "test" / "utt2spk"),
+            "--out-dir",
+            str(tmp_path / "tr"),
+            str(data / "test" / "wav.scp"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     tuned = json.loads((retrain / "decode_dev_tg" / "tuned.json").read_text())
-    hyp_file = retrain / "decode_test_tg" / "hyp" / \
-        f"{tuned['lm_weight']:g}_{tuned['word_penalty']:g}.txt"
+    hyp_file = (
+        retrain / "decode_test_tg" / "hyp" / f"{tuned['lm_weight']:g}_{tuned['word_penalty']:g}.txt"
+    )
     decoded = read_map(hyp_file, allow_empty_value=True)
     got = read_map(tmp_path / "tr" / "text", allow_empty_value=True)
     assert got == decoded  # same features, model, graph and setting: same words
@@ -117,13 +189,14 @@ def _check_transcribe(tmp_path, env):
     write_wav(str(wavs / "a.wav"), rate, x)
     write_wav(str(wavs / "b.wav"), 8000, x[::2])
     bad = subprocess.run(stnas + [str(wavs)], env=env, capture_output=True, text=True)
-    assert bad.returncode == 1 and "sample rate 8000 Hz" in bad.stderr and "--resample" in \
-        bad.stderr
-    ok = subprocess.run(stnas + ["--resample", str(wavs)], env=env, capture_output=True,
-                        text=True)
+    assert (
+        bad.returncode == 1 and "sample rate 8000 Hz" in bad.stderr and "--resample" in bad.stderr
+    )
+    ok = subprocess.run(stnas + ["--resample", str(wavs)], env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr[-2000:]
-    lines = dict(line.split(" ", 1) if " " in line else (line, "")
-                 for line in ok.stdout.splitlines())
+    lines = dict(
+        line.split(" ", 1) if " " in line else (line, "") for line in ok.stdout.splitlines()
+    )
     assert set(lines) == {"a", "b"}
     # The training-set fit, decoded after the rerun so that it adds nothing the rerun sees:
     # a broken recipe (untrained or mis-wired model, wrong units, wrong graph) scores ~100 %
@@ -131,6 +204,10 @@ def _check_transcribe(tmp_path, env):
     # searched network learnt them (~73 %), as tests/integration/test_decode_score.py checks
     # for a retrained TDNN-D.
     trained = train_fit_wer(data, model)
-    random_init = train_fit_wer(data, random_weights_model(
-        tmp_path / "exp" / "search" / "arch.json", data, tmp_path / "random" / "retrain"))
+    random_init = train_fit_wer(
+        data,
+        random_weights_model(
+            tmp_path / "exp" / "search" / "arch.json", data, tmp_path / "random" / "retrain"
+        ),
+    )
     assert trained < random_init - 10, (trained, random_init)

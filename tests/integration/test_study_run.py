@@ -19,14 +19,26 @@ def test_debug_study_runs_reports_and_resumes(tts_data, tmp_path, monkeypatch):
     data = tmp_path / "data"
     shutil.copytree(tts_data, data)
     exp = tmp_path / "exp"
-    args = ["study", "--config", "conf/study/debug.yaml", "--set", f"exp_dir={exp}",
-            "--set", f"search_data={{corpus: tts, data_dir: {data}, conf: conf/debug}}"]
+    args = [
+        "study",
+        "--config",
+        "conf/study/debug.yaml",
+        "--set",
+        f"exp_dir={exp}",
+        "--set",
+        f"search_data={{corpus: tts, data_dir: {data}, conf: conf/debug}}",
+    ]
     r = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert r.exit_code == 0, r.output
     report = (exp / "study.md").read_text()
     assert "8 of 8 members scored" in report
-    for row in ("| ST-NAS | 2 |", "| ST-NAS without warm-up | 2 |", "| random (every draw) | 2 |",
-                "| random, best of N by dev | 2 |", "| TDNN-D (hand design) | 2 |"):
+    for row in (
+        "| ST-NAS | 2 |",
+        "| ST-NAS without warm-up | 2 |",
+        "| random (every draw) | 2 |",
+        "| random, best of N by dev | 2 |",
+        "| TDNN-D (hand design) | 2 |",
+    ):
         assert row in report
     summary = json.loads((exp / "results.json").read_text())
     assert set(summary) == {"st", "st_no_warmup", "random", "random_best", "tdnn_d"}
@@ -48,8 +60,9 @@ def test_debug_study_runs_reports_and_resumes(tts_data, tmp_path, monkeypatch):
     # resumed: nothing is trained again, each member's numbers come back the same
     before = (exp / "members" / "st_s1.json").read_text()
     (exp / "members" / "st_s1.json").unlink()
-    r = CliRunner().invoke(cli, args + ["--set", "seeds=[1]", "--set", "methods=[st]"],
-                           catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli, args + ["--set", "seeds=[1]", "--set", "methods=[st]"], catch_exceptions=False
+    )
     assert r.exit_code == 0, r.output
     assert (exp / "members" / "st_s1.json").read_text() == before
     assert "already done" in (exp / "log" / "retrain_st_s1.log").read_text()
@@ -88,8 +101,10 @@ def test_ldc_study_configs_on_fake_corpora(name, tmp_path, monkeypatch):
             continue
         key = "search_data" if f"search_data:\n  corpus: {corpus}" in text else "retrain_data"
         extra = ["--corpus-opt, dev_utts=2"] if corpus == "swbd" else []
-        sets.append(f"{key}={{corpus: {corpus}, data_dir: {tmp_path / corpus}, "
-                    f"conf: conf/{corpus}, prep_args: {_prep_args(ldc, *extra)}}}")
+        sets.append(
+            f"{key}={{corpus: {corpus}, data_dir: {tmp_path / corpus}, "
+            f"conf: conf/{corpus}, prep_args: {_prep_args(ldc, *extra)}}}"
+        )
     cfg = load_study(REPO / "conf" / "study" / f"{name}.yaml", sets)
     assert cfg.device == "cpu" and len(cfg.seeds) >= 3
     plan = make_plan(cfg)
@@ -99,8 +114,11 @@ def test_ldc_study_configs_on_fake_corpora(name, tmp_path, monkeypatch):
     for seed in cfg.seeds:
         for p in draw_random_archs(cfg, seed) if "random" in cfg.methods else []:
             assert Arch.from_json(p).space_hash == space.hash
-    stage_cmds = list(plan.warmups.values()) + [m.search for m in plan.members if m.search] \
+    stage_cmds = (
+        list(plan.warmups.values())
+        + [m.search for m in plan.members if m.search]
         + list(plan.retrain_args.values())
+    )
     assert stage_cmds
     for args in stage_cmds:
         stage = args[0]
@@ -117,6 +135,5 @@ def test_ldc_study_configs_on_fake_corpora(name, tmp_path, monkeypatch):
             if Path(arch).is_file():  # hand design or random draw (searched ones come later)
                 Arch.from_json(arch).build(8)
     if name == "swbd_from_wsj":  # searched on WSJ, retrained on SWBD
-        assert all(cfg.search_data.data_dir in " ".join(m.search) for m in plan.members
-                   if m.search)
+        assert all(cfg.search_data.data_dir in " ".join(m.search) for m in plan.members if m.search)
         assert all(str(tmp_path / "swbd") in " ".join(a) for a in plan.retrain_args.values())

@@ -18,12 +18,11 @@ import torch
 from pipeline.errors import StaleResultError
 from pipeline.nas.arch import Arch
 from pipeline.nas.space import load_space
-from pipeline.train.checkpoint import list_checkpoints
+from pipeline.stages.train import run_training
+from pipeline.train.checkpoint import list_checkpoints, load_model
 from pipeline.train.config import load_config
 from pipeline.train.data import load_utterances, split_held_out
 from pipeline.train.loop import TrainingError
-from pipeline.stages.train import run_training
-from pipeline.train.checkpoint import load_model
 
 REPO = Path(__file__).resolve().parents[2]
 DEBUG = REPO / "conf" / "debug"
@@ -33,8 +32,14 @@ pytestmark = pytest.mark.slow
 
 
 def _run(stage, data, exp, *overrides, force=False, **explicit):
-    cfg = load_config(stage, DEBUG / f"{stage}.yaml", list(overrides) + ["progress=false"],
-                      data_dir=str(data), exp_dir=str(exp), **explicit)
+    cfg = load_config(
+        stage,
+        DEBUG / f"{stage}.yaml",
+        list(overrides) + ["progress=false"],
+        data_dir=str(data),
+        exp_dir=str(exp),
+        **explicit,
+    )
     return run_training(cfg, force=force)
 
 
@@ -74,7 +79,8 @@ def test_debug_recipe_end_to_end(tts_data, warmed, tmp_path):
         if "held_out_loss" in r:
             assert r["held_out_loss"] >= -1e-6
             assert r["held_out_loss"] == pytest.approx(
-                r["held_out_den"] + r["held_out_ctc"] - r["held_out_lm"], abs=1e-9)
+                r["held_out_den"] + r["held_out_ctc"] - r["held_out_lm"], abs=1e-9
+            )
         if r["kind"] == "train":
             assert r["loss"] >= -1e-6 and {"den", "ctc", "lm"} <= set(r)
     net, loaded_arch, k = load_model(exp / "retrain" / "avg.pt")
@@ -94,8 +100,7 @@ def test_debug_recipe_end_to_end(tts_data, warmed, tmp_path):
     assert not (exp / "retrain").exists()
 
 
-def test_snas_anneals_and_the_arch_comes_from_the_best_held_out_epoch(tts_data, warmed,
-                                                                     tmp_path):
+def test_snas_anneals_and_the_arch_comes_from_the_best_held_out_epoch(tts_data, warmed, tmp_path):
     exp = tmp_path / "exp"
     shutil.copytree(warmed / "warmup", exp / "warmup")
     _run("search", tts_data, exp, "strategy=snas", "max_epochs=3")
@@ -109,15 +114,21 @@ def test_snas_anneals_and_the_arch_comes_from_the_best_held_out_epoch(tts_data, 
     best = min(arch.history, key=lambda h: h["held_out_loss"])
     assert arch.provenance["chosen_epoch"] == best["epoch"]
     assert arch.probabilities == best["probabilities"]
-    assert arch.ops == [c[max(range(len(p)), key=p.__getitem__)]
-                        for c, p in zip(arch.candidates, best["probabilities"])]
+    assert arch.ops == [
+        c[max(range(len(p)), key=p.__getitem__)]
+        for c, p in zip(arch.candidates, best["probabilities"])
+    ]
     report = (exp / "search" / "report.md").read_text()  # the search diagnostics
-    assert "Decided (max p >= 0.5 in every block)" in report and "| block | op | p | warm-up" \
-        in report and (exp / "search" / "diagnostics.png").is_file()
+    assert (
+        "Decided (max p >= 0.5 in every block)" in report
+        and "| block | op | p | warm-up" in report
+        and (exp / "search" / "diagnostics.png").is_file()
+    )
     saved = torch.load(exp / "search" / "best.pt", weights_only=False)
     probs = [torch.softmax(a, 0).tolist() for a in saved["arch_weights"].values()]
-    np.testing.assert_allclose(np.concatenate(probs), np.concatenate(best["probabilities"]),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        np.concatenate(probs), np.concatenate(best["probabilities"]), atol=1e-6
+    )
 
 
 class _CpuHog:
@@ -127,8 +138,10 @@ class _CpuHog:
         self.procs = []
 
     def start(self) -> None:
-        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                      for _ in range(os.cpu_count() or 2)]
+        self.procs = [
+            subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(os.cpu_count() or 2)
+        ]
 
     def stop(self) -> None:
         for p in self.procs:
@@ -156,8 +169,21 @@ def _wait_and_kill(proc, ckpt_dir, min_step):
 
 
 def _cli(stage, data, exp, *extra):
-    return [*STNAS, stage, "--config", str(DEBUG / f"{stage}.yaml"), "--data-dir", str(data),
-            "--exp-dir", str(exp), "--set", "progress=false", "--set", "ckpt_every=2", *extra]
+    return [
+        *STNAS,
+        stage,
+        "--config",
+        str(DEBUG / f"{stage}.yaml"),
+        "--data-dir",
+        str(data),
+        "--exp-dir",
+        str(exp),
+        "--set",
+        "progress=false",
+        "--set",
+        "ckpt_every=2",
+        *extra,
+    ]
 
 
 def _final_state(exp, stage):
@@ -176,11 +202,14 @@ def test_retrain_killed_and_resumed_equals_uninterrupted(tts_data, tmp_path, cpu
     # the newest checkpoint is damaged as well: the run must fall back to the one before it
     newest = list_checkpoints(tmp_path / "killed" / "retrain" / "ckpt")[-1]
     newest.write_bytes(newest.read_bytes()[:100])
-    out = subprocess.run(cmd(tmp_path / "killed"), check=True, capture_output=True, text=True,
-                         cwd=REPO)
+    out = subprocess.run(
+        cmd(tmp_path / "killed"), check=True, capture_output=True, text=True, cwd=REPO
+    )
     assert "resumed" in out.stdout and newest.name in out.stderr
-    full, resumed = _final_state(tmp_path / "full", "retrain"), _final_state(tmp_path / "killed",
-                                                                              "retrain")
+    full, resumed = (
+        _final_state(tmp_path / "full", "retrain"),
+        _final_state(tmp_path / "killed", "retrain"),
+    )
     assert full["position"]["step"] == resumed["position"]["step"]
     for name, value in full["model"].items():  # bit for bit, with the CPUs busy
         assert torch.equal(resumed["model"][name], value), name
@@ -199,8 +228,9 @@ def test_search_killed_and_resumed_gives_the_same_arch(tts_data, warmed, tmp_pat
     proc = subprocess.Popen(cmd(tmp_path / "killed"), stderr=subprocess.PIPE, text=True, cwd=REPO)
     _wait_and_kill(proc, tmp_path / "killed" / "search" / "ckpt", min_step=6)
     subprocess.run(cmd(tmp_path / "killed"), check=True, capture_output=True, cwd=REPO)
-    a, b = (json.loads((tmp_path / r / "search" / "arch.json").read_text())
-            for r in ("full", "killed"))
+    a, b = (
+        json.loads((tmp_path / r / "search" / "arch.json").read_text()) for r in ("full", "killed")
+    )
     assert a["ops"] == b["ops"] and a["probabilities"] == b["probabilities"]
     assert a["history"] == b["history"]
     fa, fb = (_final_state(tmp_path / r, "search") for r in ("full", "killed"))
@@ -208,8 +238,9 @@ def test_search_killed_and_resumed_gives_the_same_arch(tts_data, warmed, tmp_pat
         assert torch.equal(x, y)
     for name, value in fa["model"].items():
         assert torch.equal(fb["model"][name], value), name
-    assert len(_read_jsonl(tmp_path / "killed" / "search" / "alphas.jsonl")) == \
-        len(_read_jsonl(tmp_path / "full" / "search" / "alphas.jsonl"))
+    assert len(_read_jsonl(tmp_path / "killed" / "search" / "alphas.jsonl")) == len(
+        _read_jsonl(tmp_path / "full" / "search" / "alphas.jsonl")
+    )
 
 
 def _data_with_nan(tts_data, dst):
@@ -233,8 +264,7 @@ def test_nan_batch_is_skipped_and_counted_then_limit_stops(tts_data, tmp_path, c
     data = tmp_path / "data"
     bad = _data_with_nan(tts_data, data)
     arch = str(REPO / "conf" / "arch" / "tdnn_d_tiny.json")
-    summary = _run("retrain", data, tmp_path / "exp", "max_epochs=1", "average_last=0",
-                   arch=arch)
+    summary = _run("retrain", data, tmp_path / "exp", "max_epochs=1", "average_last=0", arch=arch)
     assert summary["bad_batches"] >= 1
     # the culprit is named (not the batch's first ids): in the warning and bad_batches.txt
     assert f"{bad} (non-finite features)" in caplog.text
@@ -258,14 +288,32 @@ def test_two_process_ddp_search_matches_one_process(tts_data, tmp_path):
     for world in (1, 2):
         exp = tmp_path / f"w{world}"
         shutil.copytree(base / "warmup", exp / "warmup")
-        cmd = _cli("search", tts_data, exp, "--set", f"space={space_file}", "--set",
-                   "max_epochs=2", "--set", "log_every=1")
+        cmd = _cli(
+            "search",
+            tts_data,
+            exp,
+            "--set",
+            f"space={space_file}",
+            "--set",
+            "max_epochs=2",
+            "--set",
+            "log_every=1",
+        )
         if world == 2:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
                 port = s.getsockname()[1]
-            cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                   "--master_port", str(port), "-m", *cmd[1:]]
+            cmd = [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nproc_per_node",
+                "2",
+                "--master_port",
+                str(port),
+                "-m",
+                *cmd[1:],
+            ]
         env = dict(os.environ, OMP_NUM_THREADS="1")
         subprocess.run(cmd, check=True, capture_output=True, cwd=REPO, env=env)
         results[world] = exp
@@ -285,8 +333,17 @@ def test_two_process_ddp_search_matches_one_process(tts_data, tmp_path):
 def test_sigterm_writes_a_checkpoint_and_exits(tts_data, tmp_path):
     arch = str(REPO / "conf" / "arch" / "tdnn_d_tiny.json")
     exp = tmp_path / "exp"
-    cmd = _cli("retrain", tts_data, exp, "--arch", arch, "--set", "max_epochs=50",
-               "--set", "ckpt_every=100000")
+    cmd = _cli(
+        "retrain",
+        tts_data,
+        exp,
+        "--arch",
+        arch,
+        "--set",
+        "max_epochs=50",
+        "--set",
+        "ckpt_every=100000",
+    )
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=REPO)
     metrics = exp / "retrain" / "metrics.jsonl"
     while proc.poll() is None and not (metrics.is_file() and '"epoch"' in metrics.read_text()):

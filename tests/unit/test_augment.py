@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from pipeline.data.audio import read_audio
-from pipeline.data.augment import (KINDS, PREFIX, SNR_DB, augment_data_dir,
-                                   augment_training_set, make_noise_sources, parse_kinds)
+from pipeline.data.augment import (
+    KINDS,
+    PREFIX,
+    SNR_DB,
+    augment_data_dir,
+    augment_training_set,
+    make_noise_sources,
+    parse_kinds,
+)
 from pipeline.data.datadir import read_map
 from pipeline.data.perturb import speed_perturb_data_dir
 from pipeline.data.validate import validate_data_dir
@@ -49,8 +56,9 @@ def test_noise_sources_level_and_colour(corpus, tmp_path):
 
 
 def test_copies_ids_draws_and_determinism(corpus, tmp_path):
-    counts = augment_data_dir(corpus / "train", tmp_path / "a", KINDS, seed=5,
-                              noise_dir=tmp_path / "noise", fraction=0.5)
+    counts = augment_data_dir(
+        corpus / "train", tmp_path / "a", KINDS, seed=5, noise_dir=tmp_path / "noise", fraction=0.5
+    )
     train = read_map(corpus / "train" / "utt2spk")
     assert counts == {k: 6 for k in KINDS}  # half of 12 recordings each
     chosen = {}
@@ -59,20 +67,33 @@ def test_copies_ids_draws_and_determinism(corpus, tmp_path):
         p = PREFIX[kind]
         validate_data_dir(d)
         u2s = read_map(d / "utt2spk")
-        assert all(u.startswith(p) and s.startswith(p) and train[u[len(p):]] == s[len(p):]
-                   for u, s in u2s.items())
-        assert read_map(d / "utt2uniq") == {u: u[len(p):] for u in u2s}
+        assert all(
+            u.startswith(p) and s.startswith(p) and train[u[len(p) :]] == s[len(p) :]
+            for u, s in u2s.items()
+        )
+        assert read_map(d / "utt2uniq") == {u: u[len(p) :] for u in u2s}
         assert set(read_map(d / "reco2augment")) == set(read_map(d / "wav.scp"))
-        chosen[kind] = {u[len(p):] for u in u2s}
+        chosen[kind] = {u[len(p) :] for u in u2s}
     assert len({frozenset(c) for c in chosen.values()}) > 1  # each kind draws its own subset
     # the same seed makes the same copies; another seed other ones
-    augment_data_dir(corpus / "train", tmp_path / "b", KINDS, seed=5,
-                     noise_dir=tmp_path / "noise_b", fraction=0.5)
-    augment_data_dir(corpus / "train", tmp_path / "c", KINDS, seed=6,
-                     noise_dir=tmp_path / "noise_c", fraction=0.5)
+    augment_data_dir(
+        corpus / "train",
+        tmp_path / "b",
+        KINDS,
+        seed=5,
+        noise_dir=tmp_path / "noise_b",
+        fraction=0.5,
+    )
+    augment_data_dir(
+        corpus / "train",
+        tmp_path / "c",
+        KINDS,
+        seed=6,
+        noise_dir=tmp_path / "noise_c",
+        fraction=0.5,
+    )
     for kind in KINDS:
-        a, b, c = ((tmp_path / x / f".aug_{kind}" / "reco2augment").read_text()
-                   for x in "abc")
+        a, b, c = ((tmp_path / x / f".aug_{kind}" / "reco2augment").read_text() for x in "abc")
         assert a == b and a != c
     with pytest.raises(StnasError, match="fraction"):
         augment_data_dir(corpus / "train", tmp_path / "d", KINDS, 5, tmp_path / "n", fraction=0)
@@ -90,13 +111,13 @@ def test_audio_of_each_kind(corpus, tmp_path):
         info = read_map(d / "reco2augment")
         for rec, entry in sorted(read_map(d / "wav.scp").items()):
             rate, y = read_audio(entry, rec)
-            _, x = read_audio(clean_wav[rec[len(p):]])
+            _, x = read_audio(clean_wav[rec[len(p) :]])
             x, y = x.astype(np.float64), y.astype(np.float64)
             assert rate == 16000 and abs(y.size - x.size) <= 16  # same length, same rate
             if kind == "noise":
                 # y = 0.5 x + 0.5 g n: the added part has the drawn SNR against the speech
                 added = y - 0.5 * x
-                snr = 10 * np.log10(np.mean((0.5 * x) ** 2) / np.mean(added ** 2))
+                snr = 10 * np.log10(np.mean((0.5 * x) ** 2) / np.mean(added**2))
                 drawn = float(re.search(r"snr=([-\d.]+)dB", info[rec]).group(1))
                 snr_errors.append(abs(snr - drawn))
                 lo, hi = SNR_DB[{"mu": "music", "ba": "babble"}.get(info[rec][:2], "noise")]
@@ -116,9 +137,15 @@ def test_audio_of_each_kind(corpus, tmp_path):
 
 def test_training_set_combines_and_maps_originals(corpus, tmp_path):
     speed_perturb_data_dir(corpus / "train", tmp_path / "train_sp")
-    counts = augment_training_set(tmp_path / "train_sp", corpus / "train",
-                                  tmp_path / "train_sp_aug", ["noise", "telephone"], seed=1,
-                                  noise_dir=tmp_path / "noise", fraction=0.25)
+    counts = augment_training_set(
+        tmp_path / "train_sp",
+        corpus / "train",
+        tmp_path / "train_sp_aug",
+        ["noise", "telephone"],
+        seed=1,
+        noise_dir=tmp_path / "noise",
+        fraction=0.25,
+    )
     d = tmp_path / "train_sp_aug"
     validate_data_dir(d)
     u2s = read_map(d / "utt2spk")
@@ -127,7 +154,13 @@ def test_training_set_combines_and_maps_originals(corpus, tmp_path):
     assert set(read_map(d / "utt2uniq").values()) == train
     assert not list(tmp_path.glob(".train_sp_aug_parts"))  # work dirs removed
     # without speed perturbation the originals map to themselves
-    augment_training_set(corpus / "train", corpus / "train", tmp_path / "train_aug", ["reverb"],
-                         seed=1, noise_dir=tmp_path / "noise")
+    augment_training_set(
+        corpus / "train",
+        corpus / "train",
+        tmp_path / "train_aug",
+        ["reverb"],
+        seed=1,
+        noise_dir=tmp_path / "noise",
+    )
     uniq = read_map(tmp_path / "train_aug" / "utt2uniq")
     assert len(uniq) == 24 and all(uniq[u] == u for u in train)

@@ -46,23 +46,41 @@ def random_graph(seed: int) -> DenGraph:
             lab.append(int(rng.integers(num_units)))
     final = np.where(rng.random(num_states) < 0.6, rng.normal(size=num_states), -np.inf)
     final[[0, 2]] = [0.2, -0.3]  # start final: length-0 utterances have a path
-    return DenGraph(num_states, num_units, 0, np.array(src), np.array(dst), np.array(lab),
-                    rng.normal(size=len(src)), final)
+    return DenGraph(
+        num_states,
+        num_units,
+        0,
+        np.array(src),
+        np.array(dst),
+        np.array(lab),
+        rng.normal(size=len(src)),
+        final,
+    )
 
 
 def brute_logz(graph: DenGraph, log_probs: torch.Tensor) -> torch.Tensor:
     """log Z by listing every path of len(log_probs) arcs: (T, K) -> scalar (autograd)."""
     partial = [(graph.start, log_probs.new_zeros(()))]
     for t in range(log_probs.shape[0]):
-        partial = [(int(graph.dst[a]), score + log_probs[t, graph.label[a]] + graph.weight[a])
-                   for state, score in partial for a in np.nonzero(graph.src == state)[0]]
+        partial = [
+            (int(graph.dst[a]), score + log_probs[t, graph.label[a]] + graph.weight[a])
+            for state, score in partial
+            for a in np.nonzero(graph.src == state)[0]
+        ]
     ends = [score + graph.final[s] for s, score in partial if np.isfinite(graph.final[s])]
     return torch.logsumexp(torch.stack(ends), 0) if ends else log_probs.new_tensor(-np.inf)
 
 
 @pytest.mark.parametrize("impl", ["torch", "fused"])
-@pytest.mark.parametrize("make_graph", [lambda: lm_den_graph(3), lambda: lm_den_graph(4, 3),
-                                        lambda: random_graph(0), lambda: random_graph(1)])
+@pytest.mark.parametrize(
+    "make_graph",
+    [
+        lambda: lm_den_graph(3),
+        lambda: lm_den_graph(4, 3),
+        lambda: random_graph(0),
+        lambda: random_graph(1),
+    ],
+)
 def test_logz_and_gradient_match_brute_force(make_graph, impl):
     graph = make_graph()
     torch.manual_seed(0)
@@ -74,8 +92,8 @@ def test_logz_and_gradient_match_brute_force(make_graph, impl):
     assert torch.isfinite(ref).all()
     torch.testing.assert_close(logz, ref, atol=1e-6, rtol=0)
     weights = torch.tensor([1.0, -0.5, 2.0, 0.7], dtype=torch.float64)
-    grad, = torch.autograd.grad((logz * weights).sum(), log_probs)
-    grad_ref, = torch.autograd.grad((ref * weights).sum(), log_probs)
+    (grad,) = torch.autograd.grad((logz * weights).sum(), log_probs)
+    (grad_ref,) = torch.autograd.grad((ref * weights).sum(), log_probs)
     torch.testing.assert_close(grad, grad_ref, atol=1e-6, rtol=0)
     assert grad[1, 4:].abs().max() == 0 and grad[3].abs().max() == 0  # padding frames
 
@@ -103,14 +121,16 @@ def test_zero_weight_lm_gives_logz_zero_and_plain_ctc():
         label_lengths = torch.tensor([4, 2, 2])
         out = loss(logits.log_softmax(-1), lengths, labels, label_lengths)
         # log Z and the per-utterance values are float64 whatever the input dtype
-        torch.testing.assert_close(out.den_logz, torch.zeros(3, dtype=torch.float64), atol=tol,
-                                   rtol=0)
-        ctc = F.ctc_loss(logits.log_softmax(-1).transpose(0, 1), labels, lengths, label_lengths,
-                         reduction="none")
+        torch.testing.assert_close(
+            out.den_logz, torch.zeros(3, dtype=torch.float64), atol=tol, rtol=0
+        )
+        ctc = F.ctc_loss(
+            logits.log_softmax(-1).transpose(0, 1), labels, lengths, label_lengths, reduction="none"
+        )
         torch.testing.assert_close(out.per_utt, ctc.double(), atol=tol, rtol=1e-6)
         assert out.feasible.all()
-        g_crf, = torch.autograd.grad(out.loss, logits)
-        g_ctc, = torch.autograd.grad(ctc.sum(), logits)
+        (g_crf,) = torch.autograd.grad(out.loss, logits)
+        (g_ctc,) = torch.autograd.grad(ctc.sum(), logits)
         torch.testing.assert_close(g_crf, g_ctc, atol=tol, rtol=1e-5)
 
 
@@ -161,7 +181,7 @@ def test_padding_invariance():
     def run(batch_logits, lengths, batch_labels, label_lengths):
         x = batch_logits.clone().requires_grad_()
         out = loss(x.log_softmax(-1), lengths, batch_labels, label_lengths)
-        grad, = torch.autograd.grad(out.loss, x)
+        (grad,) = torch.autograd.grad(out.loss, x)
         return out.per_utt, grad
 
     alone, g_alone = run(logits, torch.tensor([7]), labels, torch.tensor([3]))
@@ -191,14 +211,26 @@ def test_infeasible_utterances_are_flagged_and_finite():
     out = loss(logits.log_softmax(-1), torch.tensor([2, 2, 4]), labels, torch.tensor([2, 3, 3]))
     assert out.feasible.tolist() == [False, False, True]
     assert torch.isfinite(out.per_utt).all() and torch.isfinite(out.loss)
-    grad, = torch.autograd.grad(out.loss, logits)
+    (grad,) = torch.autograd.grad(out.loss, logits)
     assert torch.isfinite(grad).all() and grad[:2].abs().max() == 0
     assert required_frames(labels, torch.tensor([2, 3, 3])).tolist() == [3, 3, 3]
     # No den path of the right length: log Z = -inf is flagged, never returned as a loss.
-    dead = DenGraph(2, 2, 0, np.array([0]), np.array([1]), np.array([1]), np.array([0.0]),
-                    np.array([-np.inf, 0.0]))
-    out = CtcCrfLoss(dead)(torch.randn(1, 3, 2).log_softmax(-1), torch.tensor([3]),
-                           torch.tensor([[1]]), torch.tensor([1]))
+    dead = DenGraph(
+        2,
+        2,
+        0,
+        np.array([0]),
+        np.array([1]),
+        np.array([1]),
+        np.array([0.0]),
+        np.array([-np.inf, 0.0]),
+    )
+    out = CtcCrfLoss(dead)(
+        torch.randn(1, 3, 2).log_softmax(-1),
+        torch.tensor([3]),
+        torch.tensor([[1]]),
+        torch.tensor([1]),
+    )
     assert not out.feasible[0] and out.loss == 0
 
 
@@ -220,15 +252,20 @@ def test_errors():
     with pytest.raises(ValueError, match="label ids"):
         loss(log_probs, torch.tensor([5]), torch.tensor([[0, 1]]), torch.tensor([2]))  # blank
     with pytest.raises(ValueError, match="columns"):
-        loss(torch.randn(1, 5, 5).log_softmax(-1), torch.tensor([5]), torch.tensor([[1]]),
-             torch.tensor([1]))
+        loss(
+            torch.randn(1, 5, 5).log_softmax(-1),
+            torch.tensor([5]),
+            torch.tensor([[1]]),
+            torch.tensor([1]),
+        )
     with pytest.raises(ValueError, match="input_lengths"):
         loss(log_probs, torch.tensor([6]), torch.tensor([[1]]), torch.tensor([1]))
     empty = DenGraph(0, 4, 0, *(np.zeros(0, dtype=np.int64),) * 3, np.zeros(0), np.zeros(0))
     with pytest.raises(ValueError, match="empty"):
         CtcCrfLoss(empty)
-    bad_label = DenGraph(1, 3, 0, np.array([0]), np.array([0]), np.array([3]), np.array([0.0]),
-                         np.array([0.0]))
+    bad_label = DenGraph(
+        1, 3, 0, np.array([0]), np.array([0]), np.array([3]), np.array([0.0]), np.array([0.0])
+    )
     with pytest.raises(ValueError, match="label"):
         CtcCrfLoss(bad_label)
 
@@ -245,9 +282,10 @@ def test_cuda_matches_cpu():
     results = []
     for device in ("cpu", "cuda"):
         x = logits.to(device).requires_grad_()
-        out = loss.to(device)(x.log_softmax(-1), lengths.to(device), labels.to(device),
-                              label_lengths.to(device))
-        grad, = torch.autograd.grad(out.loss, x)
+        out = loss.to(device)(
+            x.log_softmax(-1), lengths.to(device), labels.to(device), label_lengths.to(device)
+        )
+        (grad,) = torch.autograd.grad(out.loss, x)
         results.append((out.per_utt.cpu(), grad.cpu()))
     torch.testing.assert_close(results[1][0], results[0][0], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(results[1][1], results[0][1], atol=1e-4, rtol=1e-4)

@@ -2,8 +2,13 @@ import shutil
 
 import pytest
 
-from pipeline.data.datadir import (c_sort_key, combine_data_dirs, read_map, subset_data_dir,
-                                   write_data_dir)
+from pipeline.data.datadir import (
+    c_sort_key,
+    combine_data_dirs,
+    read_map,
+    subset_data_dir,
+    write_data_dir,
+)
 from pipeline.data.validate import validate_data_dir
 from pipeline.errors import DataError
 from tests.conftest import make_kaldi_corpus
@@ -31,14 +36,25 @@ def _rewrite(path, fn):
 @pytest.mark.parametrize(
     "name,mutate,pattern",
     [
-        ("text", lambda l: l[::-1], r"text:2.*not sorted"),
-        ("utt2spk", lambda l: l[:2] + [l[1]] + l[2:], r"utt2spk:3.*duplicate id"),
-        ("text", lambda l: [l[0].split()[0] + "\n"] + l[1:], r"text:1.*empty transcript"),
-        ("utt2spk", lambda l: [l[0].replace("trainspk0\n", "trainspk1\n")] + l[1:],
-         r"does not start with its speaker id"),
-        ("spk2utt", lambda l: [l[0].rsplit(" ", 1)[0] + "\n"] + l[1:], r"spk2utt:1.*other utterances"),
-        ("wav.scp", lambda l: l[1:], r"is in utt2spk but not in wav.scp"),
-        ("utt2spk", lambda l: ["\n"] + l, r"utt2spk:1.*empty line"),
+        ("text", lambda lines: lines[::-1], r"text:2.*not sorted"),
+        ("utt2spk", lambda lines: lines[:2] + [lines[1]] + lines[2:], r"utt2spk:3.*duplicate id"),
+        (
+            "text",
+            lambda lines: [lines[0].split()[0] + "\n"] + lines[1:],
+            r"text:1.*empty transcript",
+        ),
+        (
+            "utt2spk",
+            lambda lines: [lines[0].replace("trainspk0\n", "trainspk1\n")] + lines[1:],
+            r"does not start with its speaker id",
+        ),
+        (
+            "spk2utt",
+            lambda lines: [lines[0].rsplit(" ", 1)[0] + "\n"] + lines[1:],
+            r"spk2utt:1.*other utterances",
+        ),
+        ("wav.scp", lambda lines: lines[1:], r"is in utt2spk but not in wav.scp"),
+        ("utt2spk", lambda lines: ["\n"] + lines, r"utt2spk:1.*empty line"),
     ],
 )
 def test_bad_files_name_file_and_line(good, name, mutate, pattern):

@@ -52,8 +52,10 @@ def spell(words):
     return np.stack(rows).astype(np.float32)
 
 
-@pytest.mark.parametrize("words", [["ZED", "EX"], ["WHY", "WHY", "ZED"], ["EX", "EX", "EX"],
-                                   ["WHY", "ZED", "EX", "WHY"], []])
+@pytest.mark.parametrize(
+    "words",
+    [["ZED", "EX"], ["WHY", "WHY", "ZED"], ["EX", "EX", "EX"], ["WHY", "ZED", "EX", "WHY"], []],
+)
 def test_spelled_word_sequences_decode_to_themselves(setup, words):
     decoder, _ = setup
     logprobs = spell(words) if words else np.stack([frame({"<blk>": 0.9})] * 3)
@@ -70,8 +72,13 @@ def test_spelled_word_sequences_decode_to_themselves(setup, words):
 
 def ambiguous():
     """ZED then one frame that sounds more like WHY (B 0.8) than EX (A 0.1)."""
-    rows = [frame({"C": 0.9}), frame({"D": 0.9}), frame({"<blk>": 0.9}),
-            frame({"B": 0.8, "A": 0.1}), frame({"<blk>": 0.9})]
+    rows = [
+        frame({"C": 0.9}),
+        frame({"D": 0.9}),
+        frame({"<blk>": 0.9}),
+        frame({"B": 0.8, "A": 0.1}),
+        frame({"<blk>": 0.9}),
+    ]
     return np.stack(rows).astype(np.float32)
 
 
@@ -79,8 +86,12 @@ def test_lm_weight_sweep_lets_the_lm_win(setup):
     decoder, lm = setup
     logprobs = ambiguous()
     acoustic_gap = math.log(0.8 / 0.1)
-    lm_gap = (lm.logprob(["<s>", "ZED"], "EX") + lm.logprob(["ZED", "EX"], "</s>")
-              - lm.logprob(["<s>", "ZED"], "WHY") - lm.logprob(["ZED", "WHY"], "</s>"))
+    lm_gap = (
+        lm.logprob(["<s>", "ZED"], "EX")
+        + lm.logprob(["ZED", "EX"], "</s>")
+        - lm.logprob(["<s>", "ZED"], "WHY")
+        - lm.logprob(["ZED", "WHY"], "</s>")
+    )
     assert lm_gap > acoustic_gap  # so the sweep below crosses over
     weights = [0.1, 0.5, 1.0, 2.0, 5.0]
     swept = decoder.sweep(logprobs, weights)
@@ -147,8 +158,10 @@ def test_default_pruning_keeps_the_best_path(setup):
         return h.graph_cost + h.acoustic_cost
 
     unpruned = with_config(beam=1e4, max_active=10**6, min_active=1)
-    tight = {"max_active": with_config(max_active=2, min_active=1),
-             "beam": with_config(beam=0.3, min_active=1)}
+    tight = {
+        "max_active": with_config(max_active=2, min_active=1),
+        "beam": with_config(beam=0.3, min_active=1),
+    }
     lost = dict.fromkeys(tight, 0)
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -170,8 +183,7 @@ def test_no_final_state_keeps_the_partial_path(setup):
     logprobs[:, UNIT["C"]] = 0.0
     swept = decoder.sweep(logprobs, [1.0], method="lattice")
     assert swept[1.0].words == ["ZED"] and not swept[1.0].reached_final
-    result = decode_set(decoder, [("u1", spell(["EX"])), ("u2", logprobs)], [1.0],
-                        method="lattice")
+    result = decode_set(decoder, [("u1", spell(["EX"])), ("u2", logprobs)], [1.0], method="lattice")
     assert result.not_final == ["u2"]
 
 
@@ -183,8 +195,15 @@ def test_word_insertion_penalty_costs_each_word_and_drops_weak_words(setup):
     assert penalised.words == base.words
     assert penalised.graph_cost == pytest.approx(base.graph_cost + 3 * 2.5, abs=1e-3)
     # a weak EX after ZED: kept without a penalty (the LM likes it), dropped at penalty 5
-    weak = np.stack([frame({"C": 0.9}), frame({"D": 0.9}), frame({"<blk>": 0.9}),
-                     frame({"A": 0.5, "<blk>": 0.45}), frame({"<blk>": 0.9})]).astype(np.float32)
+    weak = np.stack(
+        [
+            frame({"C": 0.9}),
+            frame({"D": 0.9}),
+            frame({"<blk>": 0.9}),
+            frame({"A": 0.5, "<blk>": 0.45}),
+            frame({"<blk>": 0.9}),
+        ]
+    ).astype(np.float32)
     settings = [(1.0, 0.0), (1.0, 5.0)]
     for method in ("redecode", "lattice"):
         swept = decoder.sweep(weak, settings, method=method)
@@ -222,14 +241,16 @@ def test_beams_are_in_unscaled_units(setup, monkeypatch):
     def capture(**kw):
         seen.append(kw["beam"])
         return real(**kw)
+
     monkeypatch.setattr(kaldi_decoder, "FasterDecoderOptions", capture)
     logprobs = spell(["ZED", "EX"])
     for w in (0.5, 1.0, 4.0):
         assert decoder.best_path(logprobs, w).words == ["ZED", "EX"]
     assert seen == pytest.approx([decoder.config.beam / w for w in (0.5, 1.0, 4.0)])
     # scaling log-probs, weight and beam together is the same search
-    scaled = Decoder(decoder.graph, decoder.words, DecoderConfig(beam=3 * decoder.config.beam),
-                     decoder.num_units)
+    scaled = Decoder(
+        decoder.graph, decoder.words, DecoderConfig(beam=3 * decoder.config.beam), decoder.num_units
+    )
     amb = ambiguous()
     for w in (0.3, 1.0, 3.0):
         assert scaled.best_path(3 * amb, 3 * w).words == decoder.best_path(amb, w).words

@@ -20,7 +20,7 @@ def direct_delta_delta(c, t, window=2):
     for n in range(-window, window + 1):
         for m in range(-window, window + 1):
             total += n * m * c[min(max(t + n + m, 0), T - 1)]
-    return total / denom ** 2
+    return total / denom**2
 
 
 @pytest.mark.parametrize("T", [1, 3, 7, 20])
@@ -49,7 +49,7 @@ def test_cmvn_stats_layout_and_normalisation():
     allf = np.concatenate(utts)
     assert stats.shape == (2, 5) and stats.dtype == np.float64
     np.testing.assert_allclose(stats[0, :4], allf.sum(0))
-    np.testing.assert_allclose(stats[1, :4], (allf ** 2).sum(0))
+    np.testing.assert_allclose(stats[1, :4], (allf**2).sum(0))
     assert stats[0, 4] == 150 and stats[1, 4] == 0
     normed = np.concatenate([apply_cmvn(u, stats) for u in utts]).astype(np.float64)
     np.testing.assert_allclose(normed.mean(0), 0, atol=1e-5)

@@ -37,16 +37,27 @@ def random_graph(seed: int, num_states: int = 30, num_units: int = 7) -> DenGrap
     order = np.argsort(src, kind="stable")
     final = np.where(rng.random(num_states) < 0.5, rng.normal(size=num_states), -np.inf)
     final[0] = 0.1
-    return DenGraph(num_states, num_units, 0, np.array(src)[order], np.array(dst)[order],
-                    np.array(lab)[order], rng.normal(size=len(src)), final)
+    return DenGraph(
+        num_states,
+        num_units,
+        0,
+        np.array(src)[order],
+        np.array(dst)[order],
+        np.array(lab)[order],
+        rng.normal(size=len(src)),
+        final,
+    )
 
 
 def phone_lm_graph(unsmoothed: bool, num_units: int = 12) -> DenGraph:
     rng = random.Random(0)
     words = [[rng.randint(1, num_units - 1) for _ in range(rng.randint(2, 5))] for _ in range(30)]
     seqs = [[p for _ in range(rng.randint(1, 6)) for p in rng.choice(words)] for _ in range(300)]
-    lm = (estimate_unsmoothed_phone_lm(seqs, num_units, 4, 100) if unsmoothed else
-          estimate_phone_lm(seqs, num_units, 4, 100))
+    lm = (
+        estimate_unsmoothed_phone_lm(seqs, num_units, 4, 100)
+        if unsmoothed
+        else estimate_phone_lm(seqs, num_units, 4, 100)
+    )
     return den_graph_from_fst(compose_den_fst(num_units, lm_to_fst(lm)), num_units)
 
 
@@ -62,8 +73,15 @@ def both(graph: DenGraph, log_probs: torch.Tensor, lengths: torch.Tensor, weight
     return out["torch"], out["fused"]
 
 
-@pytest.mark.parametrize("make", [lambda: random_graph(0), lambda: random_graph(5),
-                                  lambda: phone_lm_graph(True), lambda: phone_lm_graph(False)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: random_graph(0),
+        lambda: random_graph(5),
+        lambda: phone_lm_graph(True),
+        lambda: phone_lm_graph(False),
+    ],
+)
 def test_fused_equals_reference_in_float64(make):
     graph = make()
     torch.manual_seed(1)
@@ -93,8 +111,16 @@ def test_fused_float32_close_to_float64():
 
 def test_no_path_and_unreachable_final():
     # A graph whose only final state needs an even number of frames.
-    graph = DenGraph(2, 2, 0, np.array([0, 1]), np.array([1, 0]), np.array([1, 1]),
-                     np.array([0.0, 0.0]), np.array([0.0, -np.inf]))
+    graph = DenGraph(
+        2,
+        2,
+        0,
+        np.array([0, 1]),
+        np.array([1, 0]),
+        np.array([1, 1]),
+        np.array([0.0, 0.0]),
+        np.array([0.0, -np.inf]),
+    )
     log_probs = torch.zeros(3, 3, 2, dtype=torch.float64)
     lengths = torch.tensor([2, 3, 0])
     (z_ref, g_ref), (z, g) = both(graph, log_probs, lengths)

@@ -67,9 +67,15 @@ def test_missing_corrupt_and_failing_audio(tmp_path):
 
 
 def sphere_bytes(samples, rate, nchan=1, coding="pcm", byte_format="01"):
-    fields = [f"sample_rate -i {rate}", f"channel_count -i {nchan}", "sample_n_bytes -i 2",
-              f"sample_coding -s{len(coding)} {coding}", f"sample_byte_format -s2 {byte_format}",
-              f"sample_count -i {len(samples) // nchan}", "end_head"]
+    fields = [
+        f"sample_rate -i {rate}",
+        f"channel_count -i {nchan}",
+        "sample_n_bytes -i 2",
+        f"sample_coding -s{len(coding)} {coding}",
+        f"sample_byte_format -s2 {byte_format}",
+        f"sample_count -i {len(samples) // nchan}",
+        "end_head",
+    ]
     head = ("NIST_1A\n   1024\n" + "\n".join(fields) + "\n").encode()
     head += b" " * (1024 - len(head))
     dtype = "<i2" if byte_format == "01" else ">i2"
@@ -105,11 +111,34 @@ def test_ulaw_decoding_matches_sox(tmp_path):
     subprocess.run(["sox", str(src), "-t", "raw", "-e", "u-law", "-b", "8", str(ul)], check=True)
     p = tmp_path / "u.sph"
     codes = np.frombuffer(ul.read_bytes(), dtype=np.uint8)
-    head = ("NIST_1A\n   1024\nsample_rate -i 8000\nchannel_count -i 1\nsample_n_bytes -i 1\n"
-            "sample_coding -s4 ulaw\nend_head\n").encode()
+    head = (
+        "NIST_1A\n   1024\nsample_rate -i 8000\nchannel_count -i 1\nsample_n_bytes -i 1\n"
+        "sample_coding -s4 ulaw\nend_head\n"
+    ).encode()
     p.write_bytes(head + b" " * (1024 - len(head)) + codes.tobytes())
-    ref = subprocess.run(["sox", "-t", "raw", "-r", "8000", "-e", "u-law", "-b", "8", str(ul),
-                          "-t", "wav", "-e", "signed", "-b", "16", "-"], capture_output=True, check=True)
+    ref = subprocess.run(
+        [
+            "sox",
+            "-t",
+            "raw",
+            "-r",
+            "8000",
+            "-e",
+            "u-law",
+            "-b",
+            "8",
+            str(ul),
+            "-t",
+            "wav",
+            "-e",
+            "signed",
+            "-b",
+            "16",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    )
     _, want = read_wav_bytes(ref.stdout, "ref")
     _, got = read_sphere(str(p))
     np.testing.assert_array_equal(got, want)

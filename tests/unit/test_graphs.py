@@ -11,10 +11,10 @@ import pytest
 
 from pipeline.errors import DataError
 from pipeline.lang.graphs import add_disambig, build_lexicon_fst
-from pipeline.stages.graphs import build_lang_test
 from pipeline.lang.lexicon import write_lexicon, write_units, write_words
 from pipeline.lang.token_fst import ctc_collapse
 from pipeline.lang.word_lm import estimate_word_lm, write_arpa
+from pipeline.stages.graphs import build_lang_test
 
 # A prefix (ONE = A is a prefix of A B), homophones (TWO, TOO) and a word that can follow
 # itself (ONE ONE = A A needs a blank between the two A's under CTC collapse).
@@ -38,8 +38,10 @@ def lang_test(tmp_path_factory):
 
 
 def read_arcs(fst):
-    arcs = {s: [(a.ilabel, a.olabel, a.nextstate) for a in kaldifst.ArcIterator(fst, s)]
-            for s in kaldifst.StateIterator(fst)}
+    arcs = {
+        s: [(a.ilabel, a.olabel, a.nextstate) for a in kaldifst.ArcIterator(fst, s)]
+        for s in kaldifst.StateIterator(fst)
+    }
     final = {s for s in arcs if fst.final(s).value != float("inf")}
     return arcs, final
 
@@ -61,9 +63,12 @@ def tlg_outputs(arcs, final, start, frames):
 
     configs = closure({(start, ())})
     for unit in frames:
-        step = {(dst, out + ((olabel,) if olabel else ()))
-                for state, out in configs for ilabel, olabel, dst in arcs[state]
-                if ilabel == unit + 1}
+        step = {
+            (dst, out + ((olabel,) if olabel else ()))
+            for state, out in configs
+            for ilabel, olabel, dst in arcs[state]
+            if ilabel == unit + 1
+        }
         configs = closure(step)
     return {out for state, out in configs if state in final}
 
@@ -74,8 +79,8 @@ def parses(labels, prons):
         return {()}
     found = set()
     for word, pron in prons:
-        if tuple(labels[:len(pron)]) == pron:
-            found |= {(word,) + rest for rest in parses(labels[len(pron):], prons)}
+        if tuple(labels[: len(pron)]) == pron:
+            found |= {(word,) + rest for rest in parses(labels[len(pron) :], prons)}
     return found
 
 
@@ -91,8 +96,7 @@ def test_tlg_accepts_exactly_the_ctc_spellings_of_word_sequences(lang_test):
     for line in (root / "lang_test_tiny" / "words.txt").read_text().splitlines():
         sym, idx = line.split()
         words[sym] = int(idx)
-    prons = [(words[w], tuple(UNITS[p] for p in pron))
-             for w, ps in LEXICON.items() for pron in ps]
+    prons = [(words[w], tuple(UNITS[p] for p in pron)) for w, ps in LEXICON.items() for pron in ps]
     tlg = kaldifst.StdVectorFst.read(str(root / "lang_test_tiny" / "TLG.fst"))
     arcs, final = read_arcs(tlg)
     # disambiguation symbols (ids >= K) never reach TLG's input side
@@ -105,7 +109,7 @@ def test_tlg_accepts_exactly_the_ctc_spellings_of_word_sequences(lang_test):
             assert got == expected, (frames, got, expected)
             accepted += bool(got)
             checked += 1
-    assert checked == sum(4 ** n for n in range(MAX_FRAMES + 1))
+    assert checked == sum(4**n for n in range(MAX_FRAMES + 1))
     assert 0 < accepted < checked  # e.g. "B" alone spells no word: rejected
     assert info["TLG"]["states"] > 0 and info["LG"]["arcs"] > 0
 

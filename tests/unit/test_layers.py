@@ -15,9 +15,19 @@ from pathlib import Path
 from typing import Dict, List, Set, Tuple
 
 REPO = Path(__file__).resolve().parents[2]
-LAYERS = ["pipeline", "pipeline.data", "pipeline.lang", "pipeline.loss", "pipeline.nas",
-          "pipeline.train", "pipeline.search", "pipeline.decode", "pipeline.stages",
-          "pipeline.study", "steps_py"]
+LAYERS = [
+    "pipeline",
+    "pipeline.data",
+    "pipeline.lang",
+    "pipeline.loss",
+    "pipeline.nas",
+    "pipeline.train",
+    "pipeline.search",
+    "pipeline.decode",
+    "pipeline.stages",
+    "pipeline.study",
+    "steps_py",
+]
 LAZY_OK = {"steps_py"}  # the CLI imports the library lazily
 MAX_LINES = 400
 
@@ -46,17 +56,21 @@ def project_imports(path: Path) -> List[Tuple[str, int, bool]]:
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                                      ast.Lambda))
+            inner = in_function or isinstance(
+                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+            )
             names: List[str] = []
             if isinstance(child, ast.Import):
                 names = [a.name for a in child.names]
             elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
                 names = [child.module]
                 # `from pipeline import errors` imports a module too
-                names += [f"{child.module}.{a.name}" for a in child.names
-                          if (REPO / Path(*child.module.split("."), a.name + ".py")).is_file()
-                          or (REPO / Path(*child.module.split("."), a.name)).is_dir()]
+                names += [
+                    f"{child.module}.{a.name}"
+                    for a in child.names
+                    if (REPO / Path(*child.module.split("."), a.name + ".py")).is_file()
+                    or (REPO / Path(*child.module.split("."), a.name)).is_dir()
+                ]
             for name in names:
                 if name.split(".")[0] in ("pipeline", "steps_py"):
                     out.append((name, child.lineno, in_function))
@@ -79,8 +93,11 @@ def test_layer_table_is_the_documented_one():
 
 def test_every_package_has_a_layer():
     packages = {p.parent for p in (REPO / "pipeline").rglob("__init__.py")} - {REPO / "pipeline"}
-    missing = [str(p.relative_to(REPO)) for p in packages
-               if "_build" not in p.parts and package_of(module_name(p / "x.py")) == "pipeline"]
+    missing = [
+        str(p.relative_to(REPO))
+        for p in packages
+        if "_build" not in p.parts and package_of(module_name(p / "x.py")) == "pipeline"
+    ]
     assert not missing, f"packages without a layer in LAYERS: {missing}"
 
 
@@ -116,7 +133,7 @@ def test_no_import_cycle_between_modules():
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 dfs(nxt)
         stack.pop()
@@ -132,29 +149,43 @@ def test_checker_sees_what_it_forbids(tmp_path):
     """The parser finds function-level and module-level project imports (so the tests above
     can fail)."""
     src = tmp_path / "m.py"
-    src.write_text("import os\nfrom pipeline.errors import StnasError\n\n"
-                   "def f():\n    from pipeline.stages import runner\n    return runner\n")
+    src.write_text(
+        "import os\nfrom pipeline.errors import StnasError\n\n"
+        "def f():\n    from pipeline.stages import runner\n    return runner\n"
+    )
     found = project_imports(src)
     assert ("pipeline.errors", 2, False) in found
     assert ("pipeline.stages", 5, True) in found
-    assert LAYERS.index(package_of("pipeline.stages.runner")) > \
-        LAYERS.index(package_of("pipeline.data.layout"))
+    assert LAYERS.index(package_of("pipeline.stages.runner")) > LAYERS.index(
+        package_of("pipeline.data.layout")
+    )
 
 
 def test_no_module_over_400_lines():
-    long = {str(p.relative_to(REPO)): n for p in sources().values()
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in sources().values()
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
 def test_stage_frame_only_in_stages():
     """Locks, stage logs and stage records are used by the stage runner alone."""
-    frame = ("dir_locks", "stage_log", "StageDir", "write_stage_json", "remove_dependents",
-             "mark_done")
+    frame = (
+        "dir_locks",
+        "stage_log",
+        "StageDir",
+        "write_stage_json",
+        "remove_dependents",
+        "mark_done",
+    )
     bad = []
     for module, path in sources().items():
-        if package_of(module) == "pipeline.stages" or module in ("pipeline.locks",
-                                                                 "pipeline.logfile"):
+        if package_of(module) == "pipeline.stages" or module in (
+            "pipeline.locks",
+            "pipeline.logfile",
+        ):
             continue
         text = path.read_text(encoding="utf-8")
         bad += [f"{path.relative_to(REPO)}: {name}" for name in frame if name in text]

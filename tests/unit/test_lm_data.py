@@ -10,9 +10,9 @@ import pytest
 
 from pipeline.errors import DataError
 from pipeline.lang.graphs import decoding_vocabulary, read_arpa_vocabulary
-from pipeline.stages.graphs import build_lang_test
 from pipeline.lang.lexicon import read_lexicon, write_lexicon, write_units, write_words
 from pipeline.lang.lm_data import LM_BUILD_VERSION, exclude_eval_text, word_lm_arpa
+from pipeline.stages.graphs import build_lang_test
 
 
 def _w(text):
@@ -20,21 +20,39 @@ def _w(text):
 
 
 def test_near_copies_of_dev_and_test_sentences_are_removed():
-    held = _w(["AND THE SYSTEM IS GOING TO CRASH", "YEAH", "I KNOW", "ALL WORK AND NO PLAY",
-               "YOUR OWN MILEAGE MAY VARY", "THE DOG RAN IN THE PARK TODAY"])
-    text = _w(["THE SYSTEM IS GOING TO CRASH",          # contained in a test sentence
-               "ALL WORK AND NO PLAY",                   # identical
-               "SO ALL WORK AND NO PLAY MAKES JACK",     # contains a test sentence
-               "YOUR MILEAGE MAY VARY",                  # one word from a test sentence
-               "THE DOG SAT IN THE PARK TODAY",          # one of seven words changed
-               "YEAH",                                   # identical, short
-               "YEAH I KNOW WHAT YOU MEAN",              # holds short test phrases: kept
-               "SYSTEM IS GOING",                        # contained but short: kept
-               "THE CAT SAT ON THE MAT TODAY",           # four of seven words changed: kept
-               "THE CAT SAT ON THE MAT"])
+    held = _w(
+        [
+            "AND THE SYSTEM IS GOING TO CRASH",
+            "YEAH",
+            "I KNOW",
+            "ALL WORK AND NO PLAY",
+            "YOUR OWN MILEAGE MAY VARY",
+            "THE DOG RAN IN THE PARK TODAY",
+        ]
+    )
+    text = _w(
+        [
+            "THE SYSTEM IS GOING TO CRASH",  # contained in a test sentence
+            "ALL WORK AND NO PLAY",  # identical
+            "SO ALL WORK AND NO PLAY MAKES JACK",  # contains a test sentence
+            "YOUR MILEAGE MAY VARY",  # one word from a test sentence
+            "THE DOG SAT IN THE PARK TODAY",  # one of seven words changed
+            "YEAH",  # identical, short
+            "YEAH I KNOW WHAT YOU MEAN",  # holds short test phrases: kept
+            "SYSTEM IS GOING",  # contained but short: kept
+            "THE CAT SAT ON THE MAT TODAY",  # four of seven words changed: kept
+            "THE CAT SAT ON THE MAT",
+        ]
+    )
     kept, counts = exclude_eval_text(text, held)
-    assert kept == _w(["YEAH I KNOW WHAT YOU MEAN", "SYSTEM IS GOING",
-                       "THE CAT SAT ON THE MAT TODAY", "THE CAT SAT ON THE MAT"])
+    assert kept == _w(
+        [
+            "YEAH I KNOW WHAT YOU MEAN",
+            "SYSTEM IS GOING",
+            "THE CAT SAT ON THE MAT TODAY",
+            "THE CAT SAT ON THE MAT",
+        ]
+    )
     assert counts == {"identical": 2, "contains": 1, "contained": 1, "similar": 2, "kept": 4}
 
 
@@ -42,8 +60,7 @@ def _corpus(root: Path, train, dev, test, lexicon=None):
     d = root / "data"
     for name, lines in {"train": train, "dev": dev, "test": test}.items():
         (d / name).mkdir(parents=True, exist_ok=True)
-        (d / name / "text").write_text("".join(f"{name}{i:03d} {t}\n" for i, t in
-                                               enumerate(lines)))
+        (d / name / "text").write_text("".join(f"{name}{i:03d} {t}\n" for i, t in enumerate(lines)))
     lexicon = lexicon or {w: [[p for p in w[:3]]] for t in train + dev + test for w in t.split()}
     write_lexicon(d / "lang" / "lexicon.txt", lexicon)
     write_words(d / "lang" / "words.txt", list(lexicon) + ["<UNK>"])
@@ -54,8 +71,9 @@ def _corpus(root: Path, train, dev, test, lexicon=None):
 
 
 def test_lm_comes_from_train_transcripts_without_dev_test(tmp_path):
-    d = _corpus(tmp_path, ["THE CAT SAT", "THE DOG SAT", "A SECRET"], ["A SECRET"],
-                ["THE ZEBRA RAN"])
+    d = _corpus(
+        tmp_path, ["THE CAT SAT", "THE DOG SAT", "A SECRET"], ["A SECRET"], ["THE ZEBRA RAN"]
+    )
     arpa = word_lm_arpa(d, "tg")
     assert arpa == d / "local" / "lm" / "tg.arpa"
     unigrams = read_arpa_vocabulary(arpa)
@@ -71,8 +89,12 @@ def test_lm_comes_from_train_transcripts_without_dev_test(tmp_path):
 
 
 def test_lm_is_estimated_again_when_dev_or_test_change(tmp_path):
-    d = _corpus(tmp_path, ["THE CAT SAT", "THE DOG SAT", "A BIG SECRET IS OUT"], ["THE CAT SAT"],
-                ["THE ZEBRA RAN"])
+    d = _corpus(
+        tmp_path,
+        ["THE CAT SAT", "THE DOG SAT", "A BIG SECRET IS OUT"],
+        ["THE CAT SAT"],
+        ["THE ZEBRA RAN"],
+    )
     arpa = word_lm_arpa(d, "tg")
     assert "DOG" in read_arpa_vocabulary(arpa)
     first = arpa.stat().st_mtime_ns
@@ -95,8 +117,10 @@ def test_lm_is_estimated_again_when_dev_or_test_change(tmp_path):
 
 def _tlg_output_words(lang_test: Path):
     tlg = kaldifst.StdVectorFst.read(str(lang_test / "TLG.fst"))
-    ids = {int(i): w for w, i in (ln.split() for ln in
-                                  (lang_test / "words.txt").read_text().splitlines())}
+    ids = {
+        int(i): w
+        for w, i in (ln.split() for ln in (lang_test / "words.txt").read_text().splitlines())
+    }
     out = set()
     for s in range(tlg.num_states):
         for arc in kaldifst.ArcIterator(tlg, s):
@@ -106,12 +130,22 @@ def _tlg_output_words(lang_test: Path):
 
 
 def test_no_dev_or_test_only_word_can_be_decoded(tmp_path):
-    lexicon = {"THE": [["DH", "AH"], ["DH", "IY"]], "CAT": [["K", "AE", "T"]],
-               "SAT": [["S", "AE", "T"]], "DOG": [["D", "AO", "G"]],
-               "ZEBRA": [["Z", "IY", "B", "R", "AH"]], "RAN": [["R", "AE", "N"]],
-               "DOES": [["D", "OW", "Z"], ["D", "AH", "Z"]]}
-    d = _corpus(tmp_path, ["THE CAT SAT", "THE DOG SAT", "DOES THE CAT"], ["THE DOG RAN"],
-                ["THE ZEBRA SAT"], lexicon)
+    lexicon = {
+        "THE": [["DH", "AH"], ["DH", "IY"]],
+        "CAT": [["K", "AE", "T"]],
+        "SAT": [["S", "AE", "T"]],
+        "DOG": [["D", "AO", "G"]],
+        "ZEBRA": [["Z", "IY", "B", "R", "AH"]],
+        "RAN": [["R", "AE", "N"]],
+        "DOES": [["D", "OW", "Z"], ["D", "AH", "Z"]],
+    }
+    d = _corpus(
+        tmp_path,
+        ["THE CAT SAT", "THE DOG SAT", "DOES THE CAT"],
+        ["THE DOG RAN"],
+        ["THE ZEBRA SAT"],
+        lexicon,
+    )
     out = d / "lang_test_tg"
     info = build_lang_test(d / "lang", word_lm_arpa(d, "tg"), out)
     lm_text_words = {"THE", "CAT", "SAT", "DOG", "DOES"}
@@ -132,9 +166,11 @@ def test_tts_vocabulary_is_the_lm_text_and_keeps_every_pronunciation(tts_data, t
     lexicon = read_lexicon(d / "lang" / "lexicon.txt")
     assert set(lexicon) == {w for s in lm_text for w in s}  # the whole pool's words
     assert lexicon["DOES"] == [["D", "OW", "Z"], ["D", "AH", "Z"]]  # every variant
-    held = [t.split() for name in ("dev", "test")
-            for t in (ln.split(maxsplit=1)[1] for ln in
-                      (d / name / "text").read_text().splitlines())]
+    held = [
+        t.split()
+        for name in ("dev", "test")
+        for t in (ln.split(maxsplit=1)[1] for ln in (d / name / "text").read_text().splitlines())
+    ]
     kept, _ = exclude_eval_text(lm_text, held)
     allowed = {w for s in kept for w in s}
     out = d / "lang_test_tg"

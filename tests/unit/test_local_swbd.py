@@ -8,16 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
 from local.swbd.normalize import normalize_ms98_word, normalize_stm
 from local.swbd.prepare import prepare, split_dev
 from pipeline.data.audio import read_audio
 from pipeline.data.datadir import read_map
 from pipeline.data.validate import validate_data_dir
 from pipeline.errors import DataError
-from tests.fixtures_ldc import (
-    GLM_TEXT, SWBD_DICT, build_swbd, ulaw_decode, write_cmudict,
-)
+from tests.fixtures_ldc import GLM_TEXT, SWBD_DICT, build_swbd, ulaw_decode, write_cmudict
 
 TRAIN_TEXT = {
     "sw02001-B_000000-000100": "[VOCALIZED-NOISE] IT'N UH-HUH",
@@ -59,15 +56,31 @@ def _copy(corpus, tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("token, word", [
-    ("[silence]", ""), ("<b_aside>", ""), ("<e_aside>", ""), ("[noise]", "[NOISE]"),
-    ("[laughter]", "[LAUGHTER]"), ("[vocalized-noise]", "[VOCALIZED-NOISE]"),
-    ("[laughter-yeah]", "YEAH"), ("[laughter-th[e]-]", "TH-"), ("[it'n/isn't]", "IT'N"),
-    ("[lem[guini]-/linguini]", "LEM-"), ("th[e]-", "TH-"), ("ab[solute]", "AB-"),
-    ("-[be]cause", "-CAUSE"), ("[be]cause", "-CAUSE"), ("ammu[n]it-", "AMMU-IT-"),
-    ("{yuppiedom}", "YUPPIEDOM"), ("them_1", "THEM"), ("them_1's", "THEM'S"),
-    ("uh-huh", "UH-HUH"), ("[sigh]", "[NOISE]"),
-])
+@pytest.mark.parametrize(
+    "token, word",
+    [
+        ("[silence]", ""),
+        ("<b_aside>", ""),
+        ("<e_aside>", ""),
+        ("[noise]", "[NOISE]"),
+        ("[laughter]", "[LAUGHTER]"),
+        ("[vocalized-noise]", "[VOCALIZED-NOISE]"),
+        ("[laughter-yeah]", "YEAH"),
+        ("[laughter-th[e]-]", "TH-"),
+        ("[it'n/isn't]", "IT'N"),
+        ("[lem[guini]-/linguini]", "LEM-"),
+        ("th[e]-", "TH-"),
+        ("ab[solute]", "AB-"),
+        ("-[be]cause", "-CAUSE"),
+        ("[be]cause", "-CAUSE"),
+        ("ammu[n]it-", "AMMU-IT-"),
+        ("{yuppiedom}", "YUPPIEDOM"),
+        ("them_1", "THEM"),
+        ("them_1's", "THEM'S"),
+        ("uh-huh", "UH-HUH"),
+        ("[sigh]", "[NOISE]"),
+    ],
+)
 def test_normalize_ms98_word(token, word):
     assert normalize_ms98_word(token) == word
 
@@ -99,7 +112,10 @@ def test_sets_texts_segments(prepared):
     }
     assert read_map(out / "test" / "segments")["en_4156-B_000025-000100"] == "en_4156-B 0.25 1.00"
     assert read_map(out / "train" / "reco2file_and_channel") == {
-        "sw02001-B": "sw02001 B", "sw02005-A": "sw02005 A", "sw02005-B": "sw02005 B"}
+        "sw02001-B": "sw02001 B",
+        "sw02005-A": "sw02005 A",
+        "sw02005-B": "sw02005 B",
+    }
 
 
 def test_wav_scp_channels_read_back(prepared, corpus):
@@ -132,25 +148,45 @@ def test_stm_and_glm_kept_for_scoring(prepared):
 def test_lexicon_noise_units(prepared):
     out, res = prepared
     lines = (out / "local" / "dict" / "lexicon.txt").read_text().splitlines()
-    for entry in ("[LAUGHTER] LAU", "[NOISE] NSN", "[VOCALIZED-NOISE] SPN", "<UNK> SPN",
-                  "<NOISE> NSN", "DON'T D OW1 N T", "UH-HUH AH0 HH AH1", "THINK TH IH1 NG K"):
+    for entry in (
+        "[LAUGHTER] LAU",
+        "[NOISE] NSN",
+        "[VOCALIZED-NOISE] SPN",
+        "<UNK> SPN",
+        "<NOISE> NSN",
+        "DON'T D OW1 N T",
+        "UH-HUH AH0 HH AH1",
+        "THINK TH IH1 NG K",
+    ):
         assert entry in lines
     assert res["oov_words"] == 7  # TH- -CAUSE YUPPIEDOM IT'N AB- %HESITATION BU-
 
 
 def test_explicit_part_paths(corpus, dictionary, tmp_path):
     root = corpus[0]
-    res = prepare(None, tmp_path / "out", lexicon=dictionary, dev_utts=3,
-                  swbd=root / "LDC97S62", transcripts=root,
-                  eval2000_audio=root / "LDC2002S09", eval2000_text=root / "LDC2002T43")
+    res = prepare(
+        None,
+        tmp_path / "out",
+        lexicon=dictionary,
+        dev_utts=3,
+        swbd=root / "LDC97S62",
+        transcripts=root,
+        eval2000_audio=root / "LDC2002S09",
+        eval2000_text=root / "LDC2002T43",
+    )
     assert res["sets"] == {"train": 2, "dev": 4, "test": 3}
 
 
-@pytest.mark.parametrize("remove, message", [
-    ("LDC97S62", "swb1_d"), ("swb_ms98_transcriptions", "swb_ms98_transcriptions"),
-    ("LDC2002S09", "english"), ("LDC2002T43", "reference"),
-    ("LDC2002T43/2000_hub5_eng_eval_tr/reference/en20000405_hub5.glm", "glm"),
-])
+@pytest.mark.parametrize(
+    "remove, message",
+    [
+        ("LDC97S62", "swb1_d"),
+        ("swb_ms98_transcriptions", "swb_ms98_transcriptions"),
+        ("LDC2002S09", "english"),
+        ("LDC2002T43", "reference"),
+        ("LDC2002T43/2000_hub5_eng_eval_tr/reference/en20000405_hub5.glm", "glm"),
+    ],
+)
 def test_layout_errors(corpus, dictionary, tmp_path, remove, message):
     root = _copy(corpus, tmp_path)
     target = root / remove

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
 from local.wsj.normalize import normalize_transcript, normalize_word
 from local.wsj.prepare import prepare
 from pipeline.data.audio import read_audio
@@ -27,8 +26,11 @@ TEXTS = {
     "440c0201": "THE DOLLAR ROSE <NOISE>",
     "441c0201": "PRICES ROSE",
 }
-SETS = {"train": ["011c0201", "011c0202", "46uc0301"], "dev": ["4k0c0301", "4k0c0302"],
-        "test": ["440c0201"]}
+SETS = {
+    "train": ["011c0201", "011c0202", "46uc0301"],
+    "dev": ["4k0c0301", "4k0c0302"],
+    "test": ["440c0201"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +57,33 @@ def _copy(corpus, tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("token, word", [
-    ("[loud_breath]", "<NOISE>"), ("[<door_slam]", ""), ("[door_slam>]", ""),
-    ("[phone_ring/]", ""), ("[/phone_ring]", ""), ("~", ""), (".", ""), ("<and>", "AND"),
-    ("<*IN*>", "IN"), ("*rose*", "ROSE"), ("!stocks", "STOCKS"),
-    ("re:structuring", "RESTRUCTURING"),
-    ("revo(lutionary)-", "REVO-"), ("(re)structuring", "-STRUCTURING"), (r"I\.", "I."),
-    ("--DASH", "-DASH"), ("%PERCENT", "PERCENT"), (".POINT", "POINT"), (",COMMA", ",COMMA"),
-    ("!EXCLAMATION-POINT", "!EXCLAMATION-POINT"), (":COLON", ":COLON"), ("(PAREN", "(PAREN"),
-])
+@pytest.mark.parametrize(
+    "token, word",
+    [
+        ("[loud_breath]", "<NOISE>"),
+        ("[<door_slam]", ""),
+        ("[door_slam>]", ""),
+        ("[phone_ring/]", ""),
+        ("[/phone_ring]", ""),
+        ("~", ""),
+        (".", ""),
+        ("<and>", "AND"),
+        ("<*IN*>", "IN"),
+        ("*rose*", "ROSE"),
+        ("!stocks", "STOCKS"),
+        ("re:structuring", "RESTRUCTURING"),
+        ("revo(lutionary)-", "REVO-"),
+        ("(re)structuring", "-STRUCTURING"),
+        (r"I\.", "I."),
+        ("--DASH", "-DASH"),
+        ("%PERCENT", "PERCENT"),
+        (".POINT", "POINT"),
+        (",COMMA", ",COMMA"),
+        ("!EXCLAMATION-POINT", "!EXCLAMATION-POINT"),
+        (":COLON", ":COLON"),
+        ("(PAREN", "(PAREN"),
+    ],
+)
 def test_normalize_word(token, word):
     assert normalize_word(token) == word
 
@@ -118,8 +138,12 @@ def test_lexicon_covers_transcript_words(prepared):
 def test_lms_located_and_left_compressed(prepared, corpus):
     out, res = prepared
     base = corpus[0] / "13-32.1/wsj1/doc/lng_modl/base_lm"
-    expected = {"bg": base / "bcb20onp.z", "tg": base / "tcb20onp.z",
-                "bg_5k": base / "bcb05onp.z", "tg_5k": base / "tcb05cnp.z"}
+    expected = {
+        "bg": base / "bcb20onp.z",
+        "tg": base / "tcb20onp.z",
+        "bg_5k": base / "bcb05onp.z",
+        "tg_5k": base / "tcb05cnp.z",
+    }
     assert res["lms"] == {k: str(v) for k, v in expected.items()}
     assert read_map(out / "local" / "lm" / "lm_paths.txt") == res["lms"]
     assert gzip.decompress(expected["tg"].read_bytes()).startswith(b"preamble")
@@ -131,8 +155,9 @@ def test_separate_roots_and_5k_test_set(corpus, dictionary, tmp_path):
     for disc in corpus[0].iterdir():
         shutil.copytree(disc, (wsj0 if disc.name.startswith("11-") else wsj1) / disc.name)
     out = tmp_path / "out"
-    res = prepare(None, out, wsj0=wsj0, wsj1=wsj1, lexicon=dictionary,
-                  test_set="eval92_5k", train_set="si84")
+    res = prepare(
+        None, out, wsj0=wsj0, wsj1=wsj1, lexicon=dictionary, test_set="eval92_5k", train_set="si84"
+    )
     assert res["sets"] == {"train": 2, "dev": 2, "test": 1}
     assert read_map(out / "test" / "text") == {"441c0201": "PRICES ROSE"}
 
@@ -198,9 +223,15 @@ def test_default_lexicon_is_festival_cmudict(corpus, tmp_path):
 def test_lookup_fallback_spellings():
     from local.ldc_common import lookup
 
-    d = {"DONT": [["D", "OW1", "N", "T"]], "HOUSE": [["HH", "AW1", "S"]],
-         "JACK": [["JH", "AE1", "K"]], "FORTY": [["F", "AO1", "R", "T", "IY0"]],
-         "FIVE": [["F", "AY1", "V"]], "COMMA": [["K", "AA1", "M", "AH0"]], "THE": [["DH", "AH0"]]}
+    d = {
+        "DONT": [["D", "OW1", "N", "T"]],
+        "HOUSE": [["HH", "AW1", "S"]],
+        "JACK": [["JH", "AE1", "K"]],
+        "FORTY": [["F", "AO1", "R", "T", "IY0"]],
+        "FIVE": [["F", "AY1", "V"]],
+        "COMMA": [["K", "AA1", "M", "AH0"]],
+        "THE": [["DH", "AH0"]],
+    }
     assert lookup("DON'T", d) == [["D", "OW1", "N", "T"]]
     assert lookup("HOUSE'S", d) == [["HH", "AW1", "S", "IH0", "Z"]]
     assert lookup("JACK'S", d) == [["JH", "AE1", "K", "S"]]

@@ -2,9 +2,9 @@ import pytest
 
 from pipeline.data.audio import read_audio
 from pipeline.data.datadir import read_map, write_data_dir
-from pipeline.lang.labels import ctc_min_frames, make_labels
 from pipeline.data.perturb import speed_perturb_data_dir
 from pipeline.data.validate import validate_data_dir
+from pipeline.lang.labels import ctc_min_frames, make_labels
 from tests.conftest import make_kaldi_corpus
 
 
@@ -13,8 +13,16 @@ def test_speed_perturbation_ids_and_duration_ratio(tmp_path):
     sp = speed_perturb_data_dir(train, tmp_path / "train_sp")
     validate_data_dir(sp)
     u2s = read_map(sp / "utt2spk")
-    assert sorted(u2s) == sorted(["trainspk0-000", "trainspk0-001", "sp0.9-trainspk0-000",
-                                  "sp0.9-trainspk0-001", "sp1.1-trainspk0-000", "sp1.1-trainspk0-001"])
+    assert sorted(u2s) == sorted(
+        [
+            "trainspk0-000",
+            "trainspk0-001",
+            "sp0.9-trainspk0-000",
+            "sp0.9-trainspk0-001",
+            "sp1.1-trainspk0-000",
+            "sp1.1-trainspk0-001",
+        ]
+    )
     assert u2s["sp0.9-trainspk0-000"] == "sp0.9-trainspk0"
     assert read_map(sp / "utt2uniq")["sp1.1-trainspk0-001"] == "trainspk0-001"
     wav = read_map(sp / "wav.scp")
@@ -26,8 +34,13 @@ def test_speed_perturbation_ids_and_duration_ratio(tmp_path):
 
 
 def test_speed_perturbation_scales_segments(tmp_path):
-    d = write_data_dir(tmp_path / "seg", {"rec1": "/a.wav"}, {"rec1-u1": "HI THERE"},
-                       {"rec1-u1": "rec1"}, segments={"rec1-u1": "rec1 0.90 1.80"})
+    d = write_data_dir(
+        tmp_path / "seg",
+        {"rec1": "/a.wav"},
+        {"rec1-u1": "HI THERE"},
+        {"rec1-u1": "rec1"},
+        segments={"rec1-u1": "rec1 0.90 1.80"},
+    )
     sp = speed_perturb_data_dir(d, tmp_path / "sp")
     seg = read_map(sp / "segments")
     assert seg["sp0.9-rec1-u1"] == "sp0.9-rec1 1.000 2.000"

@@ -10,9 +10,15 @@ import kaldilm
 import numpy as np
 import pytest
 
-from pipeline.lang.phone_lm import (BOS, EOS, estimate_phone_lm, lm_to_fst, perplexity,
-                                    read_arpa, sequence_logprob, write_arpa)
-
+from pipeline.lang.arpa import read_arpa, write_arpa
+from pipeline.lang.phone_lm import (
+    BOS,
+    EOS,
+    estimate_phone_lm,
+    lm_to_fst,
+    perplexity,
+    sequence_logprob,
+)
 from tests.conftest import phone_corpus  # noqa: E402
 
 K = 12
@@ -69,10 +75,11 @@ def test_pruning_keeps_all_short_histories_and_the_best_long_ones(train):
     for seq in train:
         padded = [BOS] + seq + [EOS]
         for i in range(3, len(padded)):
-            counts.setdefault(tuple(padded[i - 3:i]), []).append(padded[i])
+            counts.setdefault(tuple(padded[i - 3 : i]), []).append(padded[i])
 
     def gain(h):
         return sum(full.logprob(h, w) - full.logprob(h[1:], w) for w in counts[h])
+
     dropped = set(long_hists) - set(kept)
     assert min(gain(h) for h in kept) >= max(gain(h) for h in dropped) - 1e-9
     # Kept states are unchanged by pruning; dropped ones back off.
@@ -118,9 +125,9 @@ def test_fst_path_weight_is_the_sentence_logprob(train):
 
 def test_bad_input():
     with pytest.raises(ValueError):
-        estimate_phone_lm([[1, 0, 2]], 3)   # blank is not a phone
+        estimate_phone_lm([[1, 0, 2]], 3)  # blank is not a phone
     with pytest.raises(ValueError):
-        estimate_phone_lm([[1, 3]], 3)      # id >= K
+        estimate_phone_lm([[1, 3]], 3)  # id >= K
     lm = estimate_phone_lm([[1, 2]], 3)
     with pytest.raises(ValueError):
         sequence_logprob(lm, [5])

@@ -10,10 +10,9 @@ import kaldifst
 import numpy as np
 import pytest
 
-from pipeline.lang.phone_lm import (BOS, EOS, lm_to_fst, read_arpa, sequence_logprob,
-                                    write_arpa)
+from pipeline.lang.arpa import read_arpa, write_arpa
+from pipeline.lang.phone_lm import BOS, EOS, lm_to_fst, sequence_logprob
 from pipeline.lang.phone_lm_unsmoothed import estimate_unsmoothed_phone_lm
-
 from tests.conftest import phone_corpus  # noqa: E402
 
 K = 12
@@ -46,8 +45,7 @@ def test_dedup_counts_each_transcript_once():
     seqs = [[1, 2], [1, 2], [1, 2], [2]]
     once = estimate_unsmoothed_phone_lm(seqs, num_units=3, order=2, no_prune_order=2)
     assert math.exp(once.logprob((BOS,), 1)) == pytest.approx(1 / 2)
-    every = estimate_unsmoothed_phone_lm(seqs, num_units=3, order=2, no_prune_order=2,
-                                         dedup=False)
+    every = estimate_unsmoothed_phone_lm(seqs, num_units=3, order=2, no_prune_order=2, dedup=False)
     assert math.exp(every.logprob((BOS,), 1)) == pytest.approx(3 / 4)
 
 
@@ -57,7 +55,7 @@ def positions(seqs, order):
         hist = (BOS,)
         for w in list(seq) + [EOS]:
             yield hist, w
-            hist = (hist + (w,))[-(order - 1):]
+            hist = (hist + (w,))[-(order - 1) :]
 
 
 def ml_logprob(seqs, key):
@@ -73,8 +71,7 @@ def ml_logprob(seqs, key):
 
 
 def test_no_pruning_is_the_maximum_likelihood_4gram(phone_train):
-    lm = estimate_unsmoothed_phone_lm(phone_train, K, order=4, max_extra_states=None,
-                                      dedup=False)
+    lm = estimate_unsmoothed_phone_lm(phone_train, K, order=4, max_extra_states=None, dedup=False)
     got = sum(sequence_logprob(lm, s) for s in phone_train)
     assert got == pytest.approx(ml_logprob(phone_train, key=lambda h: h), abs=1e-8)
 
@@ -92,18 +89,28 @@ def test_pruning_target_and_likelihood_order(phone_train, extra):
     basic = {h[-2:] for h, _ in positions(phone_train, 4) if len(h) >= 2}  # trigram histories
     assert len(lm.states()) == len(basic) + extra  # Kaldi's target: basic + extra states
     assert all(len(h) >= 2 or h == (BOS,) for h in lm.states())  # never below the bigram
-    ll = {n: sum(sequence_logprob(estimate_unsmoothed_phone_lm(
-        phone_train, K, order=4, max_extra_states=n, dedup=False), s) for s in phone_train)
-        for n in (0, extra, None)}
+    ll = {
+        n: sum(
+            sequence_logprob(
+                estimate_unsmoothed_phone_lm(
+                    phone_train, K, order=4, max_extra_states=n, dedup=False
+                ),
+                s,
+            )
+            for s in phone_train
+        )
+        for n in (0, extra, None)
+    }
     assert ll[0] < ll[extra] < ll[None]  # more states, higher training likelihood
 
 
-@pytest.mark.parametrize("order,no_prune,extra", [(4, 3, 50), (5, 3, 80), (3, 2, 10),
-                                                  (2, 1, 3)])
-def test_every_state_is_a_distribution_and_the_fst_is_stochastic(phone_train, order, no_prune,
-                                                                 extra):
-    lm = estimate_unsmoothed_phone_lm(phone_train, K, order=order, max_extra_states=extra,
-                                      no_prune_order=no_prune)
+@pytest.mark.parametrize("order,no_prune,extra", [(4, 3, 50), (5, 3, 80), (3, 2, 10), (2, 1, 3)])
+def test_every_state_is_a_distribution_and_the_fst_is_stochastic(
+    phone_train, order, no_prune, extra
+):
+    lm = estimate_unsmoothed_phone_lm(
+        phone_train, K, order=order, max_extra_states=extra, no_prune_order=no_prune
+    )
     for h in lm.states():
         assert abs(np.exp(lm.log_distribution(h)).sum() - 1.0) < 1e-9, h
     fst = lm_to_fst(lm)

@@ -68,8 +68,9 @@ stale text that the renderer replaces
 
 
 def run(root, *args):
-    return subprocess.run([sys.executable, str(SCRIPT), "--root", str(root), *args],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--root", str(root), *args], capture_output=True, text=True
+    )
 
 
 @pytest.fixture
@@ -112,8 +113,9 @@ def test_render_fills_blocks_from_their_sources(example):
     assert run(example, "--check").returncode == 0
     page = (example / "README.md").read_text()
     assert "stale text" not in page
-    assert ("| ST-NAS searched, retrained with CTC-CRF | 0.08M | 30.32 | 31.44 | 5.37 / 4.83 "
-            "| 1, 0.5 |") in page
+    assert (
+        "| ST-NAS searched, retrained with CTC-CRF | 0.08M | 30.32 | 31.44 | 5.37 / 4.83 | 1, 0.5 |"
+    ) in page
     assert "| TDNN-D (hand design), trained the same way | 0.12M | 30.24 | 31.27 |" in page
     assert "| method | test %WER |\n|---|---:|\n| ST-NAS | 32.18 ± 0.20 |" in page
     assert "* DARTS: 1.00" in page and "first comparison" not in page
@@ -139,13 +141,16 @@ def test_a_changed_source_number_fails_the_check_until_rendered(example):
     assert "28.99 ± 1.83" in page and "| 31.50 |" in page and "29.46" not in page
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("results swbd", "no rows for corpus 'swbd'"),
-    ("table bench/results/missing.md", "no file bench/results/missing.md"),
-    ("table bench/results/study.md 3", "has 1 table(s), not 3"),
-    ('table bench/results/study.md columns="method;dev %WER"', "no column 'dev %WER'"),
-    ("chart RESULTS.md", "not understood"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("results swbd", "no rows for corpus 'swbd'"),
+        ("table bench/results/missing.md", "no file bench/results/missing.md"),
+        ("table bench/results/study.md 3", "has 1 table(s), not 3"),
+        ('table bench/results/study.md columns="method;dev %WER"', "no column 'dev %WER'"),
+        ("chart RESULTS.md", "not understood"),
+    ],
+)
 def test_a_block_that_cannot_be_rendered_is_an_error(example, spec, message):
     (example / "README.md").write_text(f"<!-- render: {spec} -->\n<!-- /render -->\n")
     r = run(example, "--check")

@@ -9,8 +9,15 @@ import re
 import pytest
 
 from pipeline.decode.results import ResultRow, read_results, update_results
-from pipeline.decode.scoring import (WerResult, choose_lm_weight, find_sclite, score,
-                                     score_at_weight, score_sweep, write_trn)
+from pipeline.decode.scoring import (
+    WerResult,
+    choose_lm_weight,
+    find_sclite,
+    score,
+    score_at_weight,
+    score_sweep,
+    write_trn,
+)
 from pipeline.errors import DataError
 
 needs_sclite = pytest.mark.skipif(find_sclite() is None, reason="sclite (Debian sctk) missing")
@@ -59,12 +66,18 @@ def test_sclite_and_fallback_agree_on_random_text(tmp_path):
     by_python = score(ref, hyp, tmp_path / "p", "hyp", use_sclite=False)
     assert counts(by_sclite) == counts(by_python)
     assert min(by_sclite.sub, by_sclite.dels, by_sclite.ins) > 0
-    per_utt = re.findall(r"id: \((\S+)\)\nScores: \(#C #S #D #I\) (\d+ \d+ \d+ \d+)",
-                         (tmp_path / "s" / "hyp.pra").read_text())
+    per_utt = re.findall(
+        r"id: \((\S+)\)\nScores: \(#C #S #D #I\) (\d+ \d+ \d+ \d+)",
+        (tmp_path / "s" / "hyp.pra").read_text(),
+    )
     assert len(per_utt) == 600
-    assert dict(per_utt) == dict(re.findall(r"id: \((\S+)\)\nScores: \(#C #S #D #I\) "
-                                            r"(\d+ \d+ \d+ \d+)",
-                                            (tmp_path / "p" / "hyp.pra").read_text()))
+    assert dict(per_utt) == dict(
+        re.findall(
+            r"id: \((\S+)\)\nScores: \(#C #S #D #I\) "
+            r"(\d+ \d+ \d+ \d+)",
+            (tmp_path / "p" / "hyp.pra").read_text(),
+        )
+    )
 
 
 def test_fallback_reports_and_wer_line(tmp_path):
@@ -103,21 +116,30 @@ class Guarded(dict):
 
 def test_lm_weight_chosen_on_dev_and_applied_to_test(tmp_path):
     ref = {"u1": "A B C", "u2": "D E"}
-    dev_hyps = {0.5: {"u1": "A B C", "u2": "D E"}, 1.0: {"u1": "A C", "u2": "D E"},
-                2.0: {"u1": "A", "u2": "D"}}
+    dev_hyps = {
+        0.5: {"u1": "A B C", "u2": "D E"},
+        1.0: {"u1": "A C", "u2": "D E"},
+        2.0: {"u1": "A", "u2": "D"},
+    }
     dev = score_sweep(ref, dev_hyps, tmp_path / "decode_dev", use_sclite=False)
     assert [round(dev[w].wer, 2) for w in (0.5, 1.0, 2.0)] == [0.0, 20.0, 60.0]
     weight = choose_lm_weight(dev)
     assert weight == 0.5
     # on test, weight 2.0 would be best: the choice must not move there
-    test_hyps = Guarded({0.5: {"u1": "A X C", "u2": "D E"}, 1.0: {"u1": "A", "u2": ""},
-                         2.0: {"u1": "A B C", "u2": "D E"}})
+    test_hyps = Guarded(
+        {
+            0.5: {"u1": "A X C", "u2": "D E"},
+            1.0: {"u1": "A", "u2": ""},
+            2.0: {"u1": "A B C", "u2": "D E"},
+        }
+    )
     res = score_at_weight(ref, test_hyps, weight, tmp_path / "decode_test", use_sclite=False)
     assert test_hyps.read == {0.5}
     assert res.sub == 1 and res.errors == 1
     best = (tmp_path / "decode_test" / "best_wer").read_text().strip()
-    assert re.fullmatch(r"%WER 20\.00 \[ 1 / 5, 0 ins, 0 del, 1 sub \] .*decode_test/wer_0\.5",
-                        best)
+    assert re.fullmatch(
+        r"%WER 20\.00 \[ 1 / 5, 0 ins, 0 del, 1 sub \] .*decode_test/wer_0\.5", best
+    )
     assert (tmp_path / "decode_test" / "wer_0.5").is_file()
     assert not (tmp_path / "decode_test" / "wer_2").exists()
     # ties go to the smaller weight
@@ -126,28 +148,50 @@ def test_lm_weight_chosen_on_dev_and_applied_to_test(tmp_path):
 
 
 def row(set_, arch, wer, lm="tg"):
-    return ResultRow("tts", set_, arch, "1.2M", lm, 0.8, wer, 1, 2, 3, 100, f"exp/{arch}",
-                     word_penalty=0.5, oov="1.25")
+    return ResultRow(
+        "tts",
+        set_,
+        arch,
+        "1.2M",
+        lm,
+        0.8,
+        wer,
+        1,
+        2,
+        3,
+        100,
+        f"exp/{arch}",
+        word_penalty=0.5,
+        oov="1.25",
+    )
 
 
 def test_results_rows_are_kept_and_replaced(tmp_path):
     path = tmp_path / "RESULTS.md"
     update_results(path, [row("test", "st_nas", 12.5), row("dev", "st_nas", 11.0)])
     text = path.read_text()
-    path.write_text("# Results\n\nHand-written notes.\n" + text.split("# Results", 1)[1]
-                    + "\nTrailing notes.\n")
+    path.write_text(
+        "# Results\n\nHand-written notes.\n" + text.split("# Results", 1)[1] + "\nTrailing notes.\n"
+    )
     rows = update_results(path, [row("test", "darts", 14.0), row("test", "st_nas", 10.25)])
     assert len(rows) == 3
     again = {r.key: r.wer for r in read_results(path)}
-    assert again == {("tts", "test", "st_nas", "tg"): 10.25, ("tts", "dev", "st_nas", "tg"): 11.0,
-                     ("tts", "test", "darts", "tg"): 14.0}
+    assert again == {
+        ("tts", "test", "st_nas", "tg"): 10.25,
+        ("tts", "dev", "st_nas", "tg"): 11.0,
+        ("tts", "test", "darts", "tg"): 14.0,
+    }
     final = path.read_text()
     assert "Hand-written notes." in final and "Trailing notes." in final
-    assert "| tts | test | st_nas | 1.2M | tg | 0.8 | 0.5 | 10.25 | 1 | 2 | 3 | 100 | 1.25 | " \
+    assert (
+        "| tts | test | st_nas | 1.2M | tg | 0.8 | 0.5 | 10.25 | 1 | 2 | 3 | 100 | 1.25 | "
         "exp/st_nas |" in final
+    )
     assert final.count("| corpus |") == 1
     # a table written before the word penalty and OOV columns is still read
-    path.write_text("<!-- stnas:results:begin -->\n| corpus | set | arch |\n|---|\n| tts | test | st | 0.08M | "
-                    "tg | 1 | 27.97 | 246 | 7 | 77 | 1180 | exp/x |\n<!-- stnas:results:end -->\n")
+    path.write_text(
+        "<!-- stnas:results:begin -->\n| corpus | set | arch |\n|---|\n| tts | test | st | 0.08M | "
+        "tg | 1 | 27.97 | 246 | 7 | 77 | 1180 | exp/x |\n<!-- stnas:results:end -->\n"
+    )
     (old,) = read_results(path)
     assert (old.word_penalty, old.oov, old.wer, old.words) == (0.0, "?", 27.97, 1180)

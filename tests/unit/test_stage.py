@@ -30,12 +30,15 @@ def test_stnas_turns_dynamic_threading_off_before_torch_loads():
     import subprocess
     import sys
 
-    code = ("import os, steps_py.cli, torch; from pipeline.threads import pin_threads; "
-            "print(os.environ['MKL_DYNAMIC'], os.environ['OMP_DYNAMIC'], pin_threads(1), "
-            "torch.get_num_threads())")
+    code = (
+        "import os, steps_py.cli, torch; from pipeline.threads import pin_threads; "
+        "print(os.environ['MKL_DYNAMIC'], os.environ['OMP_DYNAMIC'], pin_threads(1), "
+        "torch.get_num_threads())"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("MKL_DYNAMIC", "OMP_DYNAMIC")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
     assert out.stdout.split() == ["FALSE", "FALSE", "1", "1"]
 
 
@@ -67,4 +70,6 @@ def test_fingerprints_follow_content_not_names(tmp_path):
     assert sd.changes(ins, {"beam": 17.0, "added_later": 3}) == []
     b.write_bytes(b"new")
     assert sd.changes(input_fingerprints({"features": scp, "model": b}), {"beam": 12.0}) == [
-        "input model changed", "beam: 17.0 → 12.0"]
+        "input model changed",
+        "beam: 17.0 → 12.0",
+    ]

@@ -12,9 +12,14 @@ import torch
 
 from pipeline.nas.arch import Arch
 from pipeline.nas.space import SpaceError, load_space, space_from_dict
-from pipeline.search.strategies import (STRATEGIES, StrategyConfig, arch_from_strategy,
-                                        make_strategy, random_search)
 from pipeline.nas.supernet import ArchWeights, Path, Supernet
+from pipeline.search.strategies import (
+    STRATEGIES,
+    StrategyConfig,
+    arch_from_strategy,
+    make_strategy,
+    random_search,
+)
 
 REPO = FsPath(__file__).resolve().parents[2]
 
@@ -35,14 +40,16 @@ def test_registry_and_unknown_name():
 def test_fixed_strategy_reads_arch_json(tmp_path):
     space = load_space("tiny")
     net, arch = Supernet(space, 5), ArchWeights(space)
-    fixed = make_strategy("fixed", net, arch,
-                          StrategyConfig(fixed_arch=str(REPO / "conf/arch/tdnn_d_tiny.json")))
+    fixed = make_strategy(
+        "fixed", net, arch, StrategyConfig(fixed_arch=str(REPO / "conf/arch/tdnn_d_tiny.json"))
+    )
     ops = Arch.from_json(REPO / "conf/arch/tdnn_d_tiny.json").ops
     assert fixed.derive() == tuple(space.index_of(ops))
     assert fixed.weight_choice() == Path(fixed.derive()) and not fixed.has_arch_step
     with pytest.raises(SpaceError, match="not of 'tiny'"):
-        make_strategy("fixed", net, arch,
-                      StrategyConfig(fixed_arch=str(REPO / "conf/arch/tdnn_d_wsj.json")))
+        make_strategy(
+            "fixed", net, arch, StrategyConfig(fixed_arch=str(REPO / "conf/arch/tdnn_d_wsj.json"))
+        )
 
 
 def test_random_search_keeps_the_best_on_held_out():
@@ -88,8 +95,12 @@ def test_state_dict_round_trip_continues_identically():
             st.load_state_dict(resume_state[1])
         x, lengths = torch.randn(2, 24, 120), torch.tensor([24, 20])
         for _ in range(steps_before):
-            st.arch_step(lambda c: net(x, lengths, c)[0].exp().sum(dim=-1).mean()
-                         + net(x, lengths, c)[0][..., 1].mean())
+            st.arch_step(
+                lambda c: (
+                    net(x, lengths, c)[0].exp().sum(dim=-1).mean()
+                    + net(x, lengths, c)[0][..., 1].mean()
+                )
+            )
         return arch, st
 
     full_arch, _ = run(4)
@@ -112,7 +123,7 @@ def test_arch_from_strategy_has_probabilities():
     assert a.provenance["strategy"] == "st"
 
 
-WORKER = r'''
+WORKER = r"""
 import json, os, sys
 import torch
 import torch.distributed as dist
@@ -146,7 +157,7 @@ for step in range(int(sys.argv[2])):
 json.dump({"alphas": [a.tolist() for a in arch.alphas], "arch": list(strategy.derive()),
            "draws": draws}, open(sys.argv[3] + f".{rank}", "w"))
 dist.destroy_process_group()
-'''
+"""
 
 
 @pytest.mark.parametrize("name", ["st", "snas"])
@@ -159,10 +170,24 @@ def test_two_gloo_processes_derive_the_same_architecture(tmp_path, name):
     out = tmp_path / "result"
     procs = []
     for rank in range(2):
-        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                   WORLD_SIZE="2", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-        procs.append(subprocess.Popen([sys.executable, str(script), name, "6", str(out)],
-                                      env=env, cwd=REPO, stderr=subprocess.PIPE, text=True))
+        env = dict(
+            os.environ,
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            RANK=str(rank),
+            WORLD_SIZE="2",
+            OMP_NUM_THREADS="1",
+            PYTHONPATH=str(REPO),
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(script), name, "6", str(out)],
+                env=env,
+                cwd=REPO,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err

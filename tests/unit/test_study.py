@@ -24,8 +24,10 @@ def _write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-BASE = (f"name: t\nexp_dir: {{exp}}\nsearch_data: {{{{corpus: tts, data_dir: d, "
-        f"conf: {REPO}/conf/debug}}}}\n")
+BASE = (
+    f"name: t\nexp_dir: {{exp}}\nsearch_data: {{{{corpus: tts, data_dir: d, "
+    f"conf: {REPO}/conf/debug}}}}\n"
+)
 
 
 def _cfg(tmp_path, extra="", overrides=()):
@@ -44,14 +46,18 @@ def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(StnasError, match="decode: unknown"):
         _cfg(tmp_path, "decode: {beams: 3}\n")
     with pytest.raises(StnasError, match="warmup.yaml not found"):
-        load_study(_write(tmp_path, f"name: t\nexp_dir: e\nsearch_data: {{corpus: tts, "
-                                    f"data_dir: d, conf: {tmp_path}}}\n"))
+        load_study(
+            _write(
+                tmp_path,
+                f"name: t\nexp_dir: e\nsearch_data: {{corpus: tts, "
+                f"data_dir: d, conf: {tmp_path}}}\n",
+            )
+        )
     assert _cfg(tmp_path, overrides=["seeds=[4, 5]"]).seeds == [4, 5]
 
 
 def test_plan_members_and_commands(tmp_path):
-    cfg = _cfg(tmp_path, "seeds: [1, 2, 3]\nrandom_archs: 2\n"
-                         "set: {search: [max_epochs=1]}\n")
+    cfg = _cfg(tmp_path, "seeds: [1, 2, 3]\nrandom_archs: 2\nset: {search: [max_epochs=1]}\n")
     plan = make_plan(cfg)
     # 6 searched or fixed methods + 2 random draws, per seed; seed-major order
     assert len(plan.members) == 3 * 8
@@ -65,7 +71,8 @@ def test_plan_members_and_commands(tmp_path):
     assert nw.search[nw.search.index("--init") + 1] == "scratch"
     ctc = next(m for m in plan.members if m.method == "st_ctc")
     assert "loss=ctc" in ctc.search and ctc.search[ctc.search.index("--init") + 1].endswith(
-        "warmup_ctc/warmup/best.pt")
+        "warmup_ctc/warmup/best.pt"
+    )
     td = next(m for m in plan.members if m.method == "tdnn_d")
     assert td.search is None and td.arch.name == "tdnn_d_tiny.json"
     retrain = plan.retrain_args[st.name]
@@ -109,8 +116,7 @@ def test_bootstrap_detects_a_real_difference_and_not_a_null_one():
     base = rng.binomial(words, 0.2)[None].repeat(3, 0)
     worse = rng.binomial(words, 0.3, size=(3, 200))
     c = paired_bootstrap(base, worse, words, 1000, 0)
-    assert c.delta == pytest.approx(100 * (worse.sum(1).mean() - base.sum(1).mean())
-                                    / words.sum())
+    assert c.delta == pytest.approx(100 * (worse.sum(1).mean() - base.sum(1).mean()) / words.sum())
     assert c.delta > 5 and c.low > 0 and c.p_value < 0.01
     same = paired_bootstrap(base, base.copy(), words, 1000, 0)
     assert same.delta == 0 and same.p_value == 1.0
@@ -134,30 +140,47 @@ def test_bootstrap_interval_includes_the_seed_spread():
 
 def _record(method, seed, dev, test_errors, index=None, words=None):
     words = words or [10] * len(test_errors)
-    return {"name": f"{method}/s{seed}" + (f"/a{index}" if index else ""), "method": method,
-            "seed": seed, "index": index, "ops": ["a"], "arch": f"{method}{seed}{index}",
-            "probabilities": [[0.7, 0.3]], "params": 1000,
-            "search": {"wall_s": 10.0, "peak_rss_mib": 100.0} if method != "random" else None,
-            "retrain": {"wall_s": 5.0},
-            "wer": {"dev": dev, "test": 100.0 * sum(test_errors) / sum(words)},
-            "setting": [1.0, 0.0],
-            "utterances": {"test": {"ids": [f"u{i}" for i in range(len(test_errors))],
-                                    "errors": test_errors, "words": words}}}
+    return {
+        "name": f"{method}/s{seed}" + (f"/a{index}" if index else ""),
+        "method": method,
+        "seed": seed,
+        "index": index,
+        "ops": ["a"],
+        "arch": f"{method}{seed}{index}",
+        "probabilities": [[0.7, 0.3]],
+        "params": 1000,
+        "search": {"wall_s": 10.0, "peak_rss_mib": 100.0} if method != "random" else None,
+        "retrain": {"wall_s": 5.0},
+        "wer": {"dev": dev, "test": 100.0 * sum(test_errors) / sum(words)},
+        "setting": [1.0, 0.0],
+        "utterances": {
+            "test": {
+                "ids": [f"u{i}" for i in range(len(test_errors))],
+                "errors": test_errors,
+                "words": words,
+            }
+        },
+    }
 
 
 def test_random_best_is_chosen_by_dev_and_report_is_written(tmp_path):
-    cfg = _cfg(tmp_path, "methods: [st, random]\nseeds: [1, 2]\nrandom_archs: 2\n"
-                         "bootstrap: 200\n")
-    recs = [_record("st", 1, 10.0, [1, 1, 1, 1]), _record("st", 2, 11.0, [1, 2, 1, 1]),
-            _record("random", 1, 20.0, [9, 9, 9, 9], 1), _record("random", 1, 15.0, [3, 3, 3, 3], 2),
-            _record("random", 2, 12.0, [2, 2, 2, 2], 1), _record("random", 2, 30.0, [0, 0, 0, 0], 2)]
+    cfg = _cfg(tmp_path, "methods: [st, random]\nseeds: [1, 2]\nrandom_archs: 2\nbootstrap: 200\n")
+    recs = [
+        _record("st", 1, 10.0, [1, 1, 1, 1]),
+        _record("st", 2, 11.0, [1, 2, 1, 1]),
+        _record("random", 1, 20.0, [9, 9, 9, 9], 1),
+        _record("random", 1, 15.0, [3, 3, 3, 3], 2),
+        _record("random", 2, 12.0, [2, 2, 2, 2], 1),
+        _record("random", 2, 30.0, [0, 0, 0, 0], 2),
+    ]
     rows = dict(groups(cfg, recs))
     assert [r["index"] for r in rows["random_best"]] == [2, 1]  # lowest dev, not lowest test
     summary = summarise(cfg, recs)
     assert summary["random"]["runs"] == 4 and summary["random_best"]["runs"] == 2
     assert summary["st"]["test"][0] == pytest.approx((10.0 + 12.5) / 2)
     assert summary["random_best"]["vs_st"]["delta"] == pytest.approx(
-        (30.0 + 20.0) / 2 - (10.0 + 12.5) / 2)
+        (30.0 + 20.0) / 2 - (10.0 + 12.5) / 2
+    )
     members = tmp_path / "exp" / "members"
     members.mkdir(parents=True)
     for r in recs:
@@ -180,7 +203,8 @@ def test_tdnn_d_of_another_space_is_refused(tmp_path):
 def test_seed_agreement_counts_pairs_per_block():
     from pipeline.study.report import seed_agreement
 
-    recs = [{"method": "st", "search": {}, "ops": ops}
-            for ops in (["a", "x"], ["a", "y"], ["b", "x"])]
+    recs = [
+        {"method": "st", "search": {}, "ops": ops} for ops in (["a", "x"], ["a", "y"], ["b", "x"])
+    ]
     recs.append({"method": "random", "search": None, "ops": ["a", "x"]})
     assert seed_agreement(recs) == {"st": [pytest.approx(1 / 3), pytest.approx(1 / 3)]}

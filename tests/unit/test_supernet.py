@@ -5,9 +5,8 @@ import torch
 
 from pipeline.nas.model import apply_layer
 from pipeline.nas.space import load_space, space_from_dict
+from pipeline.nas.supernet import ArchWeights, ChoiceBlock, Mixture, Path, StraightThrough, Supernet
 from pipeline.search.strategies import StrategyConfig, gumbel_softmax, make_strategy
-from pipeline.nas.supernet import (ArchWeights, ChoiceBlock, Mixture, Path, StraightThrough,
-                                   Supernet)
 
 K = 7
 
@@ -28,8 +27,9 @@ def _setup(dtype=torch.float64, seed=0):
         for a in arch.alphas:
             a.normal_()
     lengths = torch.tensor([40, 31, 22])
-    x = torch.randn(3, 40, 120, dtype=dtype) * (torch.arange(40)[None, :, None] <
-                                                lengths[:, None, None])  # zero padding
+    x = torch.randn(3, 40, 120, dtype=dtype) * (
+        torch.arange(40)[None, :, None] < lengths[:, None, None]
+    )  # zero padding
     return space, net, arch, x, lengths
 
 
@@ -70,8 +70,9 @@ def test_st_alpha_gradient_is_eq10_in_float64():
         g = outputs[block].grad
         h_in, l_in = inputs[block]
         with torch.no_grad():
-            dp = torch.stack([(g * apply_layer(c, h_in, l_in)[0]).sum()
-                              for c in layer.candidates])  # Eq. 10: dL/dp_k = <dL/dy, o_k>
+            dp = torch.stack(
+                [(g * apply_layer(c, h_in, l_in)[0]).sum() for c in layer.candidates]
+            )  # Eq. 10: dL/dp_k = <dL/dy, o_k>
             p = arch.alphas[block].softmax(0)
             expected = p * (dp - (p * dp).sum())  # through p = softmax(alpha)
         torch.testing.assert_close(arch.alphas[block].grad, expected, rtol=1e-10, atol=1e-12)
@@ -109,8 +110,9 @@ def test_snas_low_temperature_approaches_one_hot():
     _, net, arch, x, lengths = _setup()
     gen = torch.Generator().manual_seed(0)
     for tau in (5.0, 0.01):
-        maxes = torch.tensor([float(gumbel_softmax(arch.alphas[0].detach(), tau, gen).max())
-                              for _ in range(200)])
+        maxes = torch.tensor(
+            [float(gumbel_softmax(arch.alphas[0].detach(), tau, gen).max()) for _ in range(200)]
+        )
         if tau > 1:
             assert maxes.mean() < 0.7  # high temperature: soft
         else:
@@ -132,8 +134,7 @@ def test_weight_step_touches_only_sampled_ops():
     out, _ = net(torch.randn(2, 30, 120), torch.tensor([30, 25]), Path(indices))
     out.sum().backward()
     opt.step()
-    sampled = {f"layers.{pos}.candidates.{indices[b]}."
-               for b, pos in enumerate(net.block_layer)}
+    sampled = {f"layers.{pos}.candidates.{indices[b]}." for b, pos in enumerate(net.block_layer)}
     for name, p in net.named_parameters():
         in_path = "candidates" not in name or any(name.startswith(s) for s in sampled)
         changed = not torch.equal(before[name], p.detach())
@@ -142,8 +143,11 @@ def test_weight_step_touches_only_sampled_ops():
         else:
             assert p.grad is None and not changed and p not in opt.state, name
     # identity (index 4 of block 3) has no weights; other sampled ops must have moved
-    assert any(not torch.equal(before[n], p) for n, p in net.named_parameters()
-               if n.startswith(f"layers.{net.block_layer[0]}.candidates.2."))
+    assert any(
+        not torch.equal(before[n], p)
+        for n, p in net.named_parameters()
+        if n.startswith(f"layers.{net.block_layer[0]}.candidates.2.")
+    )
 
 
 @pytest.mark.parametrize("name", ["st", "darts", "snas"])
@@ -173,7 +177,8 @@ def test_shared_taps_candidates_share_weights_and_extract_exactly():
     """shared_taps: one weight per time offset per block; k3 d1 is the centre of k5 d1,
     k3 d2 reuses k5 d1's ±2 taps; a path extracted as a plain TdnnNet computes the same."""
     from pipeline.nas.space import load_space, space_from_dict
-    from pipeline.nas.supernet import Path as NetPath, SharedTdnn, Supernet
+    from pipeline.nas.supernet import Path as NetPath
+    from pipeline.nas.supernet import SharedTdnn, Supernet
 
     data = load_space("tiny").to_dict()
     plain = space_from_dict(data)

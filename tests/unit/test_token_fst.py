@@ -8,8 +8,13 @@ from typing import List, Set, Tuple
 import kaldifst
 import pytest
 
-from pipeline.lang.token_fst import (build_token_fst, ctc_collapse, token_arcs, transduce,
-                                     write_token_fst)
+from pipeline.lang.token_fst import (
+    build_token_fst,
+    ctc_collapse,
+    token_arcs,
+    transduce,
+    write_token_fst,
+)
 
 
 def ctc_alignments(labels: List[int], frames: int) -> Set[Tuple[int, ...]]:
@@ -46,8 +51,8 @@ def test_collapse_examples():
     assert ctc_collapse([1, 1, 0, 1, 2, 2, 0]) == [1, 1, 2]
     assert ctc_collapse([0, 0]) == []
     arcs = token_arcs(3, "decode")
-    assert transduce(arcs, [1, 1]) == [1]          # a self-loop continues the label
-    assert transduce(arcs, [1, 0, 1]) == [1, 1]    # a repeat must pass through blank
+    assert transduce(arcs, [1, 1]) == [1]  # a self-loop continues the label
+    assert transduce(arcs, [1, 0, 1]) == [1, 1]  # a repeat must pass through blank
     assert transduce(arcs, [1, 2, 1]) == [1, 2, 1]  # different units follow directly
 
 
@@ -80,15 +85,16 @@ def test_topology_shape():
     k = 4
     arcs = token_arcs(k, "den")
     assert len(arcs) == k * k  # per state: blank arc + (K-1) unit arcs
-    assert (0, 0, 1, 0) in arcs and (2, 0, 1, 0) in arcs           # blank loop / return
-    assert (2, 2, 3, 0) in arcs                                     # unit self-loop, eps out
-    assert (2, 3, 4, 4) in arcs and (0, 3, 4, 4) in arcs            # enter unit 3: label 4
-    assert all(a.ilabel >= 1 for a in arcs)                         # input = unit + 1, no eps
+    assert (0, 0, 1, 0) in arcs and (2, 0, 1, 0) in arcs  # blank loop / return
+    assert (2, 2, 3, 0) in arcs  # unit self-loop, eps out
+    assert (2, 3, 4, 4) in arcs and (0, 3, 4, 4) in arcs  # enter unit 3: label 4
+    assert all(a.ilabel >= 1 for a in arcs)  # input = unit + 1, no eps
     decode = token_arcs(k, "decode", disambig_ids=[10, 11])
     loops = [a for a in decode if a.ilabel == 0]
-    assert sorted((a.src, a.dst, a.olabel) for a in loops) == \
-        sorted((s, s, d) for s in range(k) for d in (10, 11))
-    assert (2, 3, 4, 3) in decode                                   # decode output = phone id
+    assert sorted((a.src, a.dst, a.olabel) for a in loops) == sorted(
+        (s, s, d) for s in range(k) for d in (10, 11)
+    )
+    assert (2, 3, 4, 3) in decode  # decode output = phone id
 
 
 def test_kaldifst_fst_agrees_with_python_arcs(tmp_path):
@@ -97,10 +103,14 @@ def test_kaldifst_fst_agrees_with_python_arcs(tmp_path):
         fst = build_token_fst(k, form, disambig)
         assert fst.num_states == k and fst.start == 0
         assert all(fst.final(s).value == 0.0 for s in range(k))
-        got = sorted((s, a.nextstate, a.ilabel, a.olabel, a.weight.value)
-                     for s in range(k) for a in kaldifst.ArcIterator(fst, s))
-        assert got == sorted((a.src, a.dst, a.ilabel, a.olabel, 0.0)
-                             for a in token_arcs(k, form, disambig))
+        got = sorted(
+            (s, a.nextstate, a.ilabel, a.olabel, a.weight.value)
+            for s in range(k)
+            for a in kaldifst.ArcIterator(fst, s)
+        )
+        assert got == sorted(
+            (a.src, a.dst, a.ilabel, a.olabel, 0.0) for a in token_arcs(k, form, disambig)
+        )
     den = build_token_fst(k, "den")
     for seq in [(1, 1, 0, 1, 2), (3, 2, 2, 0, 0, 3), (0,), (2, 0, 2, 2, 1)]:
         acceptor = kaldifst.make_linear_acceptor([u + 1 for u in seq])

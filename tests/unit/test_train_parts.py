@@ -4,8 +4,12 @@ import pytest
 import torch
 
 from pipeline.errors import StnasError
-from pipeline.train.checkpoint import (CheckpointError, list_checkpoints, load_latest,
-                                       save_checkpoint)
+from pipeline.train.checkpoint import (
+    CheckpointError,
+    list_checkpoints,
+    load_latest,
+    save_checkpoint,
+)
 from pipeline.train.config import load_config
 from pipeline.train.data import Utterance, make_batches, split_held_out
 from pipeline.train.schedule import PlateauSchedule
@@ -15,8 +19,9 @@ def _utts(n_rec=40):
     out = []
     for r in range(n_rec):
         for prefix in ("", "sp0.9-", "sp1.1-"):
-            out.append(Utterance(f"{prefix}rec{r:03d}", "x", 50 + (r * 37) % 400, (1, 2),
-                                 f"rec{r:03d}"))
+            out.append(
+                Utterance(f"{prefix}rec{r:03d}", "x", 50 + (r * 37) % 400, (1, 2), f"rec{r:03d}")
+            )
     return out
 
 
@@ -45,8 +50,11 @@ def test_batches_bound_padded_frames_and_cover_everything():
 def test_checkpoints_fall_back_to_the_previous_good_one(tmp_path, caplog):
     for step in (5, 10, 15, 20):
         save_checkpoint(tmp_path, step, {"model": {"w": torch.tensor([float(step)])}}, keep=3)
-    assert [p.name for p in list_checkpoints(tmp_path)] == \
-        ["step-00000010.pt", "step-00000015.pt", "step-00000020.pt"]
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
+        "step-00000010.pt",
+        "step-00000015.pt",
+        "step-00000020.pt",
+    ]
     (tmp_path / "step-00000020.pt").write_bytes(b"not a checkpoint")
     path, state = load_latest(tmp_path, required=("model",))
     assert path.name == "step-00000015.pt" and state["model"]["w"].item() == 15.0
@@ -76,8 +84,13 @@ def test_config_layers_and_errors(tmp_path):
     f = tmp_path / "retrain.yaml"
     f.write_text("lamb: 0.1\nmax_epochs: 4\n")
     cfg = load_config("retrain", f, ["lr=2e-3", "max_utts=8"], exp_dir="exp/x")
-    assert (cfg.lamb, cfg.max_epochs, cfg.lr, cfg.max_utts, cfg.loss) == \
-        (0.1, 4, 2e-3, 8, "ctc_crf")
+    assert (cfg.lamb, cfg.max_epochs, cfg.lr, cfg.max_utts, cfg.loss) == (
+        0.1,
+        4,
+        2e-3,
+        8,
+        "ctc_crf",
+    )
     assert cfg.arch == "exp/x/search/arch.json" and cfg.min_epochs == 10
     with pytest.raises(StnasError, match="unknown config key 'colour'"):
         load_config("warmup", None, ["colour=red"])

@@ -1,12 +1,17 @@
-import numpy as np
-import pytest
-
-from local.tts.prepare import (SECONDS_PER_UTT, SECONDS_PER_WORD, _drop_stale_voices,
-                               plan_utterances, split_speakers)
-from local.tts.sentences import normalise, sentence_pool
 import hashlib
 import subprocess
 
+import numpy as np
+import pytest
+
+from local.tts.prepare import (
+    SECONDS_PER_UTT,
+    SECONDS_PER_WORD,
+    _drop_stale_voices,
+    plan_utterances,
+    split_speakers,
+)
+from local.tts.sentences import normalise, sentence_pool
 from local.tts.voices import ESPEAK_NAMED_VARIANTS, make_extra_speakers, make_speakers, synthesise
 from pipeline.data.audio import read_audio
 from pipeline.lang.lexicon import read_festival_cmudict
@@ -19,8 +24,16 @@ def pool():
 
 
 def test_normalise():
-    assert normalise("Don't panic -- it's only a well-known \"test\"!") == \
-        ["DON'T", "PANIC", "IT'S", "ONLY", "A", "WELL", "KNOWN", "TEST"]
+    assert normalise("Don't panic -- it's only a well-known \"test\"!") == [
+        "DON'T",
+        "PANIC",
+        "IT'S",
+        "ONLY",
+        "A",
+        "WELL",
+        "KNOWN",
+        "TEST",
+    ]
 
 
 def test_pool_is_in_lexicon_and_sorted(pool):
@@ -38,7 +51,11 @@ def test_speakers_and_splits_are_disjoint_and_deterministic(pool):
     assert make_speakers(7) == spk and make_speakers(8) != spk
     split = split_speakers(spk, 7)
     ids = {k: {s.id for s in v} for k, v in split.items()}
-    assert not (ids["train"] & ids["dev"]) and not (ids["train"] & ids["test"]) and not (ids["dev"] & ids["test"])
+    assert (
+        not (ids["train"] & ids["dev"])
+        and not (ids["train"] & ids["test"])
+        and not (ids["dev"] & ids["test"])
+    )
     plan = plan_utterances(pool, split, hours=0.2, seed=7)
     assert plan == plan_utterances(pool, split, hours=0.2, seed=7)
     sents = {k: {t for _, _, t in v} for k, v in plan.items()}
@@ -47,7 +64,9 @@ def test_speakers_and_splits_are_disjoint_and_deterministic(pool):
     for k, items in plan.items():
         assert {s.id for _, s, _ in items} == ids[k]  # every speaker used
         assert all(u.startswith(s.id + "-") for u, s, _ in items)
-    est = sum(SECONDS_PER_UTT + SECONDS_PER_WORD * len(t.split()) for v in plan.values() for _, _, t in v)
+    est = sum(
+        SECONDS_PER_UTT + SECONDS_PER_WORD * len(t.split()) for v in plan.values() for _, _, t in v
+    )
     assert 0.2 * 3600 <= est <= 0.2 * 3600 + 60
 
 
@@ -86,14 +105,21 @@ def test_extra_training_voices_leave_dev_and_test_alone(pool):
 def test_every_espeak_voice_is_one_espeak_knows():
     """espeak-ng falls back to its default voice, silently, for a name it does not know (it did
     for 'en-gb+m5'); every speaker must sound different from that and from each other."""
+
     def raw(voice):
-        out = subprocess.run(["espeak-ng", "-v", voice, "-p", "50", "-s", "160", "--stdout",
-                              "the quick brown fox"], capture_output=True, check=True).stdout
+        out = subprocess.run(
+            ["espeak-ng", "-v", voice, "-p", "50", "-s", "160", "--stdout", "the quick brown fox"],
+            capture_output=True,
+            check=True,
+        ).stdout
         return hashlib.md5(out).hexdigest()
 
     fallback = raw("no-such-voice")
-    voices = [s.voice for s in make_speakers(1) + make_extra_speakers(1, len(ESPEAK_NAMED_VARIANTS), 19)
-              if s.engine == "espeak-ng"]
+    voices = [
+        s.voice
+        for s in make_speakers(1) + make_extra_speakers(1, len(ESPEAK_NAMED_VARIANTS), 19)
+        if s.engine == "espeak-ng"
+    ]
     digests = {v: raw(v) for v in voices}
     assert fallback not in digests.values()
     assert len(set(digests.values())) == len(voices)

@@ -12,8 +12,13 @@ import pytest
 
 from pipeline.errors import DataError
 from pipeline.lang.phone_lm import BOS
-from pipeline.lang.word_lm import (estimate_word_lm, perplexity, read_sentences,
-                                   sentence_logprob, write_arpa)
+from pipeline.lang.word_lm import (
+    estimate_word_lm,
+    perplexity,
+    read_sentences,
+    sentence_logprob,
+    write_arpa,
+)
 
 
 def corpus(n: int, seed: int):
@@ -78,8 +83,11 @@ def test_arpa_is_read_by_kaldilm_with_the_same_probabilities(train, tmp_path):
     write_arpa(lm, tmp_path / "lm.arpa")
     words = ["<eps>"] + lm.words + ["#0", "<s>", "</s>"]
     (tmp_path / "words.txt").write_text("".join(f"{w} {i}\n" for i, w in enumerate(words)))
-    kaldilm.arpa2fst(str(tmp_path / "lm.arpa"), str(tmp_path / "G.fst"),
-                     read_symbol_table=str(tmp_path / "words.txt"))
+    kaldilm.arpa2fst(
+        str(tmp_path / "lm.arpa"),
+        str(tmp_path / "G.fst"),
+        read_symbol_table=str(tmp_path / "words.txt"),
+    )
     g = kaldifst.StdVectorFst.read(str(tmp_path / "G.fst"))
     assert g.num_states > len(lm.words)
     ids = {w: i for i, w in enumerate(words)}
@@ -120,13 +128,12 @@ def _reference_modified_kn(sentences, order, vocab):
         for i in range(1, len(t)):
             for m in range(1, order + 1):
                 if i - m + 1 >= 0:
-                    raw[tuple(t[i - m + 1:i + 1])] += 1
+                    raw[tuple(t[i - m + 1 : i + 1])] += 1
     left = defaultdict(set)
     for g in raw:
         if len(g) >= 2:
             left[g[1:]].add(g[0])
-    adjusted = {g: c if len(g) == order or g[0] == "<s>" else len(left[g])
-                for g, c in raw.items()}
+    adjusted = {g: c if len(g) == order or g[0] == "<s>" else len(left[g]) for g, c in raw.items()}
     discounts = {}
     for m in range(1, order + 1):
         n = [sum(1 for g, c in adjusted.items() if len(g) == m and c == k) for k in range(5)]
@@ -134,7 +141,7 @@ def _reference_modified_kn(sentences, order, vocab):
         discounts[m] = tuple(k - (k + 1) * y * n[k + 1] / n[k] for k in (1, 2, 3))
 
     def prob(history, word):
-        h = tuple(history)[-(order - 1):] if order > 1 else ()
+        h = tuple(history)[-(order - 1) :] if order > 1 else ()
         lower = 1.0 / len(vocab) if not h else prob(h[1:], word)
         follow = {g[-1]: c for g, c in adjusted.items() if len(g) == len(h) + 1 and g[:-1] == h}
         if not follow:
@@ -176,13 +183,20 @@ def test_modified_kneser_ney_equals_an_independent_reference(order):
             assert math.exp(lm.logprob(list(h), w)) == pytest.approx(expected, abs=1e-12), (h, w)
         assert total == pytest.approx(1.0, abs=1e-12)
     held = [["W0", "W3", "W1"], ["W7"], ["W2", "W2", "W19", "NEW"]]
-    log_sum = sum(math.log(prob((["<s>"] + s + ["</s>"])[max(0, i - order + 1):i],
-                                (s + ["</s>"])[i - 1] if (s + ["</s>"])[i - 1] in vocab
-                                else "<unk>"))
-                  for s in held for i in range(1, len(s) + 2))
+    log_sum = sum(
+        math.log(
+            prob(
+                (["<s>"] + s + ["</s>"])[max(0, i - order + 1) : i],
+                (s + ["</s>"])[i - 1] if (s + ["</s>"])[i - 1] in vocab else "<unk>",
+            )
+        )
+        for s in held
+        for i in range(1, len(s) + 2)
+    )
     n_tokens = sum(len(s) + 1 for s in held)
-    assert perplexity(lm, held).perplexity == pytest.approx(math.exp(-log_sum / n_tokens),
-                                                            rel=1e-10)
+    assert perplexity(lm, held).perplexity == pytest.approx(
+        math.exp(-log_sum / n_tokens), rel=1e-10
+    )
 
 
 def test_kneser_ney_discount_counts_n4_exactly():
