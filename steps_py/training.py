@@ -10,7 +10,7 @@ from typing import Callable, Optional, Tuple
 
 import click
 
-from steps_py.common import echo_config, user_errors
+from steps_py.common import echo_config, print_config_option, user_errors
 
 
 def _common(fn: Callable) -> Callable:
@@ -43,12 +43,7 @@ def _common(fn: Callable) -> Callable:
             help="Start the stage over, discarding its files "
             "and the stages built from it (search, retrain, decodes).",
         ),
-        click.option(
-            "--print-config",
-            is_flag=True,
-            help="Print the resolved config (every key with its default, help and "
-            "bounds) and exit without running.",
-        ),
+        print_config_option,
     ]
     for opt in reversed(options):
         fn = opt(fn)
@@ -100,27 +95,14 @@ def _run(
 @click.command()
 @_common
 @click.option("--space", default=None, help="Search space name or JSON path [config: space].")
-def warmup(
-    config_path, data_dir, exp_dir, device, seed, overrides, force, print_config, space
-) -> None:
+def warmup(**options) -> None:
     """Warm up the supernet: uniformly sampled paths, weights only (paper §3.2).
 
     \b
     Example:
       stnas warmup --config conf/tts/warmup.yaml --data-dir data/tts --exp-dir exp/tts/st
     """
-    _run(
-        "warmup",
-        config_path,
-        overrides,
-        force,
-        print_config,
-        data_dir=data_dir,
-        exp_dir=exp_dir,
-        device=device,
-        seed=seed,
-        space=space,
-    )
+    _run("warmup", **options)
 
 
 @click.command()
@@ -129,28 +111,14 @@ def warmup(
     "--strategy", default=None, help="st, darts, snas, random or fixed [config: strategy]."
 )
 @click.option("--init", default=None, help="Warm-up weights [default: <exp-dir>/warmup/best.pt].")
-def search(
-    config_path, data_dir, exp_dir, device, seed, overrides, force, print_config, strategy, init
-) -> None:
+def search(**options) -> None:
     """Search the architecture from the warmed-up supernet; writes arch.json and alphas.png.
 
     \b
     Example:
       stnas search --config conf/tts/search.yaml --exp-dir exp/tts/st --strategy st
     """
-    _run(
-        "search",
-        config_path,
-        overrides,
-        force,
-        print_config,
-        data_dir=data_dir,
-        exp_dir=exp_dir,
-        device=device,
-        seed=seed,
-        strategy=strategy,
-        init=init,
-    )
+    _run("search", **options)
 
 
 @click.command()
@@ -161,9 +129,7 @@ def search(
     type=click.Path(dir_okay=False),
     help="arch.json to train (any corpus: transfer) [default: <exp-dir>/search/arch.json].",
 )
-def retrain(
-    config_path, data_dir, exp_dir, device, seed, overrides, force, print_config, arch
-) -> None:
+def retrain(**options) -> None:
     """Train the derived network from scratch with CTC-CRF (+ λ·CTC); writes best.pt, curves.png.
 
     \b
@@ -171,15 +137,4 @@ def retrain(
       stnas retrain --config conf/tts/retrain.yaml --exp-dir exp/tts/st
       stnas retrain --arch exp/wsj/st/search/arch.json --data-dir data/swbd --exp-dir exp/swbd/wsj_arch
     """
-    _run(
-        "retrain",
-        config_path,
-        overrides,
-        force,
-        print_config,
-        data_dir=data_dir,
-        exp_dir=exp_dir,
-        device=device,
-        seed=seed,
-        arch=arch,
-    )
+    _run("retrain", **options)
