@@ -36,6 +36,7 @@ from pipeline.io import atomic_write_text, fingerprint
 from pipeline.lang.graphs import decoding_vocabulary
 from pipeline.nas.model import num_parameters
 from pipeline.stages.record import finished_record
+from pipeline.stages.runner import session
 from pipeline.train.checkpoint import load_model
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,29 @@ def run_score(
 ) -> Dict[str, dict]:
     """Choose the setting on ``dev``, score ``dev`` and ``tests`` with it, update RESULTS.md.
 
+    Reads only finished decodes, under their stage locks (shared: no decode may redo them
+    meanwhile), and logs to ``<model_dir>/log/score_<lm>.log``.
+
     Raises:
         StaleResultError: a decode dir built from a model or graph that changed since.
         StnasError: a test set decoded at another setting than the one dev chooses now.
     """
+    decodes = [model_dir / f"decode_{name}_{lm}" for name in [dev, *tests]]
+    locks = [(d, True) for d in [data_dir, *decodes] if d.is_dir()]
+    with session(model_dir / "log" / f"score_{lm}.log", locks):
+        return _score(model_dir, data_dir, lm, dev, tests, results, arch_name, use_sclite)
 
+
+def _score(
+    model_dir: Path,
+    data_dir: Path,
+    lm: str,
+    dev: str,
+    tests: Sequence[str],
+    results: Optional[Path],
+    arch_name: str,
+    use_sclite: bool,
+) -> Dict[str, dict]:
     def ref(name: str) -> Dict[str, str]:  # skipped utterances included: deletions
         return read_reference(data_dir / name)
 
