@@ -49,18 +49,7 @@ def _floats(text: str):
 @click.option("--beam", type=float, default=defaults.BEAM, show_default=True)
 @click.option("--lattice-beam", type=float, default=defaults.LATTICE_BEAM, show_default=True)
 @click.option("--max-active", type=int, default=defaults.MAX_ACTIVE, show_default=True)
-@click.option(
-    "--method",
-    type=click.Choice(["redecode", "lattice", "auto"]),
-    default="redecode",
-    show_default=True,
-    help="One search per setting (bounded by --max-active), or one lattice per "
-    "utterance and penalty with every LM weight read from it (no max-active bound); "
-    "auto: the lattice where a penalty has several weights (the dev sweep), else "
-    "one search. On the demo model auto sweeps dev 1.7x faster; on a weak model the "
-    "lattice search can be far slower.",
-)
-@click.option("--nj", type=int, default=1, show_default=True, help="Decoding processes.")
+@click.option("--nj", type=int, default=1, show_default=True, help="Decoding threads.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--write-logits", is_flag=True, help="Keep the log-probs as logits.ark/scp.")
 @click.option("--force", is_flag=True, help="Decode again sets that are done.")
@@ -76,7 +65,6 @@ def decode(
     beam: float,
     lattice_beam: float,
     max_active: int,
-    method: str,
     nj: int,
     device: str,
     write_logits: bool,
@@ -108,7 +96,6 @@ def decode(
             beam=beam,
             lattice_beam=lattice_beam,
             max_active=max_active,
-            method=method,
             nj=nj,
             device=device,
             write_logits=write_logits,

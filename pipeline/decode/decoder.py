@@ -1,24 +1,22 @@
-"""WFST decoding of network log-probabilities against TLG (Kaldi's decoders via ``kaldi_decoder``).
+"""WFST decoding of network log-probabilities against TLG, every decoding setting from one
+lattice per utterance.
 
-A decodable is a (T, K) float32 matrix of log-probabilities, column 0 = blank;
-``kaldi_decoder.DecodableCtc`` scores TLG input label ``k + 1`` with column ``k`` (the token
-ids of :mod:`pipeline.lang.token_fst`). Costs follow Kaldi: an arc's graph cost is ``-ln`` of
-its LM / lexicon weight, a frame's acoustic cost is ``-log-prob``.
+A decodable is a (T, K) float32 matrix of log-probabilities, column 0 = blank; TLG input
+label ``k + 1`` reads column ``k`` (the token ids of :mod:`pipeline.lang.token_fst`). Costs
+follow Kaldi: an arc's graph cost is ``-ln`` of its LM / lexicon weight, a frame's acoustic
+cost is ``-log-prob``.
 
-The LM weight sweep works as Kaldi's scoring does (``lattice-scale --inv-acoustic-scale=LMWT |
-lattice-best-path``): each utterance is decoded once into a raw state-level lattice
-(``LatticeSimpleDecoder``, the lattice decoder this ``kaldi_decoder`` exposes -- it has no
-``LatticeFasterDecoder``), the acoustic costs are brought back to scale 1, and for every LM
-weight ``w`` the best path minimises ``graph cost + acoustic cost / w``. ``LatticeSimpleDecoder``
-prunes by beam and lattice beam but has no ``max_active`` limit; :meth:`Decoder.best_path`
-(``FasterDecoder``, with ``max_active``) decodes one LM weight directly by scaling the
-log-probs by ``1 / w`` (the same objective, scaled), and ``method="redecode"`` sweeps that way.
-
-Word insertion penalty (Kaldi's ``lattice-add-penalty --word-ins-penalty``): a cost ``p`` added
-to every output word, so the objective is ``graph cost + p * words + acoustic cost / w``. The
-graph for a penalty is ``TLG o P``, with P one state and a ``word:word / p`` loop per word
-(:func:`penalty_fst`), composed once per penalty and kept. A decoding *setting* is a pair
-``(lm_weight, word_penalty)``; a bare number means penalty 0.
+The search is the project's own lattice decoder (``pipeline/decode/csrc/lattice_decoder.cpp``,
+compiled into the C++ extension by ``make install``): token passing with Kaldi's
+LatticeFasterDecoder pruning (beam, ``max_active``, ``min_active``, lattice beam, periodic
+pruning of the token lattice, final costs). It decodes each utterance once, at a reference LM
+weight ``1 / acoustic_scale``, into a lattice whose links keep graph cost, acoustic cost and
+word apart; every setting ``(w, p)`` is then the best path through that lattice under
+``graph cost + p * words + acoustic cost / w`` (Kaldi's ``lattice-scale
+--inv-acoustic-scale=w | lattice-add-penalty --word-ins-penalty=p | lattice-best-path``), all
+settings in one pass. :meth:`Decoder.best_path` decodes at one setting (its own weight as the
+reference). A decoding *setting* is a pair ``(lm_weight, word_penalty)``; a bare number means
+penalty 0.
 """
 
 from __future__ import annotations
@@ -27,18 +25,16 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
-import kaldi_decoder
-import kaldifst
 import numpy as np
 
 from pipeline.decode import defaults
-from pipeline.errors import DataError
+from pipeline.errors import DataError, StnasError
 from pipeline.lang.lexicon import read_symbol_table
+from pipeline.loss import den_fb_ext
 
 PathLike = Union[str, Path]
-SWEEP_METHODS = ("auto", "lattice", "redecode")
 Setting = Tuple[float, float]  # (LM weight, word insertion penalty)
 SettingKey = Union[float, Setting]  # a setting as given: a bare LM weight (penalty 0) or a pair
 SettingT = TypeVar("SettingT", bound=SettingKey)  # keeps the key type of a setting -> X mapping
@@ -54,19 +50,6 @@ def as_setting(value: Union[float, Tuple[float, ...], List[float]]) -> Setting:
     return float(value), 0.0
 
 
-def penalty_fst(word_ids: Iterable[int], penalty: float) -> kaldifst.StdVectorFst:
-    """One state, start and final, with a ``w:w`` loop of cost ``penalty`` for every word id."""
-    fst = kaldifst.StdVectorFst()
-    state = fst.add_state()
-    fst.start = state
-    fst.set_final(state, 0.0)
-    for w in sorted(set(word_ids)):
-        if w > 0:
-            fst.add_arc(state, kaldifst.StdArc(w, w, float(penalty), state))
-    kaldifst.arcsort(fst, sort_type="ilabel")
-    return fst
-
-
 @dataclass
 class DecoderConfig:
     """Search settings (Kaldi's names and defaults of ``latgen-faster`` in CTC recipes).
@@ -74,13 +57,13 @@ class DecoderConfig:
     Attributes:
         beam: search beam, in units of the unscaled objective ``acoustic cost + lm_weight x
             graph cost`` (a frame's acoustic cost is ``-log-prob``): a search at LM weight w
-            scales the log-probs by ``1 / w`` and so uses ``beam / w``. A fixed beam in scaled
-            units would let a high LM weight keep ever more tokens for the same pruning.
+            uses ``beam / w`` on ``graph cost + acoustic cost / w``, so that a high LM weight
+            does not keep ever more tokens for the same pruning.
         lattice_beam: how far from the best path lattice paths are kept (same units).
-        max_active: most active tokens per frame (``FasterDecoder`` only).
-        min_active: fewest active tokens per frame (``FasterDecoder`` only).
-        acoustic_scale: log-prob scale during the lattice search; the lattice's acoustic
-            costs are divided by it afterwards, as ``latgen-faster`` does.
+        max_active: most active tokens per frame.
+        min_active: fewest active tokens per frame.
+        acoustic_scale: ``1 / w`` of the reference LM weight the lattice is decoded at.
+        prune_interval: frames between two prunings of the token lattice.
     """
 
     beam: float = defaults.BEAM
@@ -88,6 +71,7 @@ class DecoderConfig:
     max_active: int = defaults.MAX_ACTIVE
     min_active: int = defaults.MIN_ACTIVE
     acoustic_scale: float = 1.0
+    prune_interval: int = 25
 
 
 @dataclass
@@ -100,6 +84,7 @@ class Hypothesis:
         graph_cost: summed graph cost (``-ln`` LM/lexicon weight) of the path.
         acoustic_cost: summed ``-log-prob`` of the path's frames (unscaled).
         reached_final: False when no final state was reached (the best partial path is kept).
+        frames: the frame each word starts at (frames consumed before its arc).
     """
 
     word_ids: List[int]
@@ -107,6 +92,7 @@ class Hypothesis:
     graph_cost: float
     acoustic_cost: float
     reached_final: bool = True
+    frames: Optional[List[int]] = None
 
 
 def _check_logprobs(logprobs: np.ndarray, num_units: Optional[int]) -> np.ndarray:
@@ -123,67 +109,45 @@ def _check_logprobs(logprobs: np.ndarray, num_units: Optional[int]) -> np.ndarra
     return x
 
 
-def _lattice_copy(lat: kaldifst.Lattice) -> kaldifst.Lattice:
-    return type(lat)(lat)
-
-
-def lattice_best_path(
-    lattice: kaldifst.Lattice, lm_weight: float
-) -> Tuple[List[int], float, float]:
-    """Best path of a lattice (acoustic costs at scale 1) under LM weight ``lm_weight``.
-
-    Minimises ``graph cost + acoustic cost / lm_weight``, like Kaldi's ``lattice-scale
-    --inv-acoustic-scale=LMWT`` followed by ``lattice-best-path``.
-
-    Returns:
-        (word ids, graph cost, acoustic cost) of that path, costs unscaled; ``([], inf,
-        inf)`` for an empty lattice.
-    """
-    if lm_weight <= 0:
-        raise ValueError(f"LM weight must be > 0, got {lm_weight}")
-    if lattice.num_states == 0:
-        return [], float("inf"), float("inf")
-    lat = _lattice_copy(lattice)
-    kaldifst.scale_lattice(kaldifst.lattice_scale(lmwt=1.0, acwt=1.0 / lm_weight), lat)
-    ok, _, olabels, weight = kaldifst.get_linear_symbol_sequence(kaldifst.shortest_path(lat))
-    if not ok:
-        raise RuntimeError("shortest path of a lattice is not linear")
-    return list(olabels), float(weight.value1), float(weight.value2) * lm_weight
+def _extension() -> Any:
+    ext = den_fb_ext.load()
+    if ext is None:
+        raise StnasError(
+            "the C++ extension with the lattice decoder is not built: run 'make install' "
+            "(or 'python -m pipeline.loss.den_fb_ext')"
+        )
+    return ext
 
 
 class Decoder:
-    """Decodes log-prob matrices against one TLG.
+    """Decodes log-prob matrices against one TLG (thread-safe: searches share the graph).
 
     Args:
-        graph: TLG (``kaldifst.StdVectorFst``).
+        graph_path: ``TLG.fst`` (an OpenFst binary StdVectorFst, as kaldifst writes it).
         words: word id -> word (``words.txt`` of the graph).
         config: search settings.
         num_units: K; when given, log-prob matrices must have K columns.
+
+    Raises:
+        DataError: the graph cannot be read or has no final state (naming the file).
     """
 
     def __init__(
         self,
-        graph: kaldifst.StdVectorFst,
+        graph_path: PathLike,
         words: Mapping[int, str],
         config: Optional[DecoderConfig] = None,
         num_units: Optional[int] = None,
     ) -> None:
-        self.graph = graph
+        self.ext = _extension()
+        self.graph_path = Path(graph_path)
+        try:
+            self.graph = self.ext.DecodingGraph(str(graph_path))
+        except RuntimeError as e:
+            raise DataError(str(e).replace(f"{graph_path}: ", ""), graph_path) from None
         self.words = dict(words)
         self.config = config or DecoderConfig()
         self.num_units = num_units
-        self._graphs: Dict[float, kaldifst.StdVectorFst] = {0.0: graph}
-
-    def graph_for(self, word_penalty: float) -> kaldifst.StdVectorFst:
-        """TLG with ``word_penalty`` added to every output word (``TLG o P``, cached)."""
-        word_penalty = float(word_penalty)
-        if word_penalty not in self._graphs:
-            g = kaldifst.StdVectorFst(
-                kaldifst.compose(self.graph, penalty_fst(self.words, word_penalty))
-            )
-            kaldifst.arcsort(g, sort_type="ilabel")
-            self._graphs[word_penalty] = g
-        return self._graphs[word_penalty]
 
     @classmethod
     def from_lang_test(
@@ -196,9 +160,6 @@ class Decoder:
             raise DataError(
                 "decoding graph not found (the graphs stage builds it: stnas decode)", tlg_path
             )
-        graph = kaldifst.StdVectorFst.read(str(tlg_path))
-        if graph is None:
-            raise DataError("unreadable FST", tlg_path)
         words = {i: w for w, i in read_symbol_table(lang_test / "words.txt").items()}
         info_path = lang_test / "graph_info.json"
         num_units = (
@@ -206,10 +167,61 @@ class Decoder:
             if info_path.is_file()
             else None
         )
-        return cls(graph, words, config, num_units)
+        return cls(tlg_path, words, config, num_units)
+
+    def decode(
+        self, logprobs: np.ndarray, settings: Sequence[SettingKey], reference_weight: float
+    ) -> Tuple[Dict[SettingKey, Hypothesis], Dict[str, int]]:
+        """One lattice at ``reference_weight``, the best path of every setting read from it.
+
+        Args:
+            logprobs: (T, K) float32 log-probabilities, column 0 = blank.
+            settings: LM weights (> 0) or ``(lm_weight, word_penalty)`` pairs.
+            reference_weight: the LM weight the search runs at (beams scale with it).
+
+        Returns:
+            setting (as given) -> hypothesis (graph cost with the penalties, acoustic cost
+            unscaled), and the search's counts: ``tokens`` and ``links`` made,
+            ``max_frame_tokens`` (the most in one frame) and ``max_expanded`` (the most
+            expanded in one frame: at most ``max_active``).
+
+        Raises:
+            DataError: a matrix of the wrong shape or with NaN/inf values.
+        """
+        x = _check_logprobs(logprobs, self.num_units)
+        pairs = [as_setting(s) for s in settings]
+        if any(w <= 0 for w, _ in pairs) or reference_weight <= 0:
+            raise ValueError(
+                f"LM weights must be > 0, got {settings} (reference {reference_weight})"
+            )
+        c = self.config
+        try:
+            found, reached, stats = self.ext.lattice_decode(
+                self.graph,
+                x,
+                pairs,
+                c.beam / reference_weight,
+                c.lattice_beam / reference_weight,
+                c.max_active,
+                c.min_active,
+                1.0 / reference_weight,
+                c.prune_interval,
+            )
+        except ValueError as e:
+            raise DataError(str(e)) from None
+        hyps = {
+            s: self._hypothesis(ids, graph, acoustic, reached, frames)
+            for s, (ids, graph, acoustic, frames) in zip(settings, found)
+        }
+        return hyps, dict(stats)
 
     def _hypothesis(
-        self, word_ids: Sequence[int], graph_cost: float, acoustic_cost: float, reached_final: bool
+        self,
+        word_ids: Sequence[int],
+        graph_cost: float,
+        acoustic_cost: float,
+        reached_final: bool,
+        frames: Optional[List[int]] = None,
     ) -> Hypothesis:
         return Hypothesis(
             list(word_ids),
@@ -217,150 +229,35 @@ class Decoder:
             graph_cost,
             acoustic_cost,
             reached_final,
+            list(frames) if frames is not None else None,
         )
 
-    def _faster(
-        self, logprobs: np.ndarray, lm_weight: float, word_penalty: float
-    ) -> Tuple[Optional[kaldifst.Lattice], bool]:
-        """``FasterDecoder`` at one setting: (its best path, or None, and reached-final)."""
-        if lm_weight <= 0:
-            raise ValueError(f"LM weight must be > 0, got {lm_weight}")
-        x = _check_logprobs(logprobs, self.num_units)
-        c = self.config
-        opts = kaldi_decoder.FasterDecoderOptions(
-            beam=c.beam / lm_weight, max_active=c.max_active, min_active=c.min_active
-        )
-        dec = kaldi_decoder.FasterDecoder(self.graph_for(word_penalty), opts)
-        dec.decode(kaldi_decoder.DecodableCtc(x / lm_weight))
-        ok, lat = dec.get_best_path()
-        if not ok:
-            log.warning("no surviving path (graph and log-probs incompatible?)")
-        return (lat if ok else None), dec.reached_final()
+    def sweep(
+        self, logprobs: np.ndarray, settings: Sequence[SettingKey]
+    ) -> Dict[SettingKey, Hypothesis]:
+        """Best path of every setting, from one lattice decoded at the reference weight
+        ``1 / config.acoustic_scale``."""
+        return self.decode(logprobs, settings, 1.0 / self.config.acoustic_scale)[0]
 
     def best_path(
         self, logprobs: np.ndarray, lm_weight: float = 1.0, word_penalty: float = 0.0
     ) -> Hypothesis:
-        """1-best with ``FasterDecoder`` (honours ``max_active``) at one setting.
+        """1-best at one setting, searched at that LM weight.
 
         Args:
             logprobs: (T, K) float32 log-probabilities, column 0 = blank.
-            lm_weight: > 0; the log-probs are scaled by ``1 / lm_weight``.
+            lm_weight: > 0.
             word_penalty: cost per output word (the graph cost returned includes it).
         """
-        lat, reached = self._faster(logprobs, lm_weight, word_penalty)
-        if lat is None:
-            return self._hypothesis([], float("inf"), float("inf"), False)
-        _, _, olabels, weight = kaldifst.get_linear_symbol_sequence(lat)
-        return self._hypothesis(
-            olabels, float(weight.value1), float(weight.value2) * lm_weight, reached
-        )
+        setting = (float(lm_weight), float(word_penalty))
+        return self.decode(logprobs, [setting], float(lm_weight))[0][setting]
 
     def best_path_timed(
         self, logprobs: np.ndarray, lm_weight: float = 1.0, word_penalty: float = 0.0
     ) -> Tuple[Hypothesis, List[Tuple[str, int, int]]]:
         """:meth:`best_path` and each word's frames on it: ``(word, first, end)``, the word
         from the frame its arc consumes to the next word's (or the utterance's end)."""
-        lat, reached = self._faster(logprobs, lm_weight, word_penalty)
-        if lat is None:
-            return self._hypothesis([], float("inf"), float("inf"), False), []
-        _, _, olabels, weight = kaldifst.get_linear_symbol_sequence(lat)
-        # the best path is linear: its arcs in the text form "src dst ilabel olabel weight"
-        # (kaldifst iterates no Lattice arcs from Python)
-        arcs = {}
-        for line in lat.to_str(show_weight_one=True).splitlines():
-            f = line.split()
-            if len(f) >= 4:
-                arcs[int(f[0])] = (int(f[1]), int(f[2]), int(f[3]))
-        starts: List[Tuple[int, int]] = []
-        state, frame = lat.start, 0
-        while state in arcs:
-            state, ilabel, olabel = arcs[state]
-            if olabel:
-                starts.append((olabel, frame))
-            if ilabel:
-                frame += 1
-        timed = [
-            (self.words.get(w, f"<id{w}>"), f, starts[i + 1][1] if i + 1 < len(starts) else frame)
-            for i, (w, f) in enumerate(starts)
-        ]
-        hyp = self._hypothesis(
-            olabels, float(weight.value1), float(weight.value2) * lm_weight, reached
-        )
-        return hyp, timed
-
-    def lattice(
-        self, logprobs: np.ndarray, word_penalty: float = 0.0
-    ) -> Tuple[kaldifst.Lattice, bool]:
-        """Raw state-level lattice (word outputs), acoustic costs at scale 1.
-
-        Args:
-            logprobs: (T, K) float32 log-probabilities, column 0 = blank.
-            word_penalty: cost per output word, in the lattice's graph costs.
-
-        Returns:
-            the lattice and whether a final state was reached.
-        """
-        x = _check_logprobs(logprobs, self.num_units)
-        c = self.config
-        scale = c.acoustic_scale
-        cfg = kaldi_decoder.LatticeSimpleDecoderConfig(
-            beam=c.beam * scale, lattice_beam=c.lattice_beam * scale
-        )
-        dec = kaldi_decoder.LatticeSimpleDecoder(self.graph_for(word_penalty), cfg)
-        dec.decode(kaldi_decoder.DecodableCtc(x * c.acoustic_scale))
-        reached = dec.final_relative_cost() != float("inf")
-        ok, lat = dec.get_raw_lattice()  # without a final state: every token counts as final
-        if not ok:
-            log.warning("empty lattice (graph and log-probs incompatible?)")
-        elif c.acoustic_scale != 1.0:
-            kaldifst.scale_lattice(
-                kaldifst.lattice_scale(lmwt=1.0, acwt=1.0 / c.acoustic_scale), lat
-            )
-        return lat, reached
-
-    def sweep(
-        self, logprobs: np.ndarray, settings: Sequence[SettingKey], method: str = "auto"
-    ) -> Dict[SettingKey, Hypothesis]:
-        """Best path for each decoding setting.
-
-        Args:
-            logprobs: (T, K) float32 log-probabilities, column 0 = blank.
-            settings: LM weights (> 0) or ``(lm_weight, word_penalty)`` pairs.
-            method: ``"lattice"`` (one lattice per penalty, every weight read from it),
-                ``"redecode"`` (one :meth:`best_path` search per setting) or ``"auto"``
-                (lattice for a penalty with several weights, else one search: per setting
-                on the demo model a lattice costs about 3 searches and the weights read from
-                it almost nothing; ``bench/results/decode.md``).
-
-        Returns:
-            setting (as given) -> hypothesis.
-        """
-        if method not in SWEEP_METHODS:
-            raise ValueError(f"unknown sweep method {method!r} ({', '.join(SWEEP_METHODS)})")
-        by_penalty: Dict[float, List[SettingKey]] = {}
-        for s in settings:
-            by_penalty.setdefault(as_setting(s)[1], []).append(s)
-        if method == "auto":
-            return {
-                **self.sweep(
-                    logprobs,
-                    [s for group in by_penalty.values() if len(group) == 1 for s in group],
-                    "redecode",
-                ),
-                **self.sweep(
-                    logprobs,
-                    [s for group in by_penalty.values() if len(group) > 1 for s in group],
-                    "lattice",
-                ),
-            }
-        if method == "redecode":
-            return {s: self.best_path(logprobs, *as_setting(s)) for s in settings}
-        out = {}
-        for penalty in sorted(by_penalty):
-            lat, reached = self.lattice(logprobs, penalty)
-            for s in settings:
-                w, p = as_setting(s)
-                if p == penalty:
-                    ids, graph_cost, ac_cost = lattice_best_path(lat, w)
-                    out[s] = self._hypothesis(ids, graph_cost, ac_cost, reached)
-        return {s: out[s] for s in settings}
+        hyp = self.best_path(logprobs, lm_weight, word_penalty)
+        starts = hyp.frames or []
+        ends = starts[1:] + [len(logprobs)]
+        return hyp, [(w, f, e) for w, f, e in zip(hyp.words, starts, ends)]

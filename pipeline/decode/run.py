@@ -2,16 +2,10 @@
 
 The body of the decode stage (:mod:`pipeline.stages.decode`). Per set, the model's log-probs
 (optionally kept as ``logits.ark/scp``) are decoded against
-``data/<c>/lang_test_<lm>/TLG.fst`` (the graphs stage, :mod:`pipeline.stages.graphs`) by ``nj`` worker
-processes → ``decode_<set>_<lm>/hyp/<lm_weight>_<penalty>.txt``. ``method="lattice"``
-decodes one lattice per utterance and penalty and reads every LM weight from it, as Kaldi's
-scoring does; ``"redecode"`` runs one ``FasterDecoder`` search per setting (it honours
-``max_active``, which the lattice decoder this ``kaldi_decoder`` exposes lacks), and is the
-default. ``"auto"`` takes the lattice for the tuning sweep and one search for a set decoded at
-one setting: on the demo model 0.32 RTF for the 18 settings against about 0.54 by re-decoding,
-with the same best WER (``bench/results/decode.md``); but with no ``max_active`` the lattice
-search has no bound on a weak model (a barely trained one, or audio unlike the training data),
-where it ran more than 10 times longer.
+``data/<c>/lang_test_<lm>/TLG.fst`` (the graphs stage, :mod:`pipeline.stages.graphs`) by ``nj``
+threads → ``decode_<set>_<lm>/hyp/<lm_weight>_<penalty>.txt``. Each utterance is decoded
+once into a lattice bounded by ``max_active``, and every (LM weight, word penalty) setting is
+a best path through it (:mod:`pipeline.decode.decoder`), as Kaldi's scoring does.
 
 **Tuning.** The tuning set (``tune_set``, ``dev``) is decoded first, at every pair of
 ``lm_weights`` × ``word_penalties``; its hypotheses are scored at once and the best pair is
@@ -37,16 +31,16 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Tuple, cast
 
 import kaldiio
 import numpy as np
 import torch
 
-from pipeline.config import non_negative, one_of, option, positive
+from pipeline.config import non_negative, option, positive
 from pipeline.data.datadir import read_map, write_map
 from pipeline.decode import defaults
-from pipeline.decode.decoder import SWEEP_METHODS, Setting
+from pipeline.decode.decoder import Setting
 from pipeline.decode.pool import decode_in_workers
 from pipeline.decode.scoring import choose_setting, score_sweep, setting_name
 from pipeline.errors import StnasError
@@ -107,15 +101,6 @@ class DecodeConfig:
         allowed=">= 1",
         unit="tokens",
         help="most active tokens per frame",
-    )
-    method: str = option(
-        "redecode",
-        kind="str",
-        check=one_of(*SWEEP_METHODS),
-        allowed=", ".join(SWEEP_METHODS),
-        help="redecode: one search per setting (bounded by max_active); "
-        "lattice: one lattice per penalty; auto: the lattice where a "
-        "penalty has several weights",
     )
     nj: int = option(1, kind="int", check=positive, allowed=">= 1", help="decoding processes")
     device: str = option("cpu", kind="str", help="device of the forward pass")
@@ -221,16 +206,21 @@ def decode_one(
                 w(utt, m)
     dconf = {"beam": cfg.beam, "lattice_beam": cfg.lattice_beam, "max_active": cfg.max_active}
     nj = max(1, min(cfg.nj, len(mats)))
-    hyps, decode_s, audio_s, not_final, wall = decode_in_workers(
+    t0 = time.perf_counter()
+    found, shards = decode_in_workers(
         mats,
         settings,
-        cfg.method,
         lang_test,
         dconf,
         nj,
         f"decode {name} ({len(settings)} settings)",
         cfg.progress,
     )
+    wall = time.perf_counter() - t0
+    hyps = cast(Dict[Setting, Dict[str, List[str]]], found)  # keyed by the settings given
+    decode_s = sum(r.rtf.seconds for r in shards)
+    audio_s = sum(r.rtf.audio_seconds for r in shards)
+    frames = sum(r.rtf.frames for r in shards)
     for s, h in hyps.items():
         write_map(
             out / "hyp" / f"{setting_name(s)}.txt", {u: " ".join(words) for u, words in h.items()}
@@ -246,7 +236,9 @@ def decode_one(
         "decode_wall_seconds": round(wall, 3),
         "rtf_per_core": decode_s / max(audio_s, 1e-9),
         "nj": nj,
-        "not_final": not_final,
+        "not_final": [u for r in shards for u in r.not_final],
+        "tokens_per_frame": round(sum(r.tokens for r in shards) / max(frames, 1), 1),
+        "max_frame_tokens": max((r.max_frame_tokens for r in shards), default=0),
         "config": asdict(cfg),
         "model": str(model),
         "lang_test": str(lang_test),

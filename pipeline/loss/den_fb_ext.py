@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 NAME = "stnas_den_fb"
 HERE = Path(__file__).resolve().parent
-SOURCES = [HERE / "csrc" / "den_fb.cpp"]
+# the lattice decoder (pipeline/decode) is compiled into the same library: one build, one load
+SOURCES = [HERE / "csrc" / "den_fb.cpp", HERE.parent / "decode" / "csrc" / "lattice_decoder.cpp"]
 CUDA_SOURCES = [HERE / "csrc" / "den_fb_cuda.cu"]
 BUILD_DIR = HERE / "_build"
 

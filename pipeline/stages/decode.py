@@ -79,7 +79,6 @@ def decode_stage(cfg: DecodeConfig, name: str, lang_test: Path) -> Stage:
             "beam": cfg.beam,
             "lattice_beam": cfg.lattice_beam,
             "max_active": cfg.max_active,
-            "method": cfg.method,
         },
         verb="decoded",
         redo="decode it again",

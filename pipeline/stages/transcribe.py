@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
-from concurrent.futures import ProcessPoolExecutor
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
@@ -24,7 +23,6 @@ import numpy as np
 import torch
 import yaml
 
-from pipeline.children import die_with_parent
 from pipeline.data.audio import read_audio, read_wav_bytes, wav_bytes
 from pipeline.data.cmvn import apply_cmvn, cmvn_stats
 from pipeline.data.datadir import read_map
@@ -166,18 +164,11 @@ def features(
     return out
 
 
-_DECODER: Dict[str, Decoder] = {}
-
-
-def _init(lang_test: str, config: dict, parent_pid: int) -> None:
-    die_with_parent(parent_pid)
-    _DECODER["d"] = Decoder.from_lang_test(lang_test, DecoderConfig(**config))
-
-
-def _decode(args) -> Tuple[str, List[str], List[Tuple[str, int, int]]]:
-    utt, logprobs, weight, penalty = args
-    hyp, timed = _DECODER["d"].best_path_timed(logprobs, weight, penalty)
-    return utt, hyp.words, timed
+def _decode_timed(decoder: Decoder, logprobs: np.ndarray, weight: float, penalty: float):
+    """(words, word times, CPU seconds of the search) of one utterance."""
+    t0 = time.thread_time()
+    hyp, timed = decoder.best_path_timed(logprobs, weight, penalty)
+    return hyp.words, timed, time.thread_time() - t0
 
 
 def transcribe(cfg: TranscribeConfig) -> Dict[str, dict]:
@@ -212,18 +203,19 @@ def transcribe(cfg: TranscribeConfig) -> Dict[str, dict]:
             logprobs[utt] = lp[0, : int(n[0])].float().cpu().numpy()
     lang_test = lang_test_dir(data_dir, cfg.lm)
     dconf: Dict[str, Any] = {"beam": cfg.beam, "max_active": cfg.max_active}
-    jobs = [(u, logprobs[u], weight, penalty) for u in entries]
-    if cfg.nj <= 1:
-        _DECODER["d"] = Decoder.from_lang_test(lang_test, DecoderConfig(**dconf))
-        results = [_decode(j) for j in jobs]
-    else:
-        with ProcessPoolExecutor(
-            cfg.nj,
-            mp_context=get_context("spawn"),
-            initializer=_init,
-            initargs=(str(lang_test), dconf, os.getpid()),
-        ) as pool:
-            results = list(pool.map(_decode, jobs))
+    decoder = Decoder.from_lang_test(lang_test, DecoderConfig(**dconf))
+    with ThreadPoolExecutor(max(1, cfg.nj)) as pool:  # the search releases the GIL
+        found = list(
+            pool.map(lambda u: _decode_timed(decoder, logprobs[u], weight, penalty), entries)
+        )
+    results = [(u, words, timed) for u, (words, timed, _) in zip(entries, found)]
+    audio = sum(len(m) for m in logprobs.values()) * OUTPUT_FRAME_SHIFT_S
+    log.info(
+        "decoded %d utterances (%.1f s of audio): RTF per core %.4f (search only)",
+        len(results),
+        audio,
+        sum(cpu for _, _, cpu in found) / max(audio, 1e-9),
+    )
     out: Dict[str, Dict[str, Any]] = {
         utt: {
             "words": words,

@@ -107,8 +107,8 @@ def test_decode_and_score_end_to_end(tts_data, tmp_path):
 
 
 def _decode_killed_and_resumed(done_dir, tts_data, tmp_path):
-    """Kill point 'decode': kill -9 while its workers decode dev; nothing is marked done, no
-    worker outlives it, and the rerun gives the hypotheses of the uninterrupted decode."""
+    """Kill point 'decode': kill -9 while it decodes dev; nothing is marked done, no child
+    process outlives it, and the rerun gives the hypotheses of the uninterrupted decode."""
     import shutil
     import signal
     import subprocess
@@ -133,13 +133,11 @@ def _decode_killed_and_resumed(done_dir, tts_data, tmp_path):
         "2",
     ]
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.DEVNULL)
-    t0, workers = time.time(), []
-    while time.time() - t0 < 120 and proc.poll() is None:
-        workers = children_of(proc.pid)
-        if len(workers) >= 2:  # the pool is up (and the resource tracker)
-            break
-        time.sleep(0.05)
-    time.sleep(0.5)
+    started = model_dir / "decode_dev_tg" / "inputs.json"  # written before the decode's body
+    t0 = time.time()
+    while time.time() - t0 < 120 and proc.poll() is None and not started.exists():
+        time.sleep(0.01)
+    workers = children_of(proc.pid)  # decoding threads: no child process should be left
     assert proc.poll() is None, "the decode finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()

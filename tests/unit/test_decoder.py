@@ -1,4 +1,7 @@
-"""WFST decoding against a tiny TLG: spelled word sequences decode, the LM weight sweep matters."""
+"""WFST decoding against a tiny TLG: spelled word sequences decode, the LM weight sweep matters.
+
+The decoder itself (search, lattice, the sweep read from it) is checked against brute force in
+tests/unit/test_lattice_decoder.py."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.decode.decoder import Decoder, DecoderConfig, lattice_best_path
+from pipeline.decode.decoder import Decoder, DecoderConfig
 from pipeline.decode.sweep import RtfMeter, decode_set
 from pipeline.errors import DataError
 from pipeline.lang.graphs import write_lang_test
@@ -100,27 +103,15 @@ def test_lm_weight_sweep_lets_the_lm_win(setup):
         expected = ["ZED", "EX"] if w > crossover else ["ZED", "WHY"]
         assert swept[w].words == expected, (w, crossover)
     assert swept[0.1].words != swept[5.0].words
-    # one search per weight (FasterDecoder on scaled log-probs) agrees with the lattice
-    redecoded = decoder.sweep(logprobs, weights, method="redecode")
-    assert {w: h.words for w, h in redecoded.items()} == {w: h.words for w, h in swept.items()}
-    # auto: the lattice for a penalty with several weights, one search for a lone setting
-    mixed = decoder.sweep(logprobs, [(w, 0.0) for w in weights] + [(1.0, 0.5)], method="auto")
-    assert {w: mixed[(w, 0.0)].words for w in weights} == {w: h.words for w, h in swept.items()}
-    assert mixed[(1.0, 0.5)].words == decoder.best_path(logprobs, 1.0, 0.5).words
-    with pytest.raises(ValueError, match="sweep method"):
-        decoder.sweep(logprobs, weights, method="fastest")
-
-
-def test_lattice_best_path_costs_are_unscaled(setup):
-    decoder, _ = setup
-    lat, reached = decoder.lattice(ambiguous())
-    assert reached
-    ids_lo, graph_lo, ac_lo = lattice_best_path(lat, 0.1)
-    ids_hi, graph_hi, ac_hi = lattice_best_path(lat, 5.0)
-    assert ids_lo != ids_hi
-    assert ac_lo < ac_hi and graph_lo > graph_hi  # acoustics win at 0.1, the LM at 5
+    # one search per weight agrees with the lattice decoded once
+    assert {w: decoder.best_path(logprobs, w).words for w in weights} == {
+        w: h.words for w, h in swept.items()
+    }
+    # the costs are unscaled: acoustics win at 0.1, the LM at 5
+    assert swept[0.1].acoustic_cost < swept[5.0].acoustic_cost
+    assert swept[0.1].graph_cost > swept[5.0].graph_cost
     with pytest.raises(ValueError):
-        lattice_best_path(lat, 0.0)
+        decoder.sweep(logprobs, [0.0])
 
 
 def test_decode_set_and_rtf(setup):
@@ -152,7 +143,7 @@ def test_default_pruning_keeps_the_best_path(setup):
     decoder, _ = setup  # DecoderConfig()
 
     def with_config(**kw):
-        return Decoder(decoder.graph, decoder.words, DecoderConfig(**kw), decoder.num_units)
+        return Decoder(decoder.graph_path, decoder.words, DecoderConfig(**kw), decoder.num_units)
 
     def total(h):
         return h.graph_cost + h.acoustic_cost
@@ -181,9 +172,9 @@ def test_no_final_state_keeps_the_partial_path(setup):
     # only C is possible: ZED (C D) never ends, and the lattice beam prunes every other path
     logprobs = np.full((3, K), -1000.0, np.float32)
     logprobs[:, UNIT["C"]] = 0.0
-    swept = decoder.sweep(logprobs, [1.0], method="lattice")
+    swept = decoder.sweep(logprobs, [1.0])
     assert swept[1.0].words == ["ZED"] and not swept[1.0].reached_final
-    result = decode_set(decoder, [("u1", spell(["EX"])), ("u2", logprobs)], [1.0], method="lattice")
+    result = decode_set(decoder, [("u1", spell(["EX"])), ("u2", logprobs)], [1.0])
     assert result.not_final == ["u2"]
 
 
@@ -205,11 +196,11 @@ def test_word_insertion_penalty_costs_each_word_and_drops_weak_words(setup):
         ]
     ).astype(np.float32)
     settings = [(1.0, 0.0), (1.0, 5.0)]
-    for method in ("redecode", "lattice"):
-        swept = decoder.sweep(weak, settings, method=method)
-        assert swept[(1.0, 0.0)].words == ["ZED", "EX"], method
-        assert swept[(1.0, 5.0)].words == ["ZED"], method
-    result = decode_set(decoder, [("u1", weak)], settings, method="redecode")
+    swept = decoder.sweep(weak, settings)
+    assert swept[(1.0, 0.0)].words == ["ZED", "EX"]
+    assert swept[(1.0, 5.0)].words == ["ZED"]
+    assert decoder.best_path(weak, 1.0, 5.0).words == ["ZED"]
+    result = decode_set(decoder, [("u1", weak)], settings)
     assert result.hyps[(1.0, 5.0)] == {"u1": ["ZED"]}
 
 
@@ -229,28 +220,19 @@ def test_best_path_word_times_follow_the_spelled_frames(setup):
     assert timed[-1][2] == len(logprobs)
 
 
-def test_beams_are_in_unscaled_units(setup, monkeypatch):
-    """At LM weight w the search runs on log-probs / w, so its beam is beam / w: the same
-    pruning, relative to the acoustic costs, at every weight (not more tokens at high w)."""
-    import kaldi_decoder
-
+def test_beams_are_in_unscaled_units(setup):
+    """At LM weight w the search runs on graph + acoustic / w with beam / w: scaling the
+    log-probs, the weight and the beam together is the same search, token for token."""
     decoder, _ = setup
-    seen = []
-    real = kaldi_decoder.FasterDecoderOptions
-
-    def capture(**kw):
-        seen.append(kw["beam"])
-        return real(**kw)
-
-    monkeypatch.setattr(kaldi_decoder, "FasterDecoderOptions", capture)
-    logprobs = spell(["ZED", "EX"])
-    for w in (0.5, 1.0, 4.0):
-        assert decoder.best_path(logprobs, w).words == ["ZED", "EX"]
-    assert seen == pytest.approx([decoder.config.beam / w for w in (0.5, 1.0, 4.0)])
-    # scaling log-probs, weight and beam together is the same search
     scaled = Decoder(
-        decoder.graph, decoder.words, DecoderConfig(beam=3 * decoder.config.beam), decoder.num_units
+        decoder.graph_path,
+        decoder.words,
+        DecoderConfig(beam=3 * decoder.config.beam),
+        decoder.num_units,
     )
     amb = ambiguous()
     for w in (0.3, 1.0, 3.0):
-        assert scaled.best_path(3 * amb, 3 * w).words == decoder.best_path(amb, w).words
+        got, stats = scaled.decode(3 * amb, [3 * w], 3 * w)
+        want, want_stats = decoder.decode(amb, [w], w)
+        assert got[3 * w].words == want[w].words
+        assert stats["tokens"] == want_stats["tokens"]

@@ -447,7 +447,11 @@ bool built_with_cuda() {
 #endif
 }
 
+// pipeline/decode/csrc/lattice_decoder.cpp
+void register_lattice_decoder(pybind11::module& m);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  register_lattice_decoder(m);
   m.def("forward", &den_forward, "den graph log Z and alphas (fused forward)");
   m.def("backward", &den_backward, "den occupancies times grad log Z (fused backward)");
   m.def("built_with_cuda", &built_with_cuda, "whether the CUDA kernels were compiled in");
