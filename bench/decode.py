@@ -1,14 +1,18 @@
-"""Speed and WER of WFST decoding on dev with the demo's trained model, by search setting.
+"""Speed and WER of decoding on dev with the demo's trained model: the project's lattice decoder
+against the two Kaldi decoders it replaced, and the beams of the default chosen by measurement.
 
 Needs ``make demo`` first (``data/tts`` and ``exp/tts/st/retrain/avg.pt``; other paths with
 ``--data`` / ``--model``). The network forward runs once; only the search is timed (process
-CPU time, one process, so the real-time factor is per core). Rows, all in one run:
+CPU time, one process: the real-time factor is per core). Rows, all in one run:
 
-* the search as it was before beams were in unscaled units (beam 17 in the scaled search at
-  every LM weight), for reference;
-* one ``FasterDecoder`` search per setting ("redecode") at several beams and ``max_active``;
-* the sweep read from one lattice per utterance and penalty ("lattice").
+* Kaldi's ``LatticeSimpleDecoder`` (through ``kaldi_decoder``): one lattice per utterance and
+  word penalty (TLG composed with a penalty loop per penalty), every LM weight read from it;
+* Kaldi's ``FasterDecoder``: one search per setting;
+* the project's lattice decoder: one lattice per utterance, every setting read from it, at
+  several beams and ``max_active`` and a very wide reference; and one search at one setting
+  (what ``stnas transcribe`` and the test set's decode do).
 
+The default beams are the cheapest whose best dev %WER is within 0.1 of the wide reference.
 Run: ``.venv/bin/python bench/decode.py``; writes ``bench/results/decode.md``.
 """
 
@@ -27,6 +31,67 @@ disable_dynamic_threads()  # before torch loads, as the stnas command does
 
 WEIGHTS = [0.3, 0.5, 0.7, 1.0, 1.5, 2.0]
 PENALTIES = [0.0, 0.5, 1.0]
+# (beam, lattice beam, max_active) of the project's decoder; the first is the wide reference
+CONFIGS = [
+    (30.0, 16.0, 100000),
+    (17.0, 8.0, 7000),
+    (14.0, 6.0, 3000),
+    (12.0, 6.0, 2000),
+    (10.0, 5.0, 1000),
+    (8.0, 4.0, 500),
+]
+
+
+def kaldi_sweeps(lang: Path, mats, sweep, beam: float, lattice_beam: float):
+    """The two Kaldi searches this project decoded with before: (name, seconds, hyps) rows."""
+    import kaldi_decoder
+    import kaldifst
+
+    from pipeline.lang.lexicon import read_symbol_table
+
+    tlg = kaldifst.StdVectorFst.read(str(lang / "TLG.fst"))
+    word_ids = sorted(read_symbol_table(lang / "words.txt").values())
+    graphs = {}
+    for p in PENALTIES:  # TLG o P per penalty, composed once outside the timings
+        pen = kaldifst.StdVectorFst()
+        s = pen.add_state()
+        pen.start = s
+        pen.set_final(s, 0.0)
+        for w in word_ids:
+            if w > 0:
+                pen.add_arc(s, kaldifst.StdArc(w, w, float(p), s))
+        kaldifst.arcsort(pen, sort_type="ilabel")
+        g = kaldifst.StdVectorFst(kaldifst.compose(tlg, pen))
+        kaldifst.arcsort(g, sort_type="ilabel")
+        graphs[p] = g
+    lattice = {s: {} for s in sweep}
+    t = time.process_time()
+    for utt, x in mats:
+        for p in PENALTIES:
+            cfg = kaldi_decoder.LatticeSimpleDecoderConfig(beam=beam, lattice_beam=lattice_beam)
+            dec = kaldi_decoder.LatticeSimpleDecoder(graphs[p], cfg)
+            dec.decode(kaldi_decoder.DecodableCtc(x))
+            ok, lat = dec.get_raw_lattice()
+            for w in WEIGHTS:
+                scaled = type(lat)(lat)
+                kaldifst.scale_lattice(kaldifst.lattice_scale(lmwt=1.0, acwt=1.0 / w), scaled)
+                _, _, words, _ = kaldifst.get_linear_symbol_sequence(kaldifst.shortest_path(scaled))
+                lattice[(w, p)][utt] = list(words)
+    lattice_s = time.process_time() - t
+    faster = {s: {} for s in sweep}
+    t = time.process_time()
+    for utt, x in mats:
+        for w, p in sweep:
+            opts = kaldi_decoder.FasterDecoderOptions(beam=beam / w, max_active=7000)
+            dec = kaldi_decoder.FasterDecoder(graphs[p], opts)
+            dec.decode(kaldi_decoder.DecodableCtc(x / w))
+            ok, lat = dec.get_best_path()
+            faster[(w, p)][utt] = list(kaldifst.get_linear_symbol_sequence(lat)[2]) if ok else []
+    faster_s = time.process_time() - t
+    return [
+        ("Kaldi LatticeSimpleDecoder, one lattice per penalty", lattice_s, lattice),
+        ("Kaldi FasterDecoder, one search per setting", faster_s, faster),
+    ]
 
 
 def main(data: Path, model: Path) -> None:
@@ -36,7 +101,7 @@ def main(data: Path, model: Path) -> None:
     from pipeline.decode.decoder import Decoder, DecoderConfig
     from pipeline.decode.defaults import OUTPUT_FRAME_SHIFT_S
     from pipeline.decode.run import model_logprobs
-    from pipeline.decode.sweep import decode_set
+    from pipeline.lang.lexicon import read_symbol_table
     from pipeline.stages.graphs import lang_test_dir
 
     lang = lang_test_dir(data, "tg")
@@ -51,64 +116,86 @@ def main(data: Path, model: Path) -> None:
         if parts:
             ref[parts[0]] = parts[1:]
     words = sum(len(ref[u]) for u, _ in mats)
+    id2word = {i: w for w, i in read_symbol_table(lang / "words.txt").items()}
 
     def wer(hyps) -> float:
         errors = sum(kaldialign.edit_distance(ref[u], h)["total"] for u, h in hyps.items())
         return 100.0 * errors / words
 
-    def timed(decoder, settings, method):
-        t = time.process_time()
-        res = decode_set(decoder, mats, settings, method)
-        return time.process_time() - t, {s: wer(h) for s, h in res.hyps.items()}
-
     sweep = [(w, p) for w in WEIGHTS for p in PENALTIES]
-    at_p0 = [(w, 0.0) for w in WEIGHTS]
-    rows = []
+    rows, best_of = [], {}
 
-    def add(label, config, method, settings, before=False):
-        dec = Decoder.from_lang_test(lang, config)
-        for p in PENALTIES:  # compose TLG o P once, outside the timings (as each worker does)
-            dec.graph_for(p)
-        if before:  # beam 17 in the scaled search at every weight: beam 17 w in unscaled units
-            seconds, wers, base = 0.0, {}, config.beam
-            for w, p in settings:
-                dec.config.beam = base * w
-                s, r = timed(dec, [(w, p)], method)
-                seconds += s
-                wers.update(r)
-        else:
-            seconds, wers = timed(dec, settings, method)
+    def add(label, seconds, settings, wers, tokens=""):
         best = min(wers, key=wers.get)
         rows.append(
             (
                 label,
-                method,
                 f"{len(settings)}",
                 f"{seconds / audio:.4f}",
-                f"{seconds / audio / len(settings):.4f}",
+                tokens,
                 f"{wers.get((1.0, 0.0), float('nan')):.2f}",
                 f"{wers[best]:.2f} at {best[0]:g}/{best[1]:g}",
             )
         )
+        return wers[best]
 
-    add("before: beam 17 in scaled units", DecoderConfig(beam=17.0), "redecode", at_p0, before=True)
-    add("beam 17, max_active 7000", DecoderConfig(beam=17.0), "redecode", at_p0)
-    add("beam 17, max_active 1000", DecoderConfig(beam=17.0, max_active=1000), "redecode", at_p0)
-    add("beam 12, max_active 7000", DecoderConfig(beam=12.0), "redecode", at_p0)
-    add("beam 12, max_active 7000", DecoderConfig(beam=12.0), "redecode", sweep)
-    for beam, lattice_beam in ((17.0, 8.0), (12.0, 6.0)):
-        cfg = DecoderConfig(beam=beam, lattice_beam=lattice_beam)
-        add(f"beam {beam:g}, lattice beam {lattice_beam:g}", cfg, "lattice", at_p0)
-        add(f"beam {beam:g}, lattice beam {lattice_beam:g}", cfg, "lattice", sweep)
+    for name, seconds, hyps in kaldi_sweeps(lang, mats, sweep, 17.0, 8.0):
+        wers = {
+            s: wer({u: [id2word.get(i, "") for i in h] for u, h in hs.items()})
+            for s, hs in hyps.items()
+        }
+        best_of[name] = add(f"{name} (beam 17, lattice beam 8)", seconds, sweep, wers)
+    for beam, lattice_beam, max_active in CONFIGS:
+        cfg = DecoderConfig(beam=beam, lattice_beam=lattice_beam, max_active=max_active)
+        decoder = Decoder.from_lang_test(lang, cfg)
+        hyps = {s: {} for s in sweep}
+        tokens = 0
+        t = time.process_time()
+        for utt, x in mats:
+            found, stats = decoder.decode(x, sweep, 1.0)
+            tokens += stats["tokens"]
+            for s, h in found.items():
+                hyps[s][utt] = h.words
+        seconds = time.process_time() - t
+        frames = sum(len(m) for _, m in mats)
+        label = (
+            f"stnas lattice decoder, beam {beam:g}, lattice beam {lattice_beam:g}, "
+            f"max_active {max_active}"
+        )
+        best_of[(beam, lattice_beam, max_active)] = add(
+            label, seconds, sweep, {s: wer(h) for s, h in hyps.items()}, f"{tokens / frames:.0f}"
+        )
+    reference = best_of[CONFIGS[0]]
+    chosen = min(
+        (c for c in CONFIGS[1:] if best_of[c] <= reference + 0.1),
+        key=lambda c: (c[0], c[2]),
+        default=CONFIGS[1],
+    )
+    cfg = DecoderConfig(beam=chosen[0], lattice_beam=chosen[1], max_active=chosen[2])
+    decoder = Decoder.from_lang_test(lang, cfg)
+    one = {}
+    t = time.process_time()
+    for utt, x in mats:
+        one[utt] = decoder.best_path(x, 1.0, 0.5).words
+    seconds = time.process_time() - t
+    rows.append(
+        (
+            f"stnas lattice decoder, one setting (1/0.5), beams as chosen {chosen}",
+            "1",
+            f"{seconds / audio:.4f}",
+            "",
+            "",
+            f"{wer(one):.2f} at 1/0.5",
+        )
+    )
     write_table(
         "decode",
         "Decoding speed and WER on dev, demo model (CPU, one process)",
         [
             "search",
-            "method",
             "settings",
             "RTF",
-            "RTF per setting",
+            "tokens per frame",
             "%WER at 1/0",
             "best %WER (weight/penalty)",
         ],
@@ -116,17 +203,17 @@ def main(data: Path, model: Path) -> None:
         [
             f"{len(mats)} dev utterances, {audio:.1f} s of audio, {words} words; model {model}; "
             f"graph {lang / 'TLG.fst'}.",
-            "RTF = search CPU seconds / audio seconds, per core (one process; the network forward "
-            "and the one-off composition TLG o P per penalty excluded). Settings: 6 LM weights "
-            "(0.3-2.0) at penalty 0, or all 18 pairs with penalties 0, 0.5, 1.0 (the dev tuning "
-            "sweep of `stnas decode`).",
-            "redecode: one FasterDecoder search per setting. lattice: one LatticeSimpleDecoder "
-            "lattice per utterance and penalty, every LM weight read from it (shortest path).",
-            "Beams are in unscaled units (acoustic cost + LM weight x graph cost) except in the "
-            "'before' row, which keeps beam 17 in the scaled search at every weight (the old "
-            "behaviour, for reference).",
-            "Targets: one search RTF <= 0.02; the whole sweep RTF <= 0.05; WER within 0.2 absolute "
-            "of the beam-17 result.",
+            "RTF = search CPU seconds / audio seconds, per core (one process; the network "
+            "forward and Kaldi's one-off TLG o P composition per penalty excluded). Settings: "
+            "6 LM weights (0.3-2.0) x word penalties 0, 0.5, 1.0: the dev tuning sweep of "
+            "`stnas decode`. Beams are in unscaled units (acoustic cost + LM weight x graph "
+            "cost); the project's decoder searches at LM weight 1 and reads every setting from "
+            "the lattice.",
+            f"Default chosen by this run: the cheapest configuration whose best dev %WER is "
+            f"within 0.1 of the wide reference ({reference:.2f}): beam {chosen[0]:g}, lattice "
+            f"beam {chosen[1]:g}, max_active {chosen[2]}.",
+            "Targets: the whole sweep RTF <= 0.02; one search RTF <= 0.01; best WER within 0.1 "
+            "of the wide reference.",
         ],
     )
 
