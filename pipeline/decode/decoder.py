@@ -71,7 +71,7 @@ class DecoderConfig:
     max_active: int = defaults.MAX_ACTIVE
     min_active: int = defaults.MIN_ACTIVE
     acoustic_scale: float = 1.0
-    prune_interval: int = 25
+    prune_interval: int = defaults.PRUNE_INTERVAL
 
 
 @dataclass

@@ -36,14 +36,20 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr int32_t kNone = -1;
 
 // ---------------------------------------------------------------------------------- the graph
+struct Arc {
+  int32_t ilabel, olabel;
+  float weight;
+  int32_t next;
+};
+
 struct Graph {
   int32_t start = kNone;
   int64_t num_arcs = 0;
   int32_t max_ilabel = 0;
-  // arcs of state s: [begin[s], eps_end[s]) read no input, [eps_end[s], begin[s + 1]) do
+  // arcs of state s: [begin[s], eps_end[s]) read no input, [eps_end[s], begin[s + 1]) do;
+  // one array of whole arcs, so a state's arcs are read as one stream
   std::vector<int64_t> begin, eps_end;
-  std::vector<int32_t> ilabel, olabel, next;
-  std::vector<float> weight;
+  std::vector<Arc> arcs;
   std::vector<float> final_cost;  // +inf: not final
   int32_t num_states() const { return static_cast<int32_t>(final_cost.size()); }
 };
@@ -90,7 +96,6 @@ std::shared_ptr<Graph> read_fst(const std::string& path) {
   g->final_cost.resize(num_states);
   g->begin.assign(num_states + 1, 0);
   g->eps_end.assign(num_states, 0);
-  struct Arc { int32_t il, ol; float w; int32_t next; };
   std::vector<Arc> arcs, eps;
   bool any_final = false;
   for (int64_t s = 0; s < num_states; ++s) {
@@ -103,27 +108,24 @@ std::shared_ptr<Graph> read_fst(const std::string& path) {
     arcs.clear();
     for (int64_t a = 0; a < n; ++a) {
       Arc arc;
-      arc.il = read_pod<int32_t>(in, path);
-      arc.ol = read_pod<int32_t>(in, path);
-      arc.w = read_pod<float>(in, path);
+      arc.ilabel = read_pod<int32_t>(in, path);
+      arc.olabel = read_pod<int32_t>(in, path);
+      arc.weight = read_pod<float>(in, path);
       arc.next = read_pod<int32_t>(in, path);
-      if (arc.next < 0 || arc.next >= num_states || arc.il < 0)
+      if (arc.next < 0 || arc.next >= num_states || arc.ilabel < 0)
         throw std::runtime_error(path + ": arc to a state that does not exist");
-      (arc.il == 0 ? eps : arcs).push_back(arc);
+      (arc.ilabel == 0 ? eps : arcs).push_back(arc);
     }
-    g->begin[s] = static_cast<int64_t>(g->ilabel.size());
+    g->begin[s] = static_cast<int64_t>(g->arcs.size());
     for (const auto* list : {&eps, &arcs}) {
       for (const Arc& arc : *list) {
-        g->ilabel.push_back(arc.il);
-        g->olabel.push_back(arc.ol);
-        g->weight.push_back(arc.w);
-        g->next.push_back(arc.next);
-        g->max_ilabel = std::max(g->max_ilabel, arc.il);
+        g->arcs.push_back(arc);
+        g->max_ilabel = std::max(g->max_ilabel, arc.ilabel);
       }
-      if (list == &eps) g->eps_end[s] = static_cast<int64_t>(g->ilabel.size());
+      if (list == &eps) g->eps_end[s] = static_cast<int64_t>(g->arcs.size());
     }
   }
-  g->begin[num_states] = static_cast<int64_t>(g->ilabel.size());
+  g->begin[num_states] = static_cast<int64_t>(g->arcs.size());
   g->num_arcs = g->begin[num_states];
   if (start < 0 || start >= num_states) throw std::runtime_error(path + ": no start state");
   if (!any_final) throw std::runtime_error(path + ": the graph has no final state");
@@ -133,7 +135,7 @@ std::shared_ptr<Graph> read_fst(const std::string& path) {
 // ---------------------------------------------------------------------------------- the search
 struct Options {
   double beam = 17.0, lattice_beam = 8.0;
-  int32_t max_active = 7000, min_active = 200, prune_interval = 25;
+  int32_t max_active = 7000, min_active = 200, prune_interval = 50;
   double acoustic_scale = 1.0;  // the search's objective: graph + acoustic_scale * acoustic
 };
 
@@ -160,8 +162,7 @@ class Search {
  public:
   Search(const Graph& g, const Options& o, const float* loglikes, int32_t T, int32_t K)
       : g_(g), o_(o), ll_(loglikes), T_(T), K_(K) {
-    stamp_.assign(g.num_states(), -1);
-    slot_.assign(g.num_states(), kNone);
+    slot_.assign(g.num_states(), Slot{-1, kNone});
   }
 
   void run() {
@@ -196,19 +197,19 @@ class Search {
   // the token of `state` in the current frame, created when missing, its cost lowered to
   // `cost` when better; (index, whether its cost changed)
   std::pair<int32_t, bool> find_or_add(int32_t state, double cost) {
-    if (stamp_[state] == cur_frame_) {
-      Token& tok = toks_[slot_[state]];
+    Slot& slot = slot_[state];
+    if (slot.frame == cur_frame_) {
+      Token& tok = toks_[slot.token];
       if (cost < tok.cost) {
         tok.cost = cost;
-        return {slot_[state], true};
+        return {slot.token, true};
       }
-      return {slot_[state], false};
+      return {slot.token, false};
     }
-    stamp_[state] = cur_frame_;
-    slot_[state] = static_cast<int32_t>(toks_.size());
+    slot = Slot{cur_frame_, static_cast<int32_t>(toks_.size())};
     toks_.push_back(Token{cost, 0.0, state, cur_frame_, kNone, true});
     ++stats.tokens;
-    return {slot_[state], true};
+    return {slot.token, true};
   }
 
   void add_link(int32_t src, int32_t dst, int32_t olabel, float graph, float acoustic) {
@@ -264,7 +265,8 @@ class Search {
     if (best != kNone) {  // a first estimate of the next frame's cutoff from the best token
       const Token& tok = toks_[best];
       for (int64_t a = g_.eps_end[tok.state]; a < g_.begin[tok.state + 1]; ++a) {
-        const double c = tok.cost + g_.weight[a] + o_.acoustic_scale * ac(t, g_.ilabel[a]);
+        const Arc& arc = g_.arcs[a];
+        const double c = tok.cost + arc.weight + o_.acoustic_scale * ac(t, arc.ilabel);
         next_cut = std::min(next_cut, c + adaptive);
       }
     }
@@ -276,13 +278,15 @@ class Search {
       if (!toks_[i].alive || toks_[i].cost > cut) continue;
       ++expanded;
       const int32_t s = toks_[i].state;
+      const double cost = toks_[i].cost;
       for (int64_t a = g_.eps_end[s]; a < g_.begin[s + 1]; ++a) {
-        const double acoustic = ac(t, g_.ilabel[a]);
-        const double c = toks_[i].cost + g_.weight[a] + o_.acoustic_scale * acoustic;
+        const Arc& arc = g_.arcs[a];
+        const double acoustic = ac(t, arc.ilabel);
+        const double c = cost + arc.weight + o_.acoustic_scale * acoustic;
         if (c >= next_cut) continue;
         if (c + adaptive < next_cut) next_cut = c + adaptive;
-        const int32_t dst = find_or_add(g_.next[a], c).first;
-        add_link(i, dst, g_.olabel[a], g_.weight[a], static_cast<float>(acoustic));
+        const int32_t dst = find_or_add(arc.next, c).first;
+        add_link(i, dst, arc.olabel, arc.weight, static_cast<float>(acoustic));
       }
     }
     stats.max_expanded = std::max(stats.max_expanded, expanded);
@@ -291,6 +295,7 @@ class Search {
 
   // the epsilon closure of the current frame (frame `t`), within `cut`
   void closure(int32_t t, double cut) {
+    link_begin_.push_back(static_cast<int64_t>(links_.size()));  // links leaving frame t
     const int32_t b = frame_begin_[t];
     queue_.clear();
     for (int32_t i = b; i < static_cast<int32_t>(toks_.size()); ++i) queue_.push_back(i);
@@ -303,10 +308,11 @@ class Search {
       toks_[i].links = kNone;
       const int32_t s = toks_[i].state;
       for (int64_t a = g_.begin[s]; a < g_.eps_end[s]; ++a) {
-        const double c = toks_[i].cost + g_.weight[a];
+        const Arc& arc = g_.arcs[a];
+        const double c = toks_[i].cost + arc.weight;
         if (c >= cut) continue;
-        const auto found = find_or_add(g_.next[a], c);
-        add_link(i, found.first, g_.olabel[a], g_.weight[a], 0.0f);
+        const auto found = find_or_add(arc.next, c);
+        add_link(i, found.first, arc.olabel, arc.weight, 0.0f);
         if (found.second) queue_.push_back(found.first);
       }
     }
@@ -325,35 +331,51 @@ class Search {
   // token before its links). Returns whether an extra cost moved by more than `delta`.
   bool prune_links(int32_t f, double delta, bool final, double best_final) {
     const int32_t b = frame_begin_[f], e = frame_end(f);
+    // the links leaving frame f are one run of links_ (its eps closure, then its emitting
+    // step, made in that order): read them in memory order, not token by token
+    const int64_t lb = link_begin_[f];
+    const int64_t le = f + 1 < static_cast<int32_t>(link_begin_.size())
+                           ? link_begin_[f + 1]
+                           : static_cast<int64_t>(links_.size());
+    extra_.resize(e - b);
     bool any = false;
     for (int iter = 0; iter < 1000; ++iter) {
+      for (int32_t i = b; i < e; ++i) {
+        const Token& tok = toks_[i];
+        const double fin = final ? (reached_final ? g_.final_cost[tok.state] : 0.0) : kInf;
+        extra_[i - b] = final ? tok.cost + fin - best_final : kInf;
+      }
+      bool same_frame = false;
+      for (int64_t l = lb; l < le; ++l) {
+        Link& link = links_[l];
+        if (!link.alive) continue;
+        const Token& src = toks_[link.src];
+        const Token& dst = toks_[link.dst];
+        if (!src.alive) {
+          link.alive = false;
+          continue;
+        }
+        const double c = dst.alive ? dst.extra + (src.cost + link_cost(link) - dst.cost) : kInf;
+        if (!(c <= o_.lattice_beam)) {
+          link.alive = false;
+          continue;
+        }
+        same_frame = same_frame || dst.frame == f;
+        double& x = extra_[link.src - b];
+        if (c < x) x = c;
+      }
       bool changed = false;
       for (int32_t i = b; i < e; ++i) {
         Token& tok = toks_[i];
         if (!tok.alive) continue;
-        double extra = kInf;
-        if (final) {
-          const double fin = reached_final ? g_.final_cost[tok.state] : 0.0;
-          extra = tok.cost + fin - best_final;
-        }
-        for (int32_t l = tok.links; l != kNone; l = links_[l].next) {
-          Link& link = links_[l];
-          if (!link.alive) continue;
-          const Token& dst = toks_[link.dst];
-          const double le = dst.alive ? dst.extra + (tok.cost + link_cost(link) - dst.cost) : kInf;
-          if (!(le <= o_.lattice_beam)) {
-            link.alive = false;
-            continue;
-          }
-          extra = std::min(extra, le);
-        }
+        double extra = extra_[i - b];
         if (!(extra <= o_.lattice_beam)) extra = kInf;
         const bool both_inf = std::isinf(extra) && std::isinf(tok.extra);
         if (!both_inf && !(std::fabs(extra - tok.extra) <= delta)) changed = true;
         tok.extra = extra;
       }
       any = any || changed;
-      if (!changed) break;
+      if (!changed || !same_frame) break;
     }
     return any;
   }
@@ -413,8 +435,13 @@ class Search {
   std::vector<char> must_links_, must_tokens_;
   std::vector<Token> toks_;
   std::vector<Link> links_;
-  std::vector<int32_t> frame_begin_, stamp_, slot_, queue_;
-  std::vector<double> costs_;
+  struct Slot {
+    int32_t frame, token;  // the token of a state in `frame` (stale for other frames)
+  };
+  std::vector<Slot> slot_;
+  std::vector<int32_t> frame_begin_, queue_;
+  std::vector<double> costs_, extra_;
+  std::vector<int64_t> link_begin_;
 };
 
 py::list Search::sweep(const std::vector<std::pair<double, double>>& settings) const {
@@ -573,12 +600,13 @@ void register_lattice_decoder(py::module& m) {
         std::vector<std::tuple<int32_t, int32_t, int32_t, float, int32_t>> out;
         for (int32_t s = 0; s < g.num_states(); ++s)
           for (int64_t a = g.begin[s]; a < g.begin[s + 1]; ++a)
-            out.emplace_back(s, g.ilabel[a], g.olabel[a], g.weight[a], g.next[a]);
+            out.emplace_back(s, g.arcs[a].ilabel, g.arcs[a].olabel, g.arcs[a].weight,
+                             g.arcs[a].next);
         return py::make_tuple(out, g.final_cost);
       });
   m.def("lattice_decode", &decode, py::arg("graph"), py::arg("loglikes"), py::arg("settings"),
         py::arg("beam"), py::arg("lattice_beam"), py::arg("max_active"), py::arg("min_active"),
-        py::arg("acoustic_scale"), py::arg("prune_interval") = 25,
+        py::arg("acoustic_scale"), py::arg("prune_interval") = 50,
         "Decode one utterance into a pruned lattice and read the best path of every (LM "
         "weight, word penalty) setting from it: ([(word ids, graph cost, acoustic cost, word "
         "start frames)], reached a final state, stats).");
