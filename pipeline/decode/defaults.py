@@ -9,6 +9,7 @@ BEAM = 17.0  # search beam, unscaled cost units (pipeline.decode.decoder.Decoder
 LATTICE_BEAM = 8.0  # lattice pruning beam, same units
 MAX_ACTIVE = 7000  # most active tokens per frame
 MIN_ACTIVE = 200  # fewest active tokens per frame
+PRUNE_INTERVAL = 50  # output frames between prunings of the token lattice (1.5 s of audio)
 LM_WEIGHTS = (0.3, 0.5, 0.7, 1.0, 1.5, 2.0)  # tried on the tuning set
 WORD_PENALTIES = (0.0, 0.5, 1.0)  # tried with every LM weight
 FEATURE_FRAME_SHIFT_S = 0.01  # conf/fbank.conf: 10 ms
