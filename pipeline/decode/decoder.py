@@ -39,6 +39,8 @@ Setting = Tuple[float, float]  # (LM weight, word insertion penalty)
 SettingKey = Union[float, Setting]  # a setting as given: a bare LM weight (penalty 0) or a pair
 SettingT = TypeVar("SettingT", bound=SettingKey)  # keeps the key type of a setting -> X mapping
 log = logging.getLogger(__name__)
+# lattice beam of a search read at its own setting only: the best path and rounding ties
+LONE_PATH_BEAM = 1e-3
 
 
 def as_setting(value: Union[float, Tuple[float, ...], List[float]]) -> Setting:
@@ -170,7 +172,11 @@ class Decoder:
         return cls(tlg_path, words, config, num_units)
 
     def decode(
-        self, logprobs: np.ndarray, settings: Sequence[SettingKey], reference_weight: float
+        self,
+        logprobs: np.ndarray,
+        settings: Sequence[SettingKey],
+        reference_weight: float,
+        reference_penalty: float = 0.0,
     ) -> Tuple[Dict[SettingKey, Hypothesis], Dict[str, int]]:
         """One lattice at ``reference_weight``, the best path of every setting read from it.
 
@@ -178,6 +184,9 @@ class Decoder:
             logprobs: (T, K) float32 log-probabilities, column 0 = blank.
             settings: LM weights (> 0) or ``(lm_weight, word_penalty)`` pairs.
             reference_weight: the LM weight the search runs at (beams scale with it).
+            reference_penalty: the word penalty the search runs with. When the only setting
+                is the reference itself, its best path is the search's: the lattice keeps
+                just that path (no lattice beam), which is what one search costs.
 
         Returns:
             setting (as given) -> hypothesis (graph cost with the penalties, acoustic cost
@@ -195,17 +204,20 @@ class Decoder:
                 f"LM weights must be > 0, got {settings} (reference {reference_weight})"
             )
         c = self.config
+        alone = pairs == [(float(reference_weight), float(reference_penalty))]
+        lattice_beam = LONE_PATH_BEAM if alone else c.lattice_beam / reference_weight
         try:
             found, reached, stats = self.ext.lattice_decode(
                 self.graph,
                 x,
                 pairs,
                 c.beam / reference_weight,
-                c.lattice_beam / reference_weight,
+                lattice_beam,
                 c.max_active,
                 c.min_active,
                 1.0 / reference_weight,
                 c.prune_interval,
+                reference_penalty,
             )
         except ValueError as e:
             raise DataError(str(e)) from None
@@ -250,7 +262,7 @@ class Decoder:
             word_penalty: cost per output word (the graph cost returned includes it).
         """
         setting = (float(lm_weight), float(word_penalty))
-        return self.decode(logprobs, [setting], float(lm_weight))[0][setting]
+        return self.decode(logprobs, [setting], *setting)[0][setting]
 
     def best_path_timed(
         self, logprobs: np.ndarray, lm_weight: float = 1.0, word_penalty: float = 0.0

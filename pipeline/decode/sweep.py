@@ -92,12 +92,14 @@ def decode_set(
     result = SweepResult({s: {} for s in settings}, RtfMeter(frame_shift_s))
     # one setting (a set decoded at the pair dev chose): searched at its own weight
     reference = (
-        as_setting(settings[0])[0] if len(settings) == 1 else 1.0 / decoder.config.acoustic_scale
+        as_setting(settings[0])
+        if len(settings) == 1
+        else (1.0 / decoder.config.acoustic_scale, 0.0)
     )
     for utt, logprobs in utts:
         t0 = time.thread_time()  # CPU seconds of this thread: the search's own
         try:
-            hyps, stats = decoder.decode(logprobs, settings, reference)
+            hyps, stats = decoder.decode(logprobs, settings, *reference)
         except DataError as e:
             raise DataError(str(e), utt=utt) from None
         result.rtf.add(len(logprobs), time.thread_time() - t0)

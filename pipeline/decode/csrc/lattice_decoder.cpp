@@ -137,6 +137,7 @@ struct Options {
   double beam = 17.0, lattice_beam = 8.0;
   int32_t max_active = 7000, min_active = 200, prune_interval = 50;
   double acoustic_scale = 1.0;  // the search's objective: graph + acoustic_scale * acoustic
+  double word_penalty = 0.0;    // ... + word_penalty * words (links keep the graph cost alone)
 };
 
 struct Link {
@@ -266,7 +267,7 @@ class Search {
       const Token& tok = toks_[best];
       for (int64_t a = g_.eps_end[tok.state]; a < g_.begin[tok.state + 1]; ++a) {
         const Arc& arc = g_.arcs[a];
-        const double c = tok.cost + arc.weight + o_.acoustic_scale * ac(t, arc.ilabel);
+        const double c = tok.cost + arc_cost(arc) + o_.acoustic_scale * ac(t, arc.ilabel);
         next_cut = std::min(next_cut, c + adaptive);
       }
     }
@@ -282,7 +283,7 @@ class Search {
       for (int64_t a = g_.eps_end[s]; a < g_.begin[s + 1]; ++a) {
         const Arc& arc = g_.arcs[a];
         const double acoustic = ac(t, arc.ilabel);
-        const double c = cost + arc.weight + o_.acoustic_scale * acoustic;
+        const double c = cost + arc_cost(arc) + o_.acoustic_scale * acoustic;
         if (c >= next_cut) continue;
         if (c + adaptive < next_cut) next_cut = c + adaptive;
         const int32_t dst = find_or_add(arc.next, c).first;
@@ -309,7 +310,7 @@ class Search {
       const int32_t s = toks_[i].state;
       for (int64_t a = g_.begin[s]; a < g_.eps_end[s]; ++a) {
         const Arc& arc = g_.arcs[a];
-        const double c = toks_[i].cost + arc.weight;
+        const double c = toks_[i].cost + arc_cost(arc);
         if (c >= cut) continue;
         const auto found = find_or_add(arc.next, c);
         add_link(i, found.first, arc.olabel, arc.weight, 0.0f);
@@ -318,7 +319,12 @@ class Search {
     }
   }
 
-  double link_cost(const Link& l) const { return l.graph + o_.acoustic_scale * l.acoustic; }
+  double arc_cost(const Arc& a) const {
+    return a.weight + (a.olabel != 0 ? o_.word_penalty : 0.0);
+  }
+  double link_cost(const Link& l) const {
+    return l.graph + (l.olabel != 0 ? o_.word_penalty : 0.0) + o_.acoustic_scale * l.acoustic;
+  }
 
   int32_t frame_end(int32_t f) const {
     return f + 1 < static_cast<int32_t>(frame_begin_.size()) ? frame_begin_[f + 1]
@@ -551,7 +557,7 @@ py::list Search::sweep(const std::vector<std::pair<double, double>>& settings) c
 py::tuple decode(std::shared_ptr<Graph> graph, py::array_t<float, py::array::c_style> loglikes,
                  std::vector<std::pair<double, double>> settings, double beam, double lattice_beam,
                  int32_t max_active, int32_t min_active, double acoustic_scale,
-                 int32_t prune_interval) {
+                 int32_t prune_interval, double word_penalty) {
   if (loglikes.ndim() != 2) throw std::invalid_argument("log-probs must be a (T, K) matrix");
   const int32_t T = static_cast<int32_t>(loglikes.shape(0));
   const int32_t K = static_cast<int32_t>(loglikes.shape(1));
@@ -569,6 +575,7 @@ py::tuple decode(std::shared_ptr<Graph> graph, py::array_t<float, py::array::c_s
   o.max_active = max_active;
   o.min_active = min_active;
   o.acoustic_scale = acoustic_scale;
+  o.word_penalty = word_penalty;
   o.prune_interval = prune_interval;
   const float* data = loglikes.data();
   std::unique_ptr<Search> search;
@@ -607,6 +614,7 @@ void register_lattice_decoder(py::module& m) {
   m.def("lattice_decode", &decode, py::arg("graph"), py::arg("loglikes"), py::arg("settings"),
         py::arg("beam"), py::arg("lattice_beam"), py::arg("max_active"), py::arg("min_active"),
         py::arg("acoustic_scale"), py::arg("prune_interval") = 50,
+        py::arg("word_penalty") = 0.0,
         "Decode one utterance into a pruned lattice and read the best path of every (LM "
         "weight, word penalty) setting from it: ([(word ids, graph cost, acoustic cost, word "
         "start frames)], reached a final state, stats).");
