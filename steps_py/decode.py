@@ -179,6 +179,8 @@ def score(
             not python_scoring,
         )
     for r in out.values():
-        click.echo(f"{r['best_wer']}  (OOV {r['oov_rate']:.2f} %)")
+        ci = r.get("wer_ci95")
+        interval = f", 95 % interval [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+        click.echo(f"{r['best_wer']}  (OOV {r['oov_rate']:.2f} %{interval})")
     if results:
         click.echo(f"updated {results}")

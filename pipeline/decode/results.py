@@ -27,6 +27,7 @@ HEADER = (
     "LM weight",
     "word penalty",
     "%WER",
+    "95 % CI",
     "sub",
     "del",
     "ins",
@@ -35,6 +36,7 @@ HEADER = (
     "decode dir",
 )
 _OLD_HEADER_CELLS = 12  # tables written before the word penalty and OOV columns
+_NO_CI_CELLS = 14  # tables written before the interval column
 
 
 @dataclass
@@ -50,6 +52,7 @@ class ResultRow:
         lm_weight, word_penalty: the decoding setting used (chosen on dev).
         wer: %WER; sub, dels, ins, words: the counts behind it.
         oov: %OOV, reference words the decoding graph cannot output (text, ``?`` unknown).
+        ci: the WER's 95 % bootstrap interval over utterances (text, ``?`` unknown).
         decode_dir: where the scoring files are.
     """
 
@@ -67,6 +70,7 @@ class ResultRow:
     decode_dir: str = ""
     word_penalty: float = 0.0
     oov: str = "?"
+    ci: str = "?"
 
     @property
     def key(self) -> Tuple[str, str, str, str]:
@@ -84,6 +88,7 @@ class ResultRow:
             f"{self.lm_weight:g}",
             f"{self.word_penalty:g}",
             f"{self.wer:.2f}",
+            self.ci,
             str(self.sub),
             str(self.dels),
             str(self.ins),
@@ -103,6 +108,8 @@ def _format(rows: Iterable[ResultRow]) -> List[str]:
 def _parse_row(cells: List[str], path: Path, line: int) -> ResultRow:
     if len(cells) == _OLD_HEADER_CELLS:  # no word penalty (0) and no OOV column
         cells = cells[:6] + ["0"] + cells[6:11] + ["?"] + cells[11:]
+    if len(cells) == _NO_CI_CELLS:
+        cells = cells[:8] + ["?"] + cells[8:]
     if len(cells) != len(HEADER):
         raise DataError(f"results row has {len(cells)} cells, expected {len(HEADER)}", path, line)
     keys = (
@@ -114,6 +121,7 @@ def _parse_row(cells: List[str], path: Path, line: int) -> ResultRow:
         "lm_weight",
         "word_penalty",
         "wer",
+        "ci",
         "sub",
         "dels",
         "ins",

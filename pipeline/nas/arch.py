@@ -12,7 +12,10 @@ Schema (version 1)::
      "history": [{"epoch": 0, "held_out_loss": 1.23,      # searched: p at each epoch's end
                   "probabilities": [[...], ...]}, ...],
      "provenance": {"strategy": "st", "exp_dir": ..., "epoch": ..., "seed": ...,
-                    "chosen_epoch": ..., "rule": ..., "git_sha": ..., "created": ...}}
+                    "chosen_epoch": ..., "rule": ..., "git_sha": ..., "created": ...},
+     "costs": {"targets": {"params": 45000}, "form": "hard", "fits": true,   # (optional)
+               "costs": {"params": {"value": 41234, "unit": ..., "budget": 45000,
+                                    "ratio": 0.92}, "macs": {...}, ...}}}
 
 ``net`` holds everything needed to build the model, so :meth:`Arch.build` needs neither the
 space file nor any supernet code: an architecture searched on one corpus is retrained on
@@ -29,7 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from pipeline.io import atomic_write_text
 from pipeline.nas.model import TdnnNet, num_parameters
-from pipeline.nas.ops import OPS
+from pipeline.nas.ops import OPS, is_op
 from pipeline.nas.space import SearchSpace, SpaceError
 
 ARCH_SCHEMA_VERSION = 1
@@ -50,6 +53,8 @@ class Arch:
             best held-out epoch's), or None (hand-designed).
         history: p and held-out loss at the end of each search epoch (or None).
         provenance: where it came from (strategy, exp dir, epoch, seed, git sha, time).
+        costs: the architecture's costs (:mod:`pipeline.nas.cost`) next to the search's
+            budget (:meth:`pipeline.search.budget.Budget.summary`), or None.
     """
 
     ops: List[str]
@@ -60,6 +65,7 @@ class Arch:
     probabilities: Optional[List[List[float]]] = None
     provenance: Dict[str, Any] = field(default_factory=dict)
     history: Optional[List[Dict[str, Any]]] = None
+    costs: Optional[Dict[str, Any]] = None
 
     @classmethod
     def from_space(
@@ -102,6 +108,7 @@ class Arch:
             "probabilities": self.probabilities,
             "provenance": self.provenance,
             **({"history": self.history} if self.history is not None else {}),
+            **({"costs": self.costs} if self.costs is not None else {}),
         }
 
     def to_json(self, path: PathLike) -> None:
@@ -132,7 +139,7 @@ class Arch:
         if not isinstance(ops, list) or not ops or len(ops) != len(cands):
             raise bad(f"'ops' must list one op per block ({len(cands)} blocks)")
         for i, op in enumerate(ops + [net["subsample_op"]], 1):
-            if op not in OPS:
+            if not is_op(op):
                 raise bad(
                     f"unknown op '{op}'"
                     + (f" in block {i}" if i <= len(ops) else "")
@@ -161,6 +168,7 @@ class Arch:
             probs,
             dict(data.get("provenance") or {}),
             history,
+            data.get("costs") if isinstance(data.get("costs"), dict) else None,
         )
 
     @classmethod

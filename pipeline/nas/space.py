@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple, Union
 
 from pipeline.errors import StnasError
-from pipeline.nas.ops import OPS
+from pipeline.nas.ops import OPS, is_op
 
 SPACE_SCHEMA_VERSION = 1
 SPACE_DIR = Path(__file__).resolve().parents[2] / "conf" / "space"
@@ -171,7 +171,7 @@ def space_from_dict(data: Any, source: str = "<dict>") -> SearchSpace:
         raise bad("'blocks' is empty")
     if not 0 <= data["subsample_after"] <= len(blocks):
         raise bad(f"subsample_after {data['subsample_after']} is outside 0..{len(blocks)}")
-    if data["subsample_op"] not in OPS:
+    if not is_op(data["subsample_op"]):
         raise bad(
             f"unknown op '{data['subsample_op']}' as subsample_op (known: {', '.join(sorted(OPS))})"
         )
@@ -181,7 +181,7 @@ def space_from_dict(data: Any, source: str = "<dict>") -> SearchSpace:
         if len(set(cands)) != len(cands):
             raise bad(f"block {i} lists an op twice: {cands}")
         for op in cands:
-            if op not in OPS:
+            if not is_op(op):
                 raise bad(f"unknown op '{op}' in block {i} (known: {', '.join(sorted(OPS))})")
             in_dim = data["input_dim"] if i == 1 else data["width"]
             if op == "identity" and in_dim != data["width"]:

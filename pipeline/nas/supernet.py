@@ -18,8 +18,6 @@ The architecture logits α live in :class:`ArchWeights`, a separate module, so t
 from __future__ import annotations
 
 import contextlib
-import math
-import re
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -28,6 +26,7 @@ from torch import Tensor, nn
 
 from pipeline.nas.model import TdnnNet, apply_layer, length_mask
 from pipeline.nas.ops import make_op
+from pipeline.nas.shared import SHARED, shared_candidates
 from pipeline.nas.space import SearchSpace
 
 
@@ -98,68 +97,9 @@ class ArchWeights(nn.Module):
         return tuple(int(a.detach().argmax()) for a in self.alphas)
 
 
-_TDNN = re.compile(r"^tdnn_k(\d+)_d(\d+)$")
-
-
-class SharedTaps(nn.Module):
-    """The weights a block's TDNN candidates share (``shared_taps`` spaces): one (out, in)
-    matrix per time offset (offset ``j·d`` for tap j of a kernel-k, dilation-d candidate), one
-    bias and one LayerNorm. Initialised as a Conv1d of the largest kernel would be."""
-
-    def __init__(self, shapes: Sequence[Tuple[int, int]], in_dim: int, out_dim: int) -> None:
-        super().__init__()
-        offsets = sorted({j * d for k, d in shapes for j in range(-(k // 2), k // 2 + 1)})
-        self.index = {o: i for i, o in enumerate(offsets)}
-        bound = 1.0 / math.sqrt(in_dim * max(k for k, _ in shapes))
-        self.weight = nn.Parameter(
-            torch.empty(len(offsets), out_dim, in_dim).uniform_(-bound, bound)
-        )
-        self.bias = nn.Parameter(torch.empty(out_dim).uniform_(-bound, bound))
-        self.norm = nn.LayerNorm(out_dim)
-
-    def kernel(self, k: int, d: int) -> Tensor:
-        """(out, in, k) Conv1d kernel of the kernel-k, dilation-d candidate."""
-        return torch.stack(
-            [self.weight[self.index[j * d]] for j in range(-(k // 2), k // 2 + 1)], dim=-1
-        )
-
-
-class SharedTdnn(nn.Module):
-    """A TDNN candidate (Conv1d → ReLU → LayerNorm → Dropout, stride 1, same padding) whose
-    weights are its block's :class:`SharedTaps`."""
-
-    def __init__(self, taps: SharedTaps, kernel: int, dilation: int, dropout: float) -> None:
-        super().__init__()
-        self.taps, self.k, self.d = taps, kernel, dilation
-        self.padding = dilation * (kernel // 2)
-        self.dropout = nn.Dropout(dropout)
-
-    def output_lengths(self, lengths: Tensor) -> Tensor:
-        return lengths
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = torch.nn.functional.conv1d(
-            x.transpose(1, 2),
-            self.taps.kernel(self.k, self.d),
-            self.taps.bias,
-            padding=self.padding,
-            dilation=self.d,
-        )
-        return self.dropout(self.taps.norm(torch.relu(y.transpose(1, 2))))
-
-    def standalone_state(self) -> dict:
-        """This candidate's weights as a plain :class:`pipeline.nas.ops.Tdnn` state dict."""
-        return {
-            "conv.weight": self.taps.kernel(self.k, self.d).detach().clone(),
-            "conv.bias": self.taps.bias.detach().clone(),
-            "norm.weight": self.taps.norm.weight.detach().clone(),
-            "norm.bias": self.taps.norm.bias.detach().clone(),
-        }
-
-
 class ChoiceBlock(nn.Module):
     """The candidate ops of one searchable block; all keep the frame count. With
-    ``shared_taps`` the TDNN candidates share their weights (:class:`SharedTaps`)."""
+    ``shared_taps`` the TDNN candidates share their weights (:mod:`pipeline.nas.shared`)."""
 
     def __init__(
         self,
@@ -171,15 +111,8 @@ class ChoiceBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.names = list(names)
-        shapes = {n: (int(m.group(1)), int(m.group(2))) for n in names if (m := _TDNN.match(n))}
-        if shared_taps and shapes:
-            self.taps = SharedTaps(list(shapes.values()), in_dim, out_dim)
-            self.candidates = nn.ModuleList(
-                SharedTdnn(self.taps, *shapes[n], dropout)
-                if n in shapes
-                else make_op(n, in_dim, out_dim, dropout)
-                for n in names
-            )
+        if shared_taps:
+            self.candidates = shared_candidates(names, in_dim, out_dim, dropout)
         else:
             self.candidates = nn.ModuleList(make_op(n, in_dim, out_dim, dropout) for n in names)
 
@@ -294,7 +227,7 @@ class Supernet(nn.Module):
                 layer = layer.candidates[indices[block]]
                 block += 1
             target.load_state_dict(
-                layer.standalone_state() if isinstance(layer, SharedTdnn) else layer.state_dict()
+                layer.standalone_state() if isinstance(layer, SHARED) else layer.state_dict()
             )
         net.output.load_state_dict(self.output.state_dict())
         return net.to(next(self.parameters()).device)

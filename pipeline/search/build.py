@@ -12,15 +12,18 @@ retrain    the network of the ``arch`` file (:class:`FixedNetwork`)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
 
 from pipeline.errors import StnasError
 from pipeline.nas.arch import Arch
-from pipeline.nas.space import load_space
+from pipeline.nas.cost import CostModel
+from pipeline.nas.latency import cached_table, load_table
+from pipeline.nas.space import SearchSpace, load_space
 from pipeline.nas.supernet import ArchWeights, Supernet
+from pipeline.search.budget import Budget
 from pipeline.search.steps import SearchSteps, SupernetSteps
 from pipeline.search.strategies import StrategyConfig, make_strategy
 from pipeline.train.config import TrainConfig
@@ -52,5 +55,23 @@ def stage_model(cfg: TrainConfig, num_units: int) -> Tuple[nn.Module, TrainingHo
     strategy = make_strategy(
         name, supernet, arch_weights, StrategyConfig(seed=cfg.seed, **cfg.strategy_conf)
     )
+    if cfg.stage == "search":
+        strategy.budget = search_budget(cfg, space, num_units)
     steps = SupernetSteps if cfg.stage == "warmup" else SearchSteps
     return supernet, steps(supernet, arch_weights, strategy)
+
+
+def search_budget(cfg: TrainConfig, space: SearchSpace, num_units: int) -> Optional[Budget]:
+    """The budget of ``cfg`` (None without one), checked against ``space`` before any
+    training; a latency target measures (or reads) the latency table first."""
+    if not cfg.budget:
+        return None
+    latency, table = None, None
+    if "latency" in cfg.budget:
+        table = cached_table(space, num_units, cfg.latency_table)
+        latency = load_table(table, space, num_units)
+    budget = Budget.from_config(
+        cfg.budget, cfg.budget_form, cfg.budget_weight, CostModel(space, num_units, latency)
+    )
+    budget.latency_table = str(table) if table else None
+    return budget

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from pipeline.io import atomic_write_text
 from pipeline.nas.arch import Arch
+from pipeline.search.budget import describe_costs
 from pipeline.search.diagnostics import agreement, argmax_changes, block_stats
 from pipeline.train.plots import _save
 
@@ -94,8 +95,25 @@ def write_report(
         f"* Decided (max p >= {DECIDED_P} in every block): {decided}.",
         f"* Stable (argmax unchanged over the last epoch's arch steps): {stable} "
         f"(changes per block: {summary['argmax_changes_last_epoch']}).",
-        "",
     ]
+    if arch.costs:
+        budget = arch.costs.get("targets")
+        form = arch.costs.get("form", "")
+        lines.append(
+            f"* Budget ({form}): " + ", ".join(f"{n} {v:,.0f}" for n, v in budget.items())
+            if budget
+            else "* No budget."
+        )
+        if arch.costs.get("fits") is not None:
+            lines.append(f"* Within the budget: {'yes' if arch.costs['fits'] else '**no**'}.")
+        acc = arch.costs.get("random_acceptance")
+        if acc:
+            lines.append(
+                f"* Random draws within the budget: {acc['accepted']} of {acc['drawn']} "
+                f"({100 * acc['rate']:.1f} %)."
+            )
+        lines += [f"* Cost: {line}." for line in describe_costs(arch.costs.get("costs", {}))]
+    lines.append("")
     head = "| block | chosen | p | runner-up | margin | H / log N | α-grad SNR |"
     sep = "|---|---|---|---|---|---|---|"
     agree = summary.get("agreement")

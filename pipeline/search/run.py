@@ -15,13 +15,15 @@ from typing import Any, Dict, cast
 
 import torch
 
-from pipeline.io import git_sha
+from pipeline.io import atomic_write_text, git_sha
+from pipeline.nas.cost import arch_costs
 from pipeline.nas.draw import draw_arch
 from pipeline.nas.supernet import Path as NetPath
+from pipeline.search.derive import arch_from_strategy
 from pipeline.search.diagnostics import op_losses
 from pipeline.search.report import summarise, write_report
 from pipeline.search.steps import SearchSteps
-from pipeline.search.strategies import RandomSearch, arch_from_strategy, random_search
+from pipeline.search.strategies import RandomSearch, random_search
 from pipeline.train.config import SCRATCH
 from pipeline.train.data import BatchStream, make_batches
 from pipeline.train.loop import Trainer
@@ -106,6 +108,10 @@ def _finish_search(trainer: Trainer) -> Dict[str, Any]:
         seed=cfg.seed,
         git_sha=git_sha(),
     )
+    if strategy.budget is not None:  # refuses before anything is written
+        strategy.budget.check(strategy.supernet.space.index_of(arch.ops))
+    else:
+        arch.costs = {"costs": arch_costs(arch, trainer.num_units)}
     losses = warm_losses = None
     probs = arch.probabilities
     assert probs is not None  # a searched architecture carries its p
@@ -123,8 +129,12 @@ def _finish_search(trainer: Trainer) -> Dict[str, Any]:
     out: Dict[str, Any] = {
         "arch": arch.describe(trainer.num_units),
         "arch_json": str(d / "arch.json"),
+        "costs": arch.costs,
     }
     if trainer.dist.main:
+        table = strategy.budget.latency_table if strategy.budget is not None else None
+        if table:  # the table the latency costs came from, with the search
+            atomic_write_text(d / "latency.json", Path(table).read_text())
         arch.to_json(d / "arch.json")
         draw_arch(arch, d / "arch.png", trainer.num_units)
         if (d / "alphas.jsonl").is_file():

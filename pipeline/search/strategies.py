@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import torch
 import torch.distributed as dist
@@ -41,6 +41,7 @@ from torch import Tensor
 from pipeline.nas.arch import Arch
 from pipeline.nas.space import SpaceError
 from pipeline.nas.supernet import ArchWeights, Choice, Mixture, Path, StraightThrough, Supernet
+from pipeline.search.budget import Budget
 from pipeline.train.distributed import all_sum, broadcast, distributed
 
 LossOf = Callable[[Choice], Tensor]
@@ -89,6 +90,8 @@ class Strategy:
             torch.optim.Adam(arch.parameters(), lr=config.arch_lr) if self.has_arch_step else None
         )
         self.epoch = 0
+        self.budget: Optional[Budget] = None  # set by the search stage when it has one
+        self.last_penalty = 0.0
 
     # -- sampling -------------------------------------------------------------------------
     def draw_path(self, uniform: bool = False) -> Tuple[int, ...]:
@@ -124,6 +127,10 @@ class Strategy:
                 loss = loss_of(self.arch_choice())
                 (loss / samples).backward()
                 total += float(loss.detach())
+            if self.budget is not None:  # the same on every rank: no averaging needed
+                penalty = self.budget.penalty(self.arch.probs())
+                penalty.backward()
+                self.last_penalty = float(penalty.detach())
         self._average_alpha_grads()
         if not all(a.grad is None or bool(torch.isfinite(a.grad).all()) for a in self.arch.alphas):
             self.optimizer.zero_grad(set_to_none=True)  # a NaN batch must not poison α
@@ -149,7 +156,10 @@ class Strategy:
         return [p.detach().cpu().tolist() for p in self.arch.probs()]
 
     def derive(self) -> Tuple[int, ...]:
-        """The final architecture: the most probable op per block."""
+        """The final architecture: the most probable op per block (under a hard budget: the
+        most probable architecture within it)."""
+        if self.budget is not None:
+            return self.budget.derive(self.probabilities())
         return self.arch.argmax()
 
     def state_dict(self) -> Dict[str, Any]:
@@ -157,6 +167,9 @@ class Strategy:
             "generator": self.generator.get_state(),
             "epoch": self.epoch,
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+            "budget_acceptance": list(self.budget.acceptance)
+            if self.budget is not None and self.budget.acceptance
+            else None,
         }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
@@ -164,6 +177,9 @@ class Strategy:
         self.epoch = state["epoch"]
         if self.optimizer is not None and state.get("optimizer") is not None:
             self.optimizer.load_state_dict(state["optimizer"])
+        if self.budget is not None and state.get("budget_acceptance"):
+            accepted, drawn = state["budget_acceptance"]
+            self.budget.acceptance = (int(accepted), int(drawn))
 
 
 class StraightThroughNas(Strategy):
@@ -244,11 +260,19 @@ class RandomSearch(Strategy):
         return Path(tuple(int(i) for i in broadcast(drawn)))
 
     def candidates(self) -> List[Tuple[int, ...]]:
-        """k distinct uniformly drawn architectures (fewer if the space is smaller)."""
-        k = min(self.config.random_candidates, math.prod(len(a) for a in self.arch.alphas))
+        """k distinct uniformly drawn architectures (fewer if the space is smaller); under a
+        budget only those within it (rejection sampling)."""
+        size = math.prod(len(a) for a in self.arch.alphas)
+        if self.budget is not None:
+            share = self.budget.share_within()
+            size = int(round(share * size)) if share == share else size
+        k = min(self.config.random_candidates, size)
         seen: List[Tuple[int, ...]] = []
         while len(seen) < k:
-            path = self.draw_path(uniform=True)
+            if self.budget is not None:
+                path = self.budget.draw_within(lambda: self.draw_path(uniform=True))
+            else:
+                path = self.draw_path(uniform=True)
             if path not in seen:
                 seen.append(path)
         return seen
@@ -337,39 +361,3 @@ def random_search(
         if progress is not None:
             progress(i, arch, loss)
     return strategy.derive()
-
-
-def best_epoch(history: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    """The epoch with the lowest held-out loss (ties: the earliest), the reference rule."""
-    if not history:
-        raise ValueError("no search epoch has ended")
-    return min(history, key=lambda h: (h["held_out_loss"], h["epoch"]))
-
-
-def arch_from_strategy(
-    strategy: Strategy,
-    indices: Sequence[int],
-    history: Optional[Sequence[Dict[str, Any]]] = None,
-    **provenance: Any,
-) -> Arch:
-    """The :class:`Arch` for derived ``indices``.
-
-    With a search ``history`` (p and held-out loss per epoch) the architecture is the argmax
-    of p at the best held-out epoch (:func:`best_epoch`), as in the reference implementation,
-    and ``indices`` are ignored; without one, ``indices`` with the strategy's current p.
-    """
-    space = strategy.supernet.space
-    probs = strategy.probabilities()
-    if history:
-        best = best_epoch(history)
-        probs = best["probabilities"]
-        indices = [max(range(len(p)), key=lambda k: (p[k], -k)) for p in probs]
-        provenance = {
-            **provenance,
-            "chosen_epoch": best["epoch"],
-            "rule": "argmax of p at the epoch with the lowest held-out loss",
-        }
-    ops = [space.blocks[b][k] for b, k in enumerate(indices)]
-    arch = Arch.from_space(space, ops, probs, strategy=strategy.name, **provenance)
-    arch.history = [dict(h) for h in history] if history else None
-    return arch

@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from pipeline.data.datadir import SKIPPED_TEXT, read_map, read_reference
 from pipeline.data.layout import corpus_of
 from pipeline.decode.decoder import Setting, as_setting
+from pipeline.decode.interval import interval_text, wer_interval
 from pipeline.decode.results import ResultRow, update_results
 from pipeline.decode.scoring import (
     WerResult,
@@ -166,7 +167,15 @@ def _score(
             )
         return lines
 
-    out = {dev: score_at_weight(ref(dev), dev_hyps, setting, dirs[dev], use_sclite, extra(dev))}
+    cis = {dev: wer_interval(ref(dev), dev_hyps[setting])}
+
+    def with_ci(name: str) -> List[str]:
+        return extra(name) + [
+            f"%WER 95 % interval {interval_text(cis[name])} (bootstrap over the "
+            f"{len(ref(name))} utterances, pipeline/decode/interval.py)"
+        ]
+
+    out = {dev: score_at_weight(ref(dev), dev_hyps, setting, dirs[dev], use_sclite, with_ci(dev))}
     for name in tests:
         hyps = read_hyps(dirs[name])
         if setting not in hyps:
@@ -175,11 +184,15 @@ def _score(
                 f" but dev now chooses {setting_name(setting)}: decode it again "
                 "('stnas decode --force')"
             )
-        if has_stm(data_dir / name):
-            out.update(_score_stm_at(name, hyps, setting, data_dir / name, dirs[name], extra(name)))
+        if setting in hyps:
+            cis[name] = wer_interval(ref(name), hyps[setting])
+        if has_stm(data_dir / name):  # interval of the whole set (text-based alignment)
+            out.update(
+                _score_stm_at(name, hyps, setting, data_dir / name, dirs[name], with_ci(name))
+            )
         else:
             out[name] = score_at_weight(
-                ref(name), hyps, setting, dirs[name], use_sclite, extra(name)
+                ref(name), hyps, setting, dirs[name], use_sclite, with_ci(name)
             )
     params = _params(Path(infos[dev]["model"]))
     corpus = corpus_of(data_dir)
@@ -202,6 +215,7 @@ def _score(
                 words=res.words,
                 oov=f"{100.0 * n / max(words, 1):.2f}",
                 decode_dir=str(dirs[name.split(".")[0]]),
+                ci=interval_text(cis[name]) if name in cis else "?",
             )
         )
     if results is not None:
@@ -209,6 +223,7 @@ def _score(
     return {
         name: {
             "wer": r.wer,
+            "wer_ci95": list(cis[name]) if name in cis else None,
             "lm_weight": setting[0],
             "word_penalty": setting[1],
             "oov_rate": 100.0 * oov[name.split(".")[0]][0] / max(oov[name.split(".")[0]][1], 1),

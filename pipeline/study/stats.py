@@ -15,26 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 
-from pipeline.decode.align import align_like_sclite
+from pipeline.decode.interval import utterance_errors
 
-
-def utterance_errors(
-    ref: Mapping[str, str], hyp: Mapping[str, str]
-) -> Tuple[List[str], np.ndarray, np.ndarray]:
-    """(utterance ids sorted, errors per utterance, reference words per utterance), aligned
-    with sclite's costs; a missing hypothesis is all deletions."""
-    utts = sorted(ref)
-    errors, words = [], []
-    for u in utts:
-        r, h = ref[u].split(), hyp.get(u, "").split()
-        _, sub, dels, ins = align_like_sclite(r, h)
-        errors.append(sub + dels + ins)
-        words.append(len(r))
-    return utts, np.array(errors, dtype=np.int64), np.array(words, dtype=np.int64)
+__all__ = ["utterance_errors", "mean_std", "paired_bootstrap", "Comparison"]
 
 
 def mean_std(values: Sequence[float]) -> Tuple[float, float]:

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 
 from pipeline.io import atomic_path
+from pipeline.train.data import BatchStream, make_batches
+from pipeline.train.greedy import greedy_per
 from pipeline.train.hooks import FixedNetwork
 from pipeline.train.loop import Trainer
 
@@ -41,4 +43,22 @@ def finish_retrain(trainer: Trainer) -> Dict[str, Any]:
             with atomic_path(d / "avg.pt") as tmp:
                 torch.save(best, tmp)
             out["avg_held_out_loss"] = loss
+    if trainer.dist.main:
+        if not out.get("avg_held_out_loss"):  # no average: the best epoch's weights
+            best = torch.load(d / "best.pt", map_location="cpu", weights_only=False)
+            trainer.model.load_state_dict(best["model"])
+        out["held_out"] = held_out_metrics(trainer)
     return out
+
+
+def held_out_metrics(trainer: Trainer) -> Dict[str, Any]:
+    """The two low-variance measures of the final model on the held-out set: CTC-CRF loss
+    (``-log p(l|x)``) per output frame and greedy PER with its 95 % interval."""
+    cfg = trainer.cfg
+    batches = make_batches(trainer.held_out, cfg.max_frames, cfg.max_utts, cfg.seed, 0)
+    stream = BatchStream(trainer.held_out, batches, 0, 0, 1)
+    try:
+        per = greedy_per(trainer.model, (b.to(trainer.device) for _, b in stream))
+    finally:
+        stream.close()
+    return {"ctc_crf_loss_per_frame": trainer.held_out_loss(), **per}

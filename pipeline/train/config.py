@@ -106,6 +106,28 @@ class TrainConfig:
     diagnostics: bool = option(
         True, kind="bool", help="search: per-op held-out losses and report.md at the end"
     )
+    budget: Dict[str, Any] = option(
+        kind="dict",
+        factory=dict,
+        help="search: targets on params, macs (per s of audio), lookahead (ms), latency "
+        "(µs per frame); empty: no budget (pipeline/search/budget.py)",
+    )
+    budget_form: str = option(
+        "abs",
+        kind="str",
+        check=one_of("abs", "relu", "hard"),
+        allowed="abs, relu or hard",
+        help="search: penalty |E[C]/B-1| (abs), max(0, E[C]/B-1) (relu), or relu and a limit "
+        "the derived architecture must meet (hard)",
+    )
+    budget_weight: float = option(
+        1.0, kind="float", check=positive, allowed="> 0", help="search: weight of the penalty"
+    )
+    latency_table: Optional[str] = option(
+        None,
+        kind="str?",
+        help="search: latency lookup table (JSON); null: this machine's, measured and cached",
+    )
     # loss
     loss: str = option(
         "ctc",

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from pipeline.nas.arch import Arch
 from pipeline.nas.space import space_from_dict
 from pipeline.nas.supernet import ArchWeights, Path, Supernet
+from pipeline.search.derive import arch_from_strategy
 from pipeline.search.diagnostics import (
     GradStats,
     agreement,
@@ -21,7 +22,7 @@ from pipeline.search.diagnostics import (
     op_losses,
 )
 from pipeline.search.report import summarise, write_report
-from pipeline.search.strategies import StrategyConfig, arch_from_strategy, make_strategy
+from pipeline.search.strategies import StrategyConfig, make_strategy
 
 REPO = FsPath(__file__).resolve().parents[2]
 BETTER = (2, 0)  # block 1: tdnn_k5_d1, block 2: tdnn_k3_d1 reproduce the target

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import re
 
+import numpy as np
 import pytest
 
 from pipeline.decode.results import ResultRow, read_results, update_results
@@ -163,6 +164,7 @@ def row(set_, arch, wer, lm="tg"):
         f"exp/{arch}",
         word_penalty=0.5,
         oov="1.25",
+        ci="[9.10, 11.40]",
     )
 
 
@@ -184,9 +186,10 @@ def test_results_rows_are_kept_and_replaced(tmp_path):
     final = path.read_text()
     assert "Hand-written notes." in final and "Trailing notes." in final
     assert (
-        "| tts | test | st_nas | 1.2M | tg | 0.8 | 0.5 | 10.25 | 1 | 2 | 3 | 100 | 1.25 | "
-        "exp/st_nas |" in final
+        "| tts | test | st_nas | 1.2M | tg | 0.8 | 0.5 | 10.25 | [9.10, 11.40] | 1 | 2 | 3 | 100 | "
+        "1.25 | exp/st_nas |" in final
     )
+    assert {r.ci for r in read_results(path)} == {"[9.10, 11.40]"}
     assert final.count("| corpus |") == 1
     # a table written before the word penalty and OOV columns is still read
     path.write_text(
@@ -195,3 +198,25 @@ def test_results_rows_are_kept_and_replaced(tmp_path):
     )
     (old,) = read_results(path)
     assert (old.word_penalty, old.oov, old.wer, old.words) == (0.0, "?", 27.97, 1180)
+    assert old.ci == "?"
+    # and one written before the interval column
+    path.write_text(
+        "<!-- stnas:results:begin -->\n| corpus | set |\n|---|\n| tts | test | st | 0.08M | tg | 1 | 0.5 "
+        "| 27.97 | 246 | 7 | 77 | 1180 | 5.1 | exp/x |\n<!-- stnas:results:end -->\n"
+    )
+    (old,) = read_results(path)
+    assert (old.word_penalty, old.oov, old.wer, old.ci, old.words) == (0.5, "5.1", 27.97, "?", 1180)
+
+
+def test_wer_interval_is_a_bootstrap_over_utterances():
+    from pipeline.decode.interval import bootstrap_interval, wer_interval
+
+    ref = {f"u{i}": "a b c d" for i in range(200)}
+    hyp = {u: ("a b c d" if i % 4 else "a x c") for i, u in enumerate(sorted(ref))}
+    lo, hi = wer_interval(ref, hyp)  # 50 of 200 utterances have 2 errors in 4 words: 12.5 %
+    assert lo < 12.5 < hi and hi - lo < 10
+    # the normal approximation of the same resampling: sd of the mean of 200 Bernoulli(1/4)
+    sd = 100 * 0.5 * (0.25 * 0.75 / 200) ** 0.5
+    assert abs((hi - lo) / 2 - 1.96 * sd) < 0.6
+    assert wer_interval(ref, ref) == (0.0, 0.0)
+    assert bootstrap_interval(np.array([], dtype=int), np.array([], dtype=int)) != (0.0, 0.0)

@@ -13,10 +13,10 @@ import torch
 from pipeline.nas.arch import Arch
 from pipeline.nas.space import SpaceError, load_space, space_from_dict
 from pipeline.nas.supernet import ArchWeights, Path, Supernet
+from pipeline.search.derive import arch_from_strategy
 from pipeline.search.strategies import (
     STRATEGIES,
     StrategyConfig,
-    arch_from_strategy,
     make_strategy,
     random_search,
 )

@@ -176,9 +176,10 @@ def test_arch_step_freezes_weights_and_moves_alpha(name):
 def test_shared_taps_candidates_share_weights_and_extract_exactly():
     """shared_taps: one weight per time offset per block; k3 d1 is the centre of k5 d1,
     k3 d2 reuses k5 d1's ±2 taps; a path extracted as a plain TdnnNet computes the same."""
+    from pipeline.nas.shared import SharedTdnn
     from pipeline.nas.space import load_space, space_from_dict
     from pipeline.nas.supernet import Path as NetPath
-    from pipeline.nas.supernet import SharedTdnn, Supernet
+    from pipeline.nas.supernet import Supernet
 
     data = load_space("tiny").to_dict()
     plain = space_from_dict(data)
@@ -210,3 +211,39 @@ def test_shared_taps_candidates_share_weights_and_extract_exactly():
     net(x, lengths, NetPath((2, 0, 0, 0)))[0].sum().backward()
     torch.optim.SGD(net.parameters(), lr=0.1).step()
     assert not torch.equal(k3d1.taps.kernel(3, 1), before)
+
+
+def test_width_slicing_shares_the_first_channels_and_extracts_exactly():
+    """tiny_wide: a 0.5x candidate is the first half of the 1.5x one of the same taps; a
+    path extracted as a standalone TdnnNet computes the same as the supernet."""
+    from pipeline.nas.shared import SharedWideTdnn
+    from pipeline.nas.space import load_space
+    from pipeline.nas.supernet import Path as NetPath
+    from pipeline.nas.supernet import Supernet
+
+    space = load_space("tiny_wide")
+    torch.manual_seed(0)
+    net = Supernet(space, 9).eval()
+    block = net.layers[net.block_layer[1]]
+    names = space.blocks[1]
+    small = block.candidates[names.index("tdnn_k5_d3_w50")]
+    big = block.candidates[names.index("tdnn_k5_d3_w150")]
+    k3 = block.candidates[names.index("tdnn_k3_d1_w100")]
+    assert isinstance(small, SharedWideTdnn) and small.taps is big.taps is k3.taps
+    assert (small.h, big.h) == (32, 96)
+    torch.testing.assert_close(small.taps.kernel(5, 3, 32), big.taps.kernel(5, 3)[:32])
+    x, lengths = torch.randn(2, 45, 120), torch.tensor([45, 33])
+    for path in [(0, 15, 7, 3), (14, 2, 15, 9), (5, 11, 0, 15)]:
+        want, want_len = net(x, lengths, NetPath(path))
+        got, got_len = net.extract(path).eval()(x, lengths)
+        assert torch.equal(got_len, want_len)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # training the 0.5x candidate moves the 1.5x candidate's first 32 hidden channels only
+    before = big.taps.kernel(5, 3).detach().clone()
+    net.train()
+    p = names.index("tdnn_k5_d3_w50")
+    net(x, lengths, NetPath((0, p, 0, 0)))[0].sum().backward()
+    torch.optim.SGD(net.parameters(), lr=0.1).step()
+    after = big.taps.kernel(5, 3).detach()
+    assert not torch.equal(after[:32], before[:32])
+    assert torch.equal(after[32:], before[32:])

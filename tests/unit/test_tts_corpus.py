@@ -142,3 +142,35 @@ def test_wavs_of_a_changed_voice_are_not_reused(tmp_path):
     assert not (tmp_path / a.id).exists() and (tmp_path / b.id).is_dir()
     _drop_stale_voices(tmp_path, [changed, b], {**settings, "seed": 2})
     assert not (tmp_path / b.id).exists()
+
+
+def test_demo_size_dev_and_test_have_power_and_no_lm_overlap(pool):
+    """At conf/tts/prep.yaml's size, dev and test hold >= 6,000 words each, and the LM text
+    (pool without dev/test sentences and near-copies) shares no sentence with them."""
+    import yaml
+
+    from pipeline.lang.lm_data import exclude_eval_text
+
+    conf = yaml.safe_load(open("conf/tts/prep.yaml"))
+    share = conf["corpus_opt"]["eval_share"]
+    plan = plan_utterances(
+        pool,
+        split_speakers(make_speakers(1), 1),
+        hours=conf["hours"],
+        seed=1,
+        shares=(1 - 2 * share, share, share),
+    )
+    words = {k: sum(len(s.split()) for _, _, s in v) for k, v in plan.items()}
+    assert words["dev"] >= 6000 and words["test"] >= 6000, words
+    held = [s.split() for k in ("dev", "test") for _, _, s in plan[k]]
+    kept, counts = exclude_eval_text([s.split() for s in pool], held)
+    kept_set = {" ".join(s) for s in kept}
+    assert not kept_set & {" ".join(h) for h in held}
+    assert counts["identical"] >= len({" ".join(h) for h in held})
+    train = {s for _, _, s in plan["train"]}
+    assert not train & {" ".join(h) for h in held}
+    # no kept sentence contains a dev/test sentence or is contained in one (>= 4 words)
+    held_text = [" " + " ".join(h) + " " for h in held if len(h) >= 4]
+    for s in list(kept_set)[::25]:
+        padded = " " + s + " "
+        assert not any(h in padded or (len(s.split()) >= 4 and padded in h) for h in held_text)
