@@ -85,8 +85,13 @@ def write_report(
         f"# Search report: {arch.provenance.get('exp_dir', '')}/search "
         f"(strategy {arch.provenance.get('strategy')}, seed {arch.provenance.get('seed')})",
         "",
-        f"Architecture `{arch.describe()}`, the argmax of p at epoch "
-        f"{summary['chosen_epoch']} (the lowest held-out loss) of {len(history)}.",
+        f"Architecture `{arch.describe()}`, "
+        + (
+            "the most probable architecture within the budget under p"
+            if (arch.costs or {}).get("form") == "hard"
+            else "the argmax of p"
+        )
+        + f" at epoch {summary['chosen_epoch']} (the lowest held-out loss) of {len(history)}.",
         "",
     ]
     decided = "yes" if summary["decided"] else "**no**"
@@ -100,7 +105,7 @@ def write_report(
         budget = arch.costs.get("targets")
         form = arch.costs.get("form", "")
         lines.append(
-            f"* Budget ({form}): " + ", ".join(f"{n} {v:,.0f}" for n, v in budget.items())
+            f"* Budget ({form}): " + ", ".join(f"{n} {v:,.0f}" for n, v in budget.items()) + "."
             if budget
             else "* No budget."
         )
@@ -125,6 +130,8 @@ def write_report(
     for b, (stats, cands) in enumerate(zip(summary["blocks"], arch.candidates)):
         p = probs[b]
         order = sorted(range(len(p)), key=lambda k: -p[k])
+        chosen = cands.index(arch.ops[b])  # under a hard budget not always the argmax
+        order = [chosen] + [k for k in order if k != chosen]
         row = (
             f"| {b + 1} | {_short(cands[order[0]])} | {p[order[0]]:.3f} | "
             f"{_short(cands[order[1]])} ({p[order[1]]:.3f}) | {stats['margin']:.3f} | "

@@ -241,4 +241,6 @@ def stage_info(stage_dir: PathLike) -> Dict[str, Any]:
         "peak_cuda_mib": info.get("peak_cuda_mib"),
         "stopped_by": summary.get("stopped_by"),
         "diagnostics": summary.get("diagnostics"),
+        "held_out": summary.get("held_out"),
+        "costs": summary.get("costs"),
     }

@@ -17,6 +17,12 @@ st_ctc        ST-NAS with warm-up and search on CTC (the ablation of "NAS with C
 st_crf        ST-NAS with warm-up and search on CTC-CRF (the same ablation for CTC configs)
 ============  =====================================================================================
 
+With ``budgets`` (a list of targets, e.g. ``[{params: 40000}, {params: 70000}]``) the
+methods run once per budget: searches under it (``budget_form``, default ``hard``), random
+architectures drawn within it (rejection sampling), and TDNN-D scaled to it (the widest
+uniform width, then the largest kernel, that fits); the report is a front of test WER
+against cost, one point per method and budget. The warm-ups are shared by all budgets.
+
 Seed ``s`` is the search seed (paths, batches) and the retrain seed (initialisation, batches);
 the warm-up is shared by the methods with the same loss and made once (``warmup_seed``), and
 every search holds out the same utterances (``split_seed``), as paper §4.1 does.
@@ -89,6 +95,8 @@ class StudyConfig:
     #                                                   runs the training stages data-parallel
     bootstrap: int = 2000  # resamples of the significance test
     bootstrap_seed: int = 0
+    budgets: List[Dict[str, float]] = field(default_factory=list)  # [] : no budget
+    budget_form: str = "hard"
 
     @property
     def train_data(self) -> DataSpec:
@@ -170,6 +178,12 @@ def load_study(path: Union[str, Path], overrides: Sequence[str] = ()) -> StudyCo
         raise StnasError(f"{source}: bootstrap must be >= 100 resamples, got {cfg.bootstrap}")
     if not isinstance(cfg.set, Mapping) or set(cfg.set) - {"warmup", "search", "retrain"}:
         raise StnasError(f"{source}: set: a mapping of warmup/search/retrain to KEY=VALUE lists")
+    if not isinstance(cfg.budgets, list) or not all(
+        isinstance(b, Mapping) and b for b in cfg.budgets
+    ):
+        raise StnasError(f"{source}: budgets must be a list of non-empty mappings cost -> target")
+    if cfg.budget_form not in ("abs", "relu", "hard"):
+        raise StnasError(f"{source}: budget_form must be abs, relu or hard, got {cfg.budget_form}")
     cfg.launcher = [str(x) for x in cfg.launcher]
     cfg.set = {k: [str(x) for x in (v or [])] for k, v in cfg.set.items()}
     return cfg

@@ -6,6 +6,8 @@ Layout under the study's ``exp_dir``::
     warmup_ctc/, warmup_ctc_crf/ the warm-ups of the loss ablations (st_ctc, st_crf)
     <method>/s<seed>/            search/, retrain/ (decode_<set>_<lm>/ inside), as run.sh makes
     random/s<seed>/arch<i>.json  the uniformly drawn architectures; random/s<seed>/a<i>/retrain
+    b<j>/...                     with ``budgets``: the same per budget j (b<j>/tdnn_d/arch.json:
+                                 TDNN-D scaled to it)
     log/<job>.log                the output of every stage command
     RESULTS.md, study.md, study.png, results.json
 
@@ -15,6 +17,7 @@ Training stages run as ``stnas`` commands in their own process (the same code an
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from dataclasses import dataclass, field
@@ -24,6 +27,7 @@ from typing import List, Optional
 from pipeline.errors import StnasError
 from pipeline.nas.arch import Arch
 from pipeline.nas.space import load_space
+from pipeline.study.budgets import budget_name, draw_within, make_budget, scaled_tdnn_d, write_arch
 from pipeline.study.config import StudyConfig
 from pipeline.train.config import SCRATCH, load_config
 
@@ -49,10 +53,15 @@ class Member:
     search: Optional[List[str]]  # the stnas search arguments (None: nothing searched)
     warmup: Optional[str] = None  # key into Plan.warmups
     index: Optional[int] = None  # random: which of the drawn architectures
+    budget: Optional[int] = None  # 1-based index into StudyConfig.budgets
 
     @property
     def name(self) -> str:
-        return f"{self.method}/s{self.seed}" + (f"/a{self.index}" if self.index is not None else "")
+        return (
+            (f"b{self.budget}/" if self.budget else "")
+            + f"{self.method}/s{self.seed}"
+            + (f"/a{self.index}" if self.index is not None else "")
+        )
 
     @property
     def retrain_dir(self) -> Path:
@@ -109,9 +118,56 @@ def tdnn_d_arch(cfg: StudyConfig) -> Path:
     return path
 
 
-def random_arch_paths(cfg: StudyConfig, seed: int) -> List[Path]:
-    root = Path(cfg.exp_dir) / "random" / f"s{seed}"
+def budget_dir(cfg: StudyConfig, budget: Optional[int]) -> Path:
+    """Where the members of budget ``budget`` (1-based; None: no budget) live."""
+    return Path(cfg.exp_dir) / (f"b{budget}" if budget else "")
+
+
+def random_arch_paths(cfg: StudyConfig, seed: int, budget: Optional[int] = None) -> List[Path]:
+    root = budget_dir(cfg, budget) / "random" / f"s{seed}"
     return [root / f"arch{i}.json" for i in range(1, cfg.random_archs + 1)]
+
+
+def tdnn_d_path(cfg: StudyConfig, budget: Optional[int]) -> Path:
+    """The hand design a budget's TDNN-D rows retrain (scaled to the budget)."""
+    return budget_dir(cfg, budget) / "tdnn_d" / "arch.json" if budget else tdnn_d_arch(cfg)
+
+
+def draw_budget_archs(cfg: StudyConfig, num_units: int) -> None:
+    """Per budget: TDNN-D scaled to it and, per seed, random architectures within it (kept
+    once written, so a resumed study retrains the same ones)."""
+    space = load_space(search_space(cfg))
+    for j, targets in enumerate(cfg.budgets, 1):
+        budget = make_budget(space, num_units, targets)
+        if "tdnn_d" in cfg.methods:
+            design = Arch.from_json(tdnn_d_arch(cfg))
+            ops = scaled_tdnn_d(space, design, budget)
+            write_arch(
+                tdnn_d_path(cfg, j),
+                space,
+                ops,
+                strategy="fixed",
+                design="tdnn_d",
+                rule=f"{design.describe()} at the uniform kernel and width with the most "
+                f"parameters within {budget_name(targets)}",
+            )
+        if "random" not in cfg.methods:
+            continue
+        for seed in cfg.seeds:
+            paths = random_arch_paths(cfg, seed, j)
+            if all(p.is_file() for p in paths):
+                continue
+            drawn, (accepted, total) = draw_within(space, budget, cfg.random_archs, seed)
+            for path, ops in zip(paths, drawn):
+                write_arch(
+                    path,
+                    space,
+                    ops,
+                    strategy="random",
+                    seed=seed,
+                    rule=f"drawn uniformly, kept when within {budget_name(targets)} "
+                    f"({accepted} of {total} draws accepted)",
+                )
 
 
 def draw_random_archs(cfg: StudyConfig, seed: int) -> List[Path]:
@@ -171,54 +227,93 @@ def make_plan(cfg: StudyConfig) -> Plan:
             *_sets(cfg.set.get("warmup", [])),
         ]
     plan = Plan(prep=prep, warmups=warmups)
-    tdnn_d = tdnn_d_arch(cfg) if "tdnn_d" in cfg.methods else None
+    if "tdnn_d" in cfg.methods:
+        tdnn_d_arch(cfg)  # checked before anything runs
+    budgets: List[Optional[int]] = list(range(1, len(cfg.budgets) + 1)) or [None]
     for seed in cfg.seeds:
-        for method in cfg.methods:
-            if method == "random":
-                for i, arch in enumerate(random_arch_paths(cfg, seed), 1):
-                    plan.members.append(
-                        Member(
-                            method, seed, exp / "random" / f"s{seed}" / f"a{i}", arch, None, index=i
-                        )
+        for b in budgets:
+            plan.members += _members(cfg, seed, b, common)
+    _plan_retrains(cfg, plan, common)
+    return plan
+
+
+def _members(cfg: StudyConfig, seed: int, b: Optional[int], common: List[str]) -> List[Member]:
+    """The members of one seed and budget (None: no budget), in the order of the methods."""
+    exp, sd, root = Path(cfg.exp_dir), cfg.search_data, budget_dir(cfg, b)
+    out: List[Member] = []
+    for method in cfg.methods:
+        if method == "random":
+            for i, arch in enumerate(random_arch_paths(cfg, seed, b), 1):
+                out.append(
+                    Member(
+                        method,
+                        seed,
+                        root / "random" / f"s{seed}" / f"a{i}",
+                        arch,
+                        None,
+                        index=i,
+                        budget=b,
                     )
-                continue
-            if method == "tdnn_d":
-                assert tdnn_d is not None  # drawn above: "tdnn_d" is in cfg.methods
-                plan.members.append(Member(method, seed, exp / method / f"s{seed}", tdnn_d, None))
-                continue
-            strategy, kind = SEARCHED[method]
-            member_exp = exp / method / f"s{seed}"
-            init = (
-                SCRATCH
-                if kind is None
-                else str(
-                    exp / ("warmup" if kind == "conf" else f"warmup_{kind}") / "warmup" / "best.pt"
+                )
+            continue
+        if method == "tdnn_d":
+            out.append(
+                Member(
+                    method, seed, root / method / f"s{seed}", tdnn_d_path(cfg, b), None, budget=b
                 )
             )
-            loss = [] if kind in ("conf", None) else ["--set", f"loss={kind}"]
-            search = [
-                "search",
-                "--config",
-                str(Path(sd.conf) / "search.yaml"),
-                "--data-dir",
-                sd.data_dir,
-                "--exp-dir",
-                str(member_exp),
-                "--strategy",
-                strategy,
-                "--seed",
-                str(seed),
-                "--init",
-                init,
-                "--set",
-                f"split_seed={cfg.split_seed}",
-                *common,
-                *loss,
-                *_sets(cfg.set.get("search", [])),
-            ]
-            plan.members.append(
-                Member(method, seed, member_exp, member_exp / "search" / "arch.json", search, kind)
+            continue
+        strategy, kind = SEARCHED[method]
+        member_exp = root / method / f"s{seed}"
+        budget_sets = (
+            [f"budget={json.dumps(cfg.budgets[b - 1])}", f"budget_form={cfg.budget_form}"]
+            if b
+            else []
+        )
+        init = (
+            SCRATCH
+            if kind is None
+            else str(
+                exp / ("warmup" if kind == "conf" else f"warmup_{kind}") / "warmup" / "best.pt"
             )
+        )
+        loss = [] if kind in ("conf", None) else ["--set", f"loss={kind}"]
+        search = [
+            "search",
+            "--config",
+            str(Path(sd.conf) / "search.yaml"),
+            "--data-dir",
+            sd.data_dir,
+            "--exp-dir",
+            str(member_exp),
+            "--strategy",
+            strategy,
+            "--seed",
+            str(seed),
+            "--init",
+            init,
+            "--set",
+            f"split_seed={cfg.split_seed}",
+            *common,
+            *loss,
+            *_sets(cfg.set.get("search", []) + budget_sets),
+        ]
+        out.append(
+            Member(
+                method,
+                seed,
+                member_exp,
+                member_exp / "search" / "arch.json",
+                search,
+                kind,
+                budget=b,
+            )
+        )
+    return out
+
+
+def _plan_retrains(cfg: StudyConfig, plan: Plan, common: List[str]) -> None:
+    td = cfg.train_data
     for m in plan.members:
         plan.retrain_args[m.name] = [
             "retrain",
@@ -235,4 +330,3 @@ def make_plan(cfg: StudyConfig) -> Plan:
             *common,
             *_sets(cfg.set.get("retrain", [])),
         ]
-    return plan

@@ -14,11 +14,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from pipeline.io import atomic_write_text
-from pipeline.stages.record import stage_info
 from pipeline.study.config import REFERENCE, StudyConfig
-from pipeline.study.plan import Plan
-from pipeline.study.stats import mean_std, paired_bootstrap
+from pipeline.study.stats import mean_interval, mean_std, paired_bootstrap
 from pipeline.train.plots import _save
 
 LABELS = {
@@ -93,7 +90,24 @@ def summarise(cfg: StudyConfig, records: Sequence[dict]) -> Dict[str, dict]:
             if searches
             else None,
             "archs": [r["arch"] for r in recs],
+            "test_ci95": None,
+            "held_out_per": _held(recs, "per"),
+            "held_out_loss": _held(recs, "ctc_crf_loss_per_frame"),
+            "costs": {
+                k: mean_std([r["costs"][k] for r in recs])
+                for k in ("params", "macs", "lookahead")
+                if all(r.get("costs") for r in recs)
+            },
         }
+        ids = recs[0]["utterances"][test]["ids"]
+        row["test_ci95"] = list(
+            mean_interval(
+                _matrix(recs, test, ids),
+                np.array(recs[0]["utterances"][test]["words"]),
+                cfg.bootstrap,
+                cfg.bootstrap_seed,
+            )
+        )
         if ref is not None and key != REFERENCE:
             ids = ref[0]["utterances"][test]["ids"]
             words = np.array(ref[0]["utterances"][test]["words"])
@@ -106,6 +120,14 @@ def summarise(cfg: StudyConfig, records: Sequence[dict]) -> Dict[str, dict]:
             ).as_dict()
         out[key] = row
     return out
+
+
+def _held(recs: Sequence[dict], key: str) -> Optional[Tuple[float, float]]:
+    """Mean ± sd of a retrain's held-out measure (None when a member lacks it)."""
+    values = [(r.get("held_out") or {}).get(key) for r in recs]
+    if any(v is None for v in values):
+        return None
+    return mean_std([float(v) for v in values if v is not None])
 
 
 def seed_agreement(records: Sequence[dict]) -> Dict[str, List[float]]:
@@ -172,33 +194,13 @@ def plot_study(cfg: StudyConfig, records: Sequence[dict], out_png: Path) -> None
     _save(fig, out_png)
 
 
-def write_study(cfg: StudyConfig, plan: Plan, members_dir: Path) -> Path:
-    """Write ``study.md``, ``study.png`` and ``results.json`` into the study dir."""
-    exp = Path(cfg.exp_dir)
-    records = [
-        r
-        for r in read_members(members_dir)  # only what this config asks for
-        if r["method"] in cfg.methods and r["seed"] in cfg.seeds
-    ]
-    summary = summarise(cfg, records)
-    dev, test = cfg.decode.dev, cfg.decode.test
-    td = cfg.train_data
+def method_table(summary: Dict[str, dict], dev: str, test: str) -> List[str]:
+    """The table of one set of rows (a study, or one budget of a front)."""
     lines = [
-        f"# Study `{cfg.name}`",
-        "",
-        f"Search on `{cfg.search_data.corpus}` ({cfg.search_data.data_dir}, "
-        f"{cfg.search_data.conf}), retrain, decode and score on `{td.corpus}` "
-        f"({td.data_dir}, {td.conf}); seeds {cfg.seeds} (search and retrain seed); "
-        f"{len(records)} of {len(plan.members)} members scored.",
-        f"%WER: the dev-chosen LM weight and word penalty (sweep "
-        f"{cfg.decode.lm_weights} × {cfg.decode.word_penalties}), sclite. Δ: %WER of the "
-        "row minus ST-NAS's on test; 95 % interval and two-sided p from a paired "
-        f"bootstrap over test utterances and seeds ({cfg.bootstrap} resamples, "
-        "`pipeline/study/stats.py`).",
-        "",
-        f"| method | runs | {dev} %WER | {test} %WER | params (M) | search s | "
-        "search peak RSS MiB | Δ test vs ST-NAS [95 % CI] | p |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| method | runs | {dev} %WER | {test} %WER | {test} 95 % CI | held-out PER | "
+        "held-out loss | params (M) | search s | search peak RSS MiB | "
+        "Δ test vs ST-NAS [95 % CI] | p |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, row in summary.items():
         c = row.get("vs_st")
@@ -206,72 +208,31 @@ def write_study(cfg: StudyConfig, plan: Plan, members_dir: Path) -> Path:
             f"{c['delta']:+.2f} [{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}]" if c else "(reference)"
         )
         peak = f"{row['search_peak_mib']:.0f}" if row["search_peak_mib"] else "–"
+        ci = row.get("test_ci95")
         lines.append(
             f"| {LABELS.get(key, key)} | {row['runs']} | {_pm(row['dev'])} | "
-            f"{_pm(row['test'])} | {_pm(row['params_m'], 3)} | "
-            f"{_pm(row['search_s'], 0)} | {peak} | {delta} | "
-            f"{c['p']:.3f} |"
-            if c
-            else f"| {LABELS.get(key, key)} | {row['runs']} | {_pm(row['dev'])} | "
-            f"{_pm(row['test'])} | {_pm(row['params_m'], 3)} | "
-            f"{_pm(row['search_s'], 0)} | {peak} | {delta} | – |"
+            f"{_pm(row['test'])} | "
+            + (f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "–")
+            + f" | {_pm(row.get('held_out_per'))} | {_pm(row.get('held_out_loss'), 4)} | "
+            f"{_pm(row['params_m'], 3)} | {_pm(row['search_s'], 0)} | {peak} | {delta} | "
+            + (f"{c['p']:.3f} |" if c else "– |")
         )
-    lines += ["", *[f"* {verdict(k, r)}" for k, r in summary.items() if "vs_st" in r], ""]
-    agree = seed_agreement(records)
-    if agree:
-        lines += [
-            "Do the seeds of a search choose the same architecture? Per block, the share "
-            "of seed pairs that chose the same op (1/N for a uniform pick among N ops):",
-            "",
-        ]
-        lines += [
-            f"* {LABELS.get(m, m)}: "
-            + ", ".join(f"{a:.2f}" for a in shares)
-            + f" (blocks where every seed agrees: {sum(a == 1.0 for a in shares)} of "
-            f"{len(shares)})"
-            for m, shares in agree.items()
-        ]
-        lines.append("")
-    warm = {
-        k: stage_info(exp / ("warmup" if k == "conf" else f"warmup_{k}") / "warmup").get("wall_s")
-        for k in plan.warmups
-    }
-    warm = {k: v for k, v in warm.items() if v is not None}
-    if warm:
-        lines += [
-            "Warm-up (shared by the searches with the same loss, not in 'search s'): "
-            + ", ".join(
-                f"{'search config' if k == 'conf' else k} {v:.0f} s" for k, v in warm.items()
-            )
-            + ". Random search costs no search "
-            f"but {cfg.random_archs} retrains per seed.",
-            "",
-        ]
-    lines += [
-        "## Every member",
+    return lines
+
+
+def agreement_lines(agree: Dict[str, List[float]]) -> List[str]:
+    if not agree:
+        return []
+    lines = [
+        "Do the seeds of a search choose the same architecture? Per block, the share "
+        "of seed pairs that chose the same op (1/N for a uniform pick among N ops):",
         "",
-        f"| member | architecture | max p per block | {dev} | {test} | LM weight, "
-        "penalty | search s | retrain s |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(
-        records, key=lambda r: (cfg.methods.index(r["method"]), r["seed"], r["index"] or 0)
-    ):
-        maxp = (
-            " ".join(f"{max(p):.2f}" for p in r["probabilities"])
-            if r.get("probabilities") and r["method"] not in ("random", "tdnn_d")
-            else "–"
-        )
-        s = r.get("search") or {}
-        arch = r["arch"].replace("|", "\\|")  # a pipe ends a table cell, even in code
-        lines.append(
-            f"| {r['name']} | `{arch}` | {maxp} | {r['wer'][dev]:.2f} | "
-            f"{r['wer'][test]:.2f} | {r['setting'][0]:g}, {r['setting'][1]:g} | "
-            f"{s.get('wall_s') or 0:.0f} | {r['retrain'].get('wall_s') or 0:.0f} |"
-        )
-    lines += ["", "![WER per method, seeds as points](study.png)", ""]
-    out = exp / "study.md"
-    atomic_write_text(exp / "results.json", json.dumps(summary, indent=2) + "\n")
-    plot_study(cfg, records, exp / "study.png")
-    atomic_write_text(out, "\n".join(lines))
-    return out
+    lines += [
+        f"* {LABELS.get(m, m)}: "
+        + ", ".join(f"{a:.2f}" for a in shares)
+        + f" (blocks where every seed agrees: {sum(a == 1.0 for a in shares)} of "
+        f"{len(shares)})"
+        for m, shares in agree.items()
+    ]
+    return lines + [""]

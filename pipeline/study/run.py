@@ -21,14 +21,22 @@ from pipeline.decode.run import DecodeConfig, decode_dir_of, read_tuned
 from pipeline.errors import StnasError
 from pipeline.io import atomic_write_text
 from pipeline.nas.arch import Arch
+from pipeline.nas.cost import network_costs
 from pipeline.stages.decode import run_decode
 from pipeline.stages.record import stage_info
 from pipeline.stages.runner import session
 from pipeline.stages.score import read_hyps, run_score
 from pipeline.study.config import StudyConfig
-from pipeline.study.plan import Member, Plan, command, draw_random_archs, make_plan
-from pipeline.study.report import write_study
+from pipeline.study.plan import (
+    Member,
+    Plan,
+    command,
+    draw_budget_archs,
+    draw_random_archs,
+    make_plan,
+)
 from pipeline.study.stats import utterance_errors
+from pipeline.study.write import write_study
 
 log = logging.getLogger(__name__)
 
@@ -113,17 +121,21 @@ def decode_and_score(cfg: StudyConfig, member: Member) -> dict:
 
 def member_record(cfg: StudyConfig, member: Member, num_units: int) -> dict:
     arch = Arch.from_json(member.arch)
+    retrain = stage_info(member.retrain_dir)
     rec = {
         "name": member.name,
         "method": member.method,
         "seed": member.seed,
         "index": member.index,
+        "budget": member.budget,
+        "costs": network_costs(arch.layer_specs(), num_units),
+        "held_out": retrain.get("held_out"),
         "ops": arch.ops,
         "arch": arch.describe(),
         "probabilities": arch.probabilities,
         "params": arch.num_parameters(num_units),
         "search": stage_info(member.exp_dir / "search") if member.search else None,
-        "retrain": stage_info(member.retrain_dir),
+        "retrain": retrain,
     }
     rec.update(decode_and_score(cfg, member))
     return rec
@@ -140,8 +152,10 @@ def _run_all(cfg: StudyConfig, plan: Plan, say: Callable[[str], None]) -> None:
         run_command(cfg, cmd, logs / f"warmup_{kind}.log")
     units = Path(cfg.train_data.data_dir) / "lang" / "units.txt"
     num_units = sum(1 for _ in open(units))
-    for seed in cfg.seeds:
-        if "random" in cfg.methods:
+    if cfg.budgets:
+        draw_budget_archs(cfg, num_units)
+    elif "random" in cfg.methods:
+        for seed in cfg.seeds:
             draw_random_archs(cfg, seed)
     for i, member in enumerate(plan.members, 1):
         say(f"[{i}/{len(plan.members)}] {member.name}")

@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline.decode.interval import utterance_errors
 
-__all__ = ["utterance_errors", "mean_std", "paired_bootstrap", "Comparison"]
+__all__ = ["utterance_errors", "mean_std", "mean_interval", "paired_bootstrap", "Comparison"]
 
 
 def mean_std(values: Sequence[float]) -> Tuple[float, float]:
@@ -90,3 +90,21 @@ def paired_bootstrap(
     return Comparison(
         float(delta), float(low), float(high), float(min(1.0, max(p, 1.0 / resamples))), resamples
     )
+
+
+def mean_interval(
+    errors: np.ndarray, words: np.ndarray, resamples: int = 2000, seed: int = 0
+) -> Tuple[float, float]:
+    """95 % interval of a method's mean %WER over its seeds: utterances and seeds resampled
+    as in :func:`paired_bootstrap` (errors: (seeds, utterances))."""
+    errors = np.atleast_2d(errors)
+    words = np.asarray(words, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    n_utt, n_seed = words.size, errors.shape[0]
+    out = np.empty(resamples)
+    for b in range(resamples):
+        idx = rng.integers(0, n_utt, n_utt)
+        seeds = rng.integers(0, n_seed, n_seed)
+        out[b] = 100.0 * errors[np.ix_(seeds, idx)].sum(1).mean() / max(words[idx].sum(), 1.0)
+    low, high = np.percentile(out, [2.5, 97.5])
+    return float(low), float(high)

@@ -12,8 +12,9 @@ import pytest
 from pipeline.errors import StnasError
 from pipeline.study.config import load_study
 from pipeline.study.plan import command, draw_random_archs, make_plan
-from pipeline.study.report import groups, summarise, write_study
+from pipeline.study.report import groups, summarise
 from pipeline.study.stats import mean_std, paired_bootstrap, utterance_errors
+from pipeline.study.write import write_study
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -208,3 +209,83 @@ def test_seed_agreement_counts_pairs_per_block():
     ]
     recs.append({"method": "random", "search": None, "ops": ["a", "x"]})
     assert seed_agreement(recs) == {"st": [pytest.approx(1 / 3), pytest.approx(1 / 3)]}
+
+
+def test_budgeted_plan_searches_draws_and_scales_within_each_budget(tmp_path):
+    from pipeline.nas.arch import Arch
+    from pipeline.nas.cost import CostModel
+    from pipeline.nas.space import load_space
+    from pipeline.study.plan import draw_budget_archs, random_arch_paths, tdnn_d_path
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    for stage in ("warmup", "search", "retrain"):
+        (conf / f"{stage}.yaml").write_text("space: tiny_wide\n")
+    text = (
+        f"name: t\nexp_dir: {tmp_path / 'exp'}\nsearch_data: {{corpus: tts, data_dir: d, "
+        f"conf: {conf}}}\nmethods: [st, darts, random, tdnn_d]\nseeds: [1, 2]\n"
+        "random_archs: 3\nbudgets: [{params: 40000}, {params: 80000}]\n"
+        f"tdnn_d_arch: {REPO}/conf/arch/tdnn_d_tiny_wide.json\n"
+    )
+    cfg = load_study(_write(tmp_path, text))
+    plan = make_plan(cfg)
+    # per seed and budget: st, darts, 3 random draws, tdnn_d
+    assert len(plan.members) == 2 * 2 * 6
+    assert set(plan.warmups) == {"conf"}  # one warm-up for every budget
+    st = next(m for m in plan.members if m.method == "st" and m.budget == 2 and m.seed == 1)
+    assert st.name == "b2/st/s1" and st.exp_dir == tmp_path / "exp" / "b2" / "st" / "s1"
+    assert 'budget={"params": 80000}' in st.search and "budget_form=hard" in st.search
+    K = 30
+    draw_budget_archs(cfg, K)
+    space = load_space("tiny_wide")
+    model = CostModel(space, K)
+    for b, target in ((1, 40000), (2, 80000)):
+        for seed in (1, 2):
+            archs = [Arch.from_json(p) for p in random_arch_paths(cfg, seed, b)]
+            assert len({tuple(a.ops) for a in archs}) == 3
+            assert all(model.of(space.index_of(a.ops))["params"] <= target for a in archs)
+        scaled = Arch.from_json(tdnn_d_path(cfg, b))
+        params = model.of(space.index_of(scaled.ops))["params"]
+        assert params <= target
+        # no other uniform kernel/width variant of the design that fits is bigger
+        for k, d_low, d_high in ((1, 1, 1), (3, 1, 2), (5, 1, 3)):
+            for w in (50, 100, 150):
+                ops = [f"tdnn_k{k}_d{d_low}_w{w}"] * 2 + [f"tdnn_k{k}_d{d_high}_w{w}"] * 2
+                c = model.of(space.index_of(ops))["params"]
+                assert c > target or c <= params
+    with pytest.raises(StnasError, match="below the cheapest architecture"):
+        draw_budget_archs(load_study(_write(tmp_path, text.replace("40000", "1000"))), K)
+
+
+def test_budget_front_report_compares_within_each_budget(tmp_path):
+    cfg = _cfg(
+        tmp_path,
+        "methods: [st, tdnn_d]\nseeds: [1, 2]\nbootstrap: 200\n"
+        "budgets: [{params: 50000}, {params: 90000}]\n",
+    )
+    recs = []
+    for b, base in ((1, 2), (2, 1)):
+        for method, extra in (("st", 0), ("tdnn_d", 2)):
+            for seed in (1, 2):
+                r = _record(method, seed, 10.0, [base + extra] * 4 + [base] * 4)
+                r["budget"], r["name"] = b, f"b{b}/" + r["name"]
+                r["costs"] = {"params": 40000.0 * b, "macs": 1e6 * b, "lookahead": 100.0 * b}
+                r["held_out"] = {"per": 10.0 + extra, "ctc_crf_loss_per_frame": 0.05}
+                recs.append(r)
+    members = tmp_path / "exp" / "members"
+    members.mkdir(parents=True)
+    for r in recs:
+        (members / (r["name"].replace("/", "_") + ".json")).write_text(json.dumps(r))
+    out = write_study(cfg, make_plan(cfg), members)
+    text = out.read_text()
+    assert "## Budget b1: params 50,000" in text and "## Budget b2: params 90,000" in text
+    results = json.loads((out.parent / "results.json").read_text())
+    # within each budget TDNN-D has 2 more errors on half the 80 words: +10 points
+    for b, st_wer in (("b1", 20.0), ("b2", 10.0)):
+        assert results[b]["st"]["test"][0] == pytest.approx(st_wer)
+        assert results[b]["tdnn_d"]["vs_st"]["delta"] == pytest.approx(10.0)
+        lo, hi = results[b]["st"]["test_ci95"]
+        assert lo <= st_wer <= hi
+        assert results[b]["tdnn_d"]["held_out_per"][0] == pytest.approx(12.0)
+    assert "80,000 parameters" in text and "200 ms look-ahead" in text
+    assert (out.parent / "study.png").stat().st_size > 1000
