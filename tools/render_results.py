@@ -165,14 +165,26 @@ def render_results(root: Path, corpus: str) -> List[str]:
     several_lms = len({lm for _, lm in models}) > 1
     header = (
         [f"`{corpus}`", "params"]
-        + [f"{s} %WER" for s in sets]
+        + [f"{s} %WER [95 % CI]" for s in sets]
         + ["%OOV " + " / ".join(sets), "LM weight, word penalty"]
     )
     out = [join_row(header), "|" + "---|" * len(header)]
     for (arch, lm), group in models.items():
         by_set = {r["set"]: r for r in group}
         label = ARCH_LABELS.get(arch, f"`{arch}`") + (f", LM `{lm}`" if several_lms else "")
-        wer = [by_set[s]["%WER"] if s in by_set else "–" for s in sets]
+        wer = [
+            (
+                by_set[s]["%WER"]
+                + (
+                    f" {by_set[s]['95 % CI']}"
+                    if by_set[s].get("95 % CI", "?") not in ("?", "")
+                    else ""
+                )
+            )
+            if s in by_set
+            else "–"
+            for s in sets
+        ]
         oov = " / ".join(by_set[s].get("%OOV", "?") if s in by_set else "–" for s in sets)
         pairs = []
         for r in group:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -200,3 +200,32 @@ def make_op(name: str, in_dim: int, out_dim: int, dropout: float = 0.5) -> nn.Mo
         hidden = spec.hidden(out_dim)
         return WideTdnn(in_dim, hidden, out_dim, spec.kernel, spec.dilation, dropout)
     return OPS[name](in_dim, out_dim, dropout)
+
+
+def factor_grid(cands: Sequence[str]) -> Tuple[list, list, List[int], List[int]]:
+    """A block's candidates as a grid: (shapes, widths, shape index per op, width index per
+    op (-1: identity)). Raises ValueError unless every shape comes at every width."""
+    shapes: list = []
+    widths: list = []
+    for c in cands:
+        spec = op_spec(c)
+        shape = "identity" if spec.skip else (spec.kernel, spec.dilation, spec.stride)
+        if shape not in shapes:
+            shapes.append(shape)
+        if not spec.skip and spec.hidden_pct not in widths:
+            widths.append(spec.hidden_pct)
+    sidx, widx = [], []
+    for c in cands:
+        spec = op_spec(c)
+        sidx.append(
+            shapes.index("identity" if spec.skip else (spec.kernel, spec.dilation, spec.stride))
+        )
+        widx.append(-1 if spec.skip else widths.index(spec.hidden_pct))
+    pairs = {(s, w) for s, w in zip(sidx, widx)}
+    full = {(shapes.index(s), w) for s in shapes if s != "identity" for w in range(len(widths))}
+    if len(pairs) != len(cands) or not full <= pairs or len(pairs - full) > 1:
+        raise ValueError(
+            "a factorized block needs every kernel/dilation at every width, once, plus at most "
+            f"identity; got {list(cands)}"
+        )
+    return shapes, widths, sidx, widx

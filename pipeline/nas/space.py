@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple, Union
 
 from pipeline.errors import StnasError
-from pipeline.nas.ops import OPS, is_op
+from pipeline.nas.ops import OPS, factor_grid, is_op
 
 SPACE_SCHEMA_VERSION = 1
 SPACE_DIR = Path(__file__).resolve().parents[2] / "conf" / "space"
@@ -38,6 +38,7 @@ _FIELDS = {
     "subsample_op",
     "blocks",
     "shared_taps",
+    "factorized",
 }
 
 
@@ -61,7 +62,10 @@ class SearchSpace:
         shared_taps: in the super-network, the TDNN candidates of a block share one weight
             per time offset (k3 d1 is the centre of k5 d1, k3 d2 reuses k5's ±2 taps) and
             their bias and LayerNorm, so every sampled path trains the same features
-            (:class:`pipeline.nas.supernet.SharedTaps`); derived networks are unaffected.
+            (:mod:`pipeline.nas.shared`); derived networks are unaffected.
+        factorized: the search's α is per block one logit per kernel/dilation and one per
+            width (:class:`pipeline.nas.supernet.ArchWeights`); the candidates must form that
+            grid (plus identity).
     """
 
     name: str
@@ -73,6 +77,7 @@ class SearchSpace:
     blocks: Tuple[Tuple[str, ...], ...]
     description: str = ""
     shared_taps: bool = False
+    factorized: bool = False
 
     @property
     def num_blocks(self) -> int:
@@ -95,6 +100,7 @@ class SearchSpace:
             "subsample_op": self.subsample_op,
             "blocks": [list(b) for b in self.blocks],
             **({"shared_taps": True} if self.shared_taps else {}),
+            **({"factorized": True} if self.factorized else {}),
         }
 
     @property
@@ -196,7 +202,19 @@ def space_from_dict(data: Any, source: str = "<dict>") -> SearchSpace:
         blocks=tuple(tuple(b) for b in blocks),
         description=str(data.get("description", "")),
         shared_taps=_flag(data.get("shared_taps", False), "shared_taps", bad),
+        factorized=_factorized(data, bad),
     )
+
+
+def _factorized(data: Dict[str, Any], bad: Any) -> bool:
+    flag = _flag(data.get("factorized", False), "factorized", bad)
+    if flag:
+        for i, cands in enumerate(data["blocks"], 1):
+            try:
+                factor_grid(cands)
+            except ValueError as e:
+                raise bad(f"block {i}: {e}") from None
+    return flag
 
 
 def _flag(value: Any, key: str, bad) -> bool:

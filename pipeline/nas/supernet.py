@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.nas.model import TdnnNet, apply_layer, length_mask
-from pipeline.nas.ops import make_op
+from pipeline.nas.ops import factor_grid, make_op
 from pipeline.nas.shared import SHARED, shared_candidates
 from pipeline.nas.space import SearchSpace
 
@@ -72,29 +72,61 @@ class StraightThroughSelect(torch.autograd.Function):
 
 
 class ArchWeights(nn.Module):
-    """One logit α per candidate op and block, initialised to 0 (uniform p)."""
+    """The architecture logits α, initialised to 0 (uniform p).
+
+    One logit per candidate op and block; or, in a ``factorized`` space, per block one logit
+    per shape (kernel, dilation; identity is a shape) and one per width, with
+    ``p(op) = p(shape) · p(width)`` (``p(identity) = p(shape identity)``): a block's 15 wide
+    candidates then share 8 logits, and every step's gradient reaches the shape and the width
+    of every candidate (FBNetV2 and TuNAS make such choices independently too).
+    """
 
     def __init__(self, space: SearchSpace) -> None:
         super().__init__()
-        self.alphas = nn.ParameterList(nn.Parameter(torch.zeros(len(b))) for b in space.blocks)
+        self.sizes = [len(b) for b in space.blocks]
+        self.factors: List[Tuple[List[int], List[int]]] = []  # per block: shape, width index
+        if space.factorized:
+            params = []
+            for cands in space.blocks:
+                shapes, widths, sidx, widx = factor_grid(cands)
+                self.factors.append((sidx, widx))
+                params += [torch.zeros(len(shapes)), torch.zeros(len(widths))]
+            self.alphas = nn.ParameterList(nn.Parameter(t) for t in params)
+        else:
+            self.alphas = nn.ParameterList(nn.Parameter(torch.zeros(n)) for n in self.sizes)
 
     def probs(self) -> List[Tensor]:
-        """p = softmax(α) per block, each (N_b,), in α's graph."""
-        return [a.softmax(dim=0) for a in self.alphas]
+        """p per block over its candidate ops, each (N_b,), in α's graph."""
+        if not self.factors:
+            return [a.softmax(dim=0) for a in self.alphas]
+        out = []
+        for b, (sidx, widx) in enumerate(self.factors):
+            ps = self.alphas[2 * b].softmax(dim=0)
+            pw = self.alphas[2 * b + 1].softmax(dim=0)
+            pw1 = torch.cat([pw, pw.new_ones(1)])  # index -1: no width (identity)
+            out.append(ps[sidx] * pw1[widx])
+        return out
+
+    def logits(self) -> List[Tensor]:
+        """Per block, logits whose softmax is p (α itself when not factorized)."""
+        if not self.factors:
+            return list(self.alphas)
+        return [p.clamp_min(1e-30).log() for p in self.probs()]
 
     def sample(
         self, generator: Optional[torch.Generator] = None, uniform: bool = False
     ) -> Tuple[int, ...]:
         """One op index per block, drawn from p (or uniformly) with ``generator``."""
         out = []
-        for a in self.alphas:
-            p = torch.ones(len(a)) if uniform else a.detach().float().cpu().softmax(dim=0)
+        probs = None if uniform else [p.detach().float().cpu() for p in self.probs()]
+        for b, n in enumerate(self.sizes):
+            p = torch.ones(n) if probs is None else probs[b]
             out.append(int(torch.multinomial(p, 1, generator=generator)))
         return tuple(out)
 
     def argmax(self) -> Tuple[int, ...]:
         """The most probable op of each block (ties: the first)."""
-        return tuple(int(a.detach().argmax()) for a in self.alphas)
+        return tuple(int(p.detach().argmax()) for p in self.probs())
 
 
 class ChoiceBlock(nn.Module):

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from pipeline.nas.arch import Arch
+from pipeline.nas.cost import network_costs
 from pipeline.nas.supernet import Path
 
 
@@ -251,5 +252,10 @@ def format_arch_table(arch: Arch, num_units: int) -> str:
         f"{arch.describe()}: {total:,} parameters (K={num_units}), receptive field "
         f"{rows[-1]['receptive_field']} input frames ({rows[-1]['receptive_field'] * 10}"
         " ms)"
+    )
+    costs = network_costs(arch.layer_specs(), num_units)
+    out.append(
+        f"{costs['macs'] / 1e6:.2f} M multiply-adds per second of audio, look-ahead "
+        f"{costs['lookahead']:.0f} ms"
     )
     return "\n".join(out)

@@ -127,6 +127,8 @@ def write_report(
         sep += "---|---|---|"
     lines += ["## Blocks (p at the chosen epoch)", "", head, sep]
     snr = next((h.get("grad_snr") for h in history if h["epoch"] == summary["chosen_epoch"]), None)
+    if snr and [len(x) for x in snr] != [len(c) for c in arch.candidates]:
+        snr = None  # factorized α: its gradients are per shape and width, not per op
     for b, (stats, cands) in enumerate(zip(summary["blocks"], arch.candidates)):
         p = probs[b]
         order = sorted(range(len(p)), key=lambda k: -p[k])

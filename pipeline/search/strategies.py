@@ -233,14 +233,16 @@ class Snas(Strategy):
 
     def weight_choice(self) -> Choice:
         return Mixture(
-            [gumbel_softmax(a.detach(), self.tau, self.generator) for a in self.arch.alphas]
+            [gumbel_softmax(a.detach(), self.tau, self.generator) for a in self.arch.logits()]
         )
 
     def arch_choice(self) -> Choice:
-        return Mixture([gumbel_softmax(a, self.tau, self.generator) for a in self.arch.alphas])
+        return Mixture([gumbel_softmax(a, self.tau, self.generator) for a in self.arch.logits()])
 
     def eval_choice(self, generator: torch.Generator) -> Choice:
-        return Mixture([gumbel_softmax(a.detach(), self.tau, generator) for a in self.arch.alphas])
+        return Mixture(
+            [gumbel_softmax(a.detach(), self.tau, generator) for a in self.arch.logits()]
+        )
 
 
 class RandomSearch(Strategy):
@@ -262,7 +264,7 @@ class RandomSearch(Strategy):
     def candidates(self) -> List[Tuple[int, ...]]:
         """k distinct uniformly drawn architectures (fewer if the space is smaller); under a
         budget only those within it (rejection sampling)."""
-        size = math.prod(len(a) for a in self.arch.alphas)
+        size = math.prod(self.arch.sizes)
         if self.budget is not None:
             share = self.budget.share_within()
             size = int(round(share * size)) if share == share else size

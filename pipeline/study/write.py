@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
+from pipeline.decode.interval import bootstrap_interval, interval_text
 from pipeline.io import atomic_write_text
 from pipeline.stages.record import stage_info
 from pipeline.study.config import StudyConfig
@@ -78,9 +81,9 @@ def write_study(cfg: StudyConfig, plan: Plan, members_dir: Path) -> Path:
     lines += [
         "## Every member",
         "",
-        f"| member | architecture | max p per block | {dev} | {test} | LM weight, "
-        "penalty | search s | retrain s |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| member | architecture | max p per block | {dev} | {test} | {test} 95 % CI | "
+        "LM weight, penalty | search s | retrain s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(
         records,
@@ -98,9 +101,12 @@ def write_study(cfg: StudyConfig, plan: Plan, members_dir: Path) -> Path:
         )
         s = r.get("search") or {}
         arch = r["arch"].replace("|", "\\|")  # a pipe ends a table cell, even in code
+        u = r["utterances"][test]
+        ci = bootstrap_interval(np.array(u["errors"]), np.array(u["words"]))
         lines.append(
             f"| {r['name']} | `{arch}` | {maxp} | {r['wer'][dev]:.2f} | "
-            f"{r['wer'][test]:.2f} | {r['setting'][0]:g}, {r['setting'][1]:g} | "
+            f"{r['wer'][test]:.2f} | {interval_text(ci)} | "
+            f"{r['setting'][0]:g}, {r['setting'][1]:g} | "
             f"{s.get('wall_s') or 0:.0f} | {r['retrain'].get('wall_s') or 0:.0f} |"
         )
     out = exp / "study.md"

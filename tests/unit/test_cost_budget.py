@@ -117,7 +117,9 @@ def test_costs_match_the_built_network(name):
 
 
 def test_expected_cost_gradient_through_the_st_arch_step():
-    space = load_space("tiny_wide")
+    from pipeline.nas.space import space_from_dict
+
+    space = space_from_dict({**load_space("tiny_wide").to_dict(), "factorized": False})
     net = Supernet(space, K)
     arch = ArchWeights(space)
     with torch.no_grad():
@@ -237,3 +239,42 @@ def test_latency_table_covers_every_architecture():
     assert 0 < lo < hi
     for idx in _archs(space, 5):
         assert model.of(idx)["latency"] > 0
+
+
+def test_factorized_probabilities_and_their_cost_gradient():
+    """tiny_wide's α is per block one logit per shape and one per width: p(op) is their
+    product, sums to 1, and the ST arch step's α gradient of the penalty is the finite
+    difference of the penalty of those p."""
+    space = load_space("tiny_wide")
+    assert space.factorized
+    net = Supernet(space, K)
+    arch = ArchWeights(space).double()  # float64: a finite difference to compare with
+    assert [len(a) for a in arch.alphas][:4] == [5, 3, 6, 3]  # block 1 has no identity
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for a in arch.alphas:
+            a.copy_(torch.randn(a.shape, generator=gen))
+    probs = arch.probs()
+    for b, p in enumerate(probs):
+        assert len(p) == len(space.blocks[b]) and float(p.sum()) == pytest.approx(1.0)
+    ps, pw = arch.alphas[2].softmax(0), arch.alphas[3].softmax(0)
+    op = space.blocks[1].index("tdnn_k5_d3_w150")
+    assert float(probs[1][op]) == pytest.approx(float(ps[4] * pw[2]))
+    assert float(probs[1][space.blocks[1].index("identity")]) == pytest.approx(float(ps[5]))
+    model = CostModel(space, K)
+    lo, hi = model.extremes("params")
+    budget = Budget.from_config({"params": (lo + hi) / 4}, "abs", 1.0, model)
+    strategy = make_strategy("st", net, arch, StrategyConfig(seed=1))
+    strategy.budget = budget
+    strategy.optimizer.param_groups[0]["lr"] = 0.0
+    strategy.arch_step(lambda choice: sum(p.sum() for p in choice.probs) * 0.0)
+    eps = 1e-6
+    for i, a in enumerate(arch.alphas):
+        for k in range(len(a)):
+            with torch.no_grad():
+                a[k] += eps
+                up = float(budget.penalty(arch.probs()))
+                a[k] -= 2 * eps
+                down = float(budget.penalty(arch.probs()))
+                a[k] += eps
+            assert float(a.grad[k]) == pytest.approx((up - down) / (2 * eps), rel=1e-4, abs=1e-9)
