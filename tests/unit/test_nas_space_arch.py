@@ -110,7 +110,7 @@ def test_arch_json_errors(tmp_path, edit, message):
 
 
 def test_fixed_tdnn_d_architectures_load():
-    for name in ("wsj", "swbd", "tiny"):
+    for name in ("wsj", "swbd", "tiny", "tiny_wide"):
         arch = Arch.from_json(f"conf/arch/tdnn_d_{name}.json")
         space = load_space(name)
         assert arch.space_hash == space.hash
