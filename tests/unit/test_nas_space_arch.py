@@ -132,3 +132,15 @@ def test_model_is_padding_invariant():
         alone, alone_len = net(x[b : b + 1, : lengths[b]], lengths[b : b + 1])
         assert alone_len.item() == out_len[b].item() == alone.shape[1]
         torch.testing.assert_close(y[b, : out_len[b]], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_a_factorized_space_must_be_a_full_grid():
+    from pipeline.nas.space import space_from_dict
+
+    data = load_space("tiny_wide").to_dict()
+    assert space_from_dict(data).factorized
+    broken = [list(b) for b in data["blocks"]]
+    broken[2].remove("tdnn_k3_d1_w150")  # k3 d1 lacks a width: not a grid
+    with pytest.raises(SpaceError, match="block 3: a factorized block needs every"):
+        space_from_dict({**data, "blocks": broken})
+    assert not space_from_dict({**data, "blocks": broken, "factorized": False}).factorized
