@@ -31,6 +31,7 @@ def main() -> None:
     p.add_argument("--conf", default="conf/tts/warmup.yaml")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--exp", default="/tmp/stnas_weight_sharing")
+    p.add_argument("--data-note", default="", help="what the data dir holds, for the table")
     a = p.parse_args()
     curves = {}
     for label, space in SPACES.items():
@@ -65,7 +66,8 @@ def main() -> None:
         ["epoch", *curves],
         rows,
         [
-            f"Data {a.data}, config {a.conf}, {a.epochs} epochs, seed 1: one run each; the "
+            f"Data {a.data_note or a.data}, config {a.conf}, {a.epochs} epochs, seed 1: one run "
+            "each; the "
             "held-out loss (CTC-CRF, -log p(l|x) per frame) is over paths drawn uniformly (the "
             "same paths for both); epoch 0 is before training. The all-blank plateau is about "
             "0.475. Same seed, same machine: the same curves; the wall times are not measured "
