@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Union, cast
 import yaml
 
 from pipeline.errors import StnasError
+from pipeline.textfile import read_text
 
 Check = Optional[Callable[[Any], bool]]
 _TYPES = {
@@ -152,10 +153,25 @@ def render(cfg: Any, title: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+# What PyYAML's safe loader raises besides YAMLError: its constructors let plain ValueError
+# or AttributeError through for malformed tagged scalars (``!!timestamp x``, ``!!int 0x``,
+# ``a: 2001-13-45``), and deep nesting exhausts the stack.
+YAML_PARSE_ERRORS = (yaml.YAMLError, ValueError, TypeError, AttributeError, RecursionError)
+
+
+def parse_yaml(text: str, where: str, what: str = "YAML") -> Any:
+    """``yaml.safe_load(text)``; what cannot be parsed is a :class:`StnasError` naming
+    ``where`` (a file, a ``--set`` option) and ``what`` it was to be."""
+    try:
+        return yaml.safe_load(text)
+    except YAML_PARSE_ERRORS as e:
+        raise StnasError(f"{where}: cannot read {what}: {e}") from None
+
+
 def coerce(name: str, text: str, current: Any) -> Any:
     """Parse a command-line override with YAML rules (numbers, bools, null, lists); a number
     where ``current`` is a float (YAML reads ``2e-3`` as a string)."""
-    value = yaml.safe_load(text)
+    value = parse_yaml(text, name)
     if isinstance(current, float) and not isinstance(current, bool):
         try:
             return float(value)
@@ -168,12 +184,14 @@ def read_yaml_mapping(path: Union[str, Path], what: str = "config") -> Dict[str,
     """A YAML file that holds ``key: value`` pairs (empty: ``{}``).
 
     Raises:
-        StnasError: unreadable, not YAML, or not a mapping, naming the file.
+        StnasError: unreadable, not UTF-8 (:class:`~pipeline.errors.DataError`, naming the
+            line and byte), not YAML, or not a mapping, naming the file.
     """
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise StnasError(f"{path}: cannot read {what}: {e}") from None
+        text = read_text(path)
+    except OSError as e:
+        raise StnasError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+    data = parse_yaml(text, str(path), what) or {}
     if not isinstance(data, Mapping):
         raise StnasError(f"{path}: a {what} must be a mapping of key: value")
     return dict(data)

@@ -14,6 +14,7 @@ disable_dynamic_threads()  # before any stage imports torch: see pipeline/thread
 
 from steps_py.decode import decode, score  # noqa: E402
 from steps_py.export import export  # noqa: E402
+from steps_py.package import package  # noqa: E402
 from steps_py.prep import prep  # noqa: E402
 from steps_py.show import show  # noqa: E402
 from steps_py.study import study  # noqa: E402
@@ -41,5 +42,17 @@ def cli(verbose: int) -> None:
         handler.setLevel(level)
 
 
-for command in (prep, warmup, search, retrain, decode, score, show, study, export, transcribe):
+for command in (
+    prep,
+    warmup,
+    search,
+    retrain,
+    decode,
+    score,
+    show,
+    study,
+    export,
+    package,
+    transcribe,
+):
     cli.add_command(command)

@@ -62,12 +62,16 @@ def options_from_yaml(
     """
     if not path:
         return path
-    import yaml
+    from pipeline.config import parse_yaml
+    from pipeline.errors import StnasError
+    from pipeline.textfile import read_text
 
     try:
-        data = yaml.safe_load(open(path, encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
+        data = parse_yaml(read_text(path), path) or {}
+    except OSError as e:
         raise click.BadParameter(f"{path}: cannot read YAML: {e}", ctx=ctx, param=param) from None
+    except StnasError as e:  # not UTF-8 (naming the line and byte) or not YAML
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
     if not isinstance(data, dict):
         raise click.BadParameter(
             f"{path}: expected a mapping of option names to values", ctx=ctx, param=param

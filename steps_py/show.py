@@ -146,13 +146,13 @@ def show_config(yaml_file: str, key: str) -> None:
 
 
 def _yaml_value(path: Path, key: str) -> Any:
-    import yaml
-
+    from pipeline.config import parse_yaml
     from pipeline.errors import StnasError
+    from pipeline.textfile import read_text
 
     try:
-        value = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        value = parse_yaml(read_text(path), str(path))
+    except OSError as e:
         raise StnasError(f"{path}: cannot read YAML: {e}") from None
     for part in key.split("."):
         if not isinstance(value, dict) or part not in value:

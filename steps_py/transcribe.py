@@ -15,16 +15,16 @@ from steps_py.common import user_errors
 @click.option(
     "--model",
     required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="A retrained model (exp/.../retrain/avg.pt or best.pt).",
+    type=click.Path(exists=True),
+    help="A model package (stnas package), or a retrained model (exp/.../retrain/avg.pt).",
 )
 @click.option(
     "--data-dir",
     default=None,
-    help="The data dir the model was trained on (fbank "
+    help="For a .pt model: the data dir it was trained on (fbank "
     "config, lang_test_<lm>) [default: the retrain's].",
 )
-@click.option("--lm", default="tg", show_default=True)
+@click.option("--lm", default=None, help="Word LM [the package's; tg].")
 @click.option(
     "--lm-weight", type=float, default=None, help="[the one dev chose for this model, else 1.0]"
 )
@@ -44,12 +44,14 @@ from steps_py.common import user_errors
 @click.option("--out-dir", default=None, help="Write text and ctm here.")
 @click.option("--nj", type=int, default=1, show_default=True, help="Decoding processes.")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--beam", type=float, default=defaults.BEAM, show_default=True)
+@click.option(
+    "--beam", type=float, default=None, help=f"[the package's decode's, else {defaults.BEAM:g}]"
+)
 def transcribe(
     inputs: Tuple[str, ...],
     model: str,
     data_dir: Optional[str],
-    lm: str,
+    lm: Optional[str],
     lm_weight: Optional[float],
     word_penalty: Optional[float],
     utt2spk: Optional[str],
@@ -58,7 +60,7 @@ def transcribe(
     out_dir: Optional[str],
     nj: int,
     device: str,
-    beam: float,
+    beam: Optional[float],
 ) -> None:
     """Transcribe wav files, wav.scp files or directories of wav files.
 
@@ -66,8 +68,9 @@ def transcribe(
     times come from the best path.
 
     \b
-    Example:
-      stnas transcribe --model exp/tts/st/retrain/avg.pt my.wav recordings/ --out-dir out
+    Examples:
+      stnas transcribe --model tts-model/ my.wav recordings/ --out-dir out
+      stnas transcribe --model exp/tts/st/retrain/avg.pt my.wav
     """
     with user_errors():
         from pipeline.stages.transcribe import TranscribeConfig

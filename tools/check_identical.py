@@ -39,7 +39,7 @@ def weights_digest(path: Path) -> str:
     """sha256 over the model tensors of a checkpoint (sorted keys, raw bytes)."""
     import torch
 
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)  # never runs code
     h = hashlib.sha256()
     for key in sorted(state["model"]):
         t = state["model"][key].contiguous()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import shlex
 import shutil
+import struct
 import subprocess
 import wave
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 
 from pipeline.errors import DataError
 
+MAX_SPHERE_HEADER = 1 << 20  # bytes; NIST headers are 1024
 SPH2PIPE_HINT = (
     "this SPHERE file is shorten-compressed and needs 'sph2pipe' on PATH: build it from "
     "the sph2pipe sources that come with Kaldi (tools/extras/install_sph2pipe.sh) or LDC, "
@@ -50,9 +52,12 @@ def pick_channel(data: np.ndarray, channel: Optional[int], where: str) -> np.nda
     nchan = data.shape[1]
     if channel is None:
         if nchan > 1:
-            raise DataError(f"has {nchan} channels: choose one with 'stnas prep --channel N' "
-                            "(1-based), or make the wav.scp entry a mono pipe, e.g. "
-                            "'sox FILE -t wav - remix 1 |'", where)
+            raise DataError(
+                f"has {nchan} channels: choose one with 'stnas prep --channel N' "
+                "(1-based), or make the wav.scp entry a mono pipe, e.g. "
+                "'sox FILE -t wav - remix 1 |'",
+                where,
+            )
         channel = 1
     if not 1 <= channel <= nchan:
         raise DataError(f"channel {channel} requested but the file has {nchan}", where)
@@ -80,10 +85,21 @@ def read_sphere(path: str, channel: Optional[int] = None) -> Tuple[int, np.ndarr
         try:
             header_bytes = int(second[0].strip())
         except (IndexError, ValueError):
-            raise DataError("corrupt SPHERE header: the second line must be the header size "
-                            f"in bytes, got {second!r}", path) from None
+            raise DataError(
+                "corrupt SPHERE header: the second line must be the header size "
+                f"in bytes, got {second!r}",
+                path,
+            ) from None
+        if not 16 <= header_bytes <= MAX_SPHERE_HEADER:
+            raise DataError(
+                f"corrupt SPHERE header: it declares {header_bytes} bytes of header", path
+            )
         if header_bytes > len(head):
             head += f.read(header_bytes - len(head))
+        if len(head) < header_bytes:
+            raise DataError(
+                f"truncated SPHERE header: {len(head)} of its {header_bytes} bytes", path
+            )
         fields = {}
         for line in head[:header_bytes].decode("ascii", "replace").split("\n")[2:]:
             parts = line.split(None, 2)
@@ -101,10 +117,13 @@ def read_sphere(path: str, channel: Optional[int] = None) -> Tuple[int, np.ndarr
         nchan = int(fields.get("channel_count", "1"))
     except (KeyError, ValueError):
         raise DataError("SPHERE header lacks sample_rate/channel_count", path) from None
+    if rate <= 0 or nchan < 1:
+        raise DataError(f"corrupt SPHERE header: sample_rate {rate}, channel_count {nchan}", path)
     if coding.startswith("ulaw") or coding.startswith("mu-law"):
         data = _ulaw_to_linear(np.frombuffer(payload, dtype=np.uint8))
     else:
-        width = int(fields.get("sample_n_bytes", "2"))
+        width_field = fields.get("sample_n_bytes", "2")
+        width = int(width_field) if width_field.isdigit() else -1
         if width != 2:
             raise DataError(f"unsupported SPHERE sample width {width} bytes", path)
         order = fields.get("sample_byte_format", "01")
@@ -113,15 +132,19 @@ def read_sphere(path: str, channel: Optional[int] = None) -> Tuple[int, np.ndarr
         data = np.frombuffer(payload[:usable], dtype=dtype).astype(np.float32)
     declared = fields.get("sample_count")
     if declared is not None and declared.isdigit() and data.size < int(declared) * nchan:
-        raise DataError(f"truncated: the header declares {int(declared)} samples per channel, "
-                        f"the file holds {data.size // nchan}", path)
+        raise DataError(
+            f"truncated: the header declares {int(declared)} samples per channel, "
+            f"the file holds {data.size // nchan}",
+            path,
+        )
     if data.size % nchan:
         raise DataError("SPHERE payload is not a whole number of frames (truncated?)", path)
     return rate, pick_channel(data.reshape(-1, nchan), channel, path)
 
 
-def read_wav_bytes(blob: bytes, where: str, channel: Optional[int] = None,
-                   check_length: bool = True) -> Tuple[int, np.ndarray]:
+def read_wav_bytes(
+    blob: bytes, where: str, channel: Optional[int] = None, check_length: bool = True
+) -> Tuple[int, np.ndarray]:
     """Parse RIFF wav bytes (16-bit PCM) → (rate, samples float32 in int16 range).
 
     Args:
@@ -140,7 +163,9 @@ def read_wav_bytes(blob: bytes, where: str, channel: Optional[int] = None,
             rate, nchan, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
             declared = w.getnframes()
             frames = w.readframes(declared)
-    except (wave.Error, EOFError) as e:
+    except (wave.Error, EOFError, RuntimeError, struct.error, ValueError) as e:
+        # what the wave module raises on damaged chunks (RuntimeError: a chunk that ends
+        # before the size it declares; struct.error: a header cut short)
         if not blob.startswith(b"RIFF") or blob[8:12] != b"WAVE":
             reason = f"not a RIFF/WAVE file: it starts with {blob[:12]!r}"
         elif str(e):
@@ -152,8 +177,11 @@ def read_wav_bytes(blob: bytes, where: str, channel: Optional[int] = None,
         raise DataError(f"unsupported wav sample width {8 * width} bits (need 16-bit PCM)", where)
     present = len(frames) // (width * nchan)
     if check_length and present < declared:
-        raise DataError(f"truncated wav: the header declares {declared} samples per channel, "
-                        f"the file holds {present}", where)
+        raise DataError(
+            f"truncated wav: the header declares {declared} samples per channel, "
+            f"the file holds {present}",
+            where,
+        )
     data = np.frombuffer(frames[: present * width * nchan], dtype="<i2")
     if data.size == 0:
         raise DataError("wav has no samples", where)
@@ -172,6 +200,8 @@ def _parse_sph2pipe(cmd: str) -> Optional[Tuple[str, Optional[int]]]:
     while i < len(toks):
         t = toks[i]
         if t == "-c" and i + 1 < len(toks):
+            if not toks[i + 1].isdigit():
+                return None  # not a call we understand: run as the command it is
             channel = int(toks[i + 1])
             i += 2
             continue
@@ -187,8 +217,7 @@ def _parse_sph2pipe(cmd: str) -> Optional[Tuple[str, Optional[int]]]:
     return (files[0], channel) if len(files) == 1 else None
 
 
-def read_audio(entry: str, utt: str = "", channel: Optional[int] = None
-               ) -> Tuple[int, np.ndarray]:
+def read_audio(entry: str, utt: str = "", channel: Optional[int] = None) -> Tuple[int, np.ndarray]:
     """Load the audio of one ``wav.scp`` entry.
 
     Args:

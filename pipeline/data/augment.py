@@ -39,8 +39,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.data.audio import read_audio, write_wav
+from pipeline.data.audio import read_audio
 from pipeline.data.datadir import combine_data_dirs, read_map, write_data_dir, write_map
+from pipeline.data.noise import SNR_DB, SOURCE_SECONDS, make_noise_sources
 from pipeline.data.perturb import original_copy
 from pipeline.errors import DataError, StnasError
 from pipeline.progress import on_terminal
@@ -50,9 +51,6 @@ KINDS = ("noise", "reverb", "telephone")
 PREFIX = {"noise": "noise-", "reverb": "reverb-", "telephone": "tel-"}
 # noise source category → SNR range in dB (Kaldi's MUSAN settings: noise 0-15, music 5-15,
 # babble 13-20)
-SNR_DB = {"noise": (0.0, 15.0), "music": (5.0, 15.0), "babble": (13.0, 20.0)}
-SOURCE_SECONDS = 30.0
-SOURCE_RMS = 3000.0  # int16 units
 
 
 def parse_kinds(spec: Union[str, Sequence[str], None]) -> List[str]:
@@ -69,8 +67,10 @@ def parse_kinds(spec: Union[str, Sequence[str], None]) -> List[str]:
         return []
     bad = sorted(set(items) - set(KINDS))
     if bad:
-        raise StnasError(f"unknown augmentation {', '.join(bad)} (choose from "
-                         f"{', '.join(KINDS)}, comma-separated, or none)")
+        raise StnasError(
+            f"unknown augmentation {', '.join(bad)} (choose from "
+            f"{', '.join(KINDS)}, comma-separated, or none)"
+        )
     return [k for k in KINDS if k in items]
 
 
@@ -79,120 +79,8 @@ def _rng(seed: int, *keys: str) -> random.Random:
     return random.Random(zlib.crc32("\0".join((str(seed),) + keys).encode("utf-8")))
 
 
-# --- noise sources --------------------------------------------------------------------------
-
-def _coloured(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian noise whose power falls as 1/f**exponent (0 white, 1 pink, 2 brown)."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.arange(spec.size, dtype=np.float64)
-    f[0] = f[1] if spec.size > 1 else 1.0
-    spec *= f ** (-exponent / 2.0)
-    spec[0] = 0.0
-    return np.fft.irfft(spec, n)
-
-
-def _hum(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
-    """Mains hum: 50 or 60 Hz and its harmonics, with a faint hiss."""
-    base = 50.0 if rng.random() < 0.5 else 60.0
-    t = np.arange(n) / rate
-    x = sum((0.7 ** k) * np.sin(2 * np.pi * base * (k + 1) * t + rng.uniform(0, 2 * np.pi))
-            for k in range(8) if base * (k + 1) < rate / 2)
-    return x + 0.05 * rng.standard_normal(n)
-
-
-def _music(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
-    """Two voices of random notes (harmonic tones with attack and decay)."""
-    out = np.zeros(n)
-    for _ in range(2):
-        pos = 0
-        while pos < n:
-            length = int(rate * rng.uniform(0.15, 0.6))
-            f0 = 440.0 * 2 ** ((rng.integers(45, 81) - 69) / 12.0)
-            t = np.arange(min(length, n - pos)) / rate
-            tone = sum((0.5 ** k) * np.sin(2 * np.pi * f0 * (k + 1) * t)
-                       for k in range(5) if f0 * (k + 1) < rate / 2)
-            env = np.minimum(1.0, t / 0.02) * np.exp(-t * rng.uniform(2.0, 6.0))
-            out[pos:pos + t.size] += tone * env
-            pos += length
-    return out
-
-
-def _babble(train_dir: Path, n: int, rate: int, seed: int,
-            talkers: int = 5) -> Optional[np.ndarray]:
-    """``talkers`` training speakers at equal level, each concatenating their utterances."""
-    wav = read_map(train_dir / "wav.scp")
-    if (train_dir / "segments").is_file():  # whole recordings are fine for babble
-        segments = read_map(train_dir / "segments")
-        spk_of: Dict[str, str] = {}
-        for utt, spk in read_map(train_dir / "utt2spk").items():
-            seg_rec = segments.get(utt, "").split()[:1]
-            if seg_rec:
-                spk_of.setdefault(seg_rec[0], spk)
-    else:
-        spk_of = read_map(train_dir / "utt2spk")
-    by_spk: Dict[str, List[str]] = {}
-    for rec, spk in sorted(spk_of.items()):
-        if rec in wav:
-            by_spk.setdefault(spk, []).append(rec)
-    if len(by_spk) < 2:
-        return None
-    rng = random.Random(seed)
-    speakers = sorted(by_spk)
-    rng.shuffle(speakers)
-    out = np.zeros(n)
-    for spk in speakers[:talkers]:
-        recs = list(by_spk[spk])
-        rng.shuffle(recs)
-        pieces, total = [], 0
-        for rec in recs:
-            r, x = read_audio(wav[rec], rec)
-            if r != rate:
-                continue
-            pieces.append(x.astype(np.float64))
-            total += x.size
-            if total >= n:
-                break
-        if not pieces:
-            continue
-        voice = np.concatenate(pieces)
-        voice = np.tile(voice, math.ceil(n / voice.size))[:n]
-        out += voice / (np.sqrt(np.mean(voice ** 2)) + 1e-9)
-    return out if out.any() else None
-
-
-def make_noise_sources(train_dir: PathLike, out_dir: PathLike, rate: int,
-                       seed: int) -> Dict[str, Tuple[str, str]]:
-    """Write the noise sources (``SOURCE_SECONDS`` of 16-bit audio each) to ``out_dir``.
-
-    Returns:
-        name → (category, path); the category selects the SNR range (:data:`SNR_DB`).
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    n = int(SOURCE_SECONDS * rate)
-    gen = np.random.default_rng(seed)
-    signals = {
-        "white": ("noise", gen.standard_normal(n)),
-        "pink": ("noise", _coloured(n, 1.0, gen)),
-        "brown": ("noise", _coloured(n, 2.0, gen)),
-        "hum": ("noise", _hum(n, rate, gen)),
-        "music1": ("music", _music(n, rate, gen)),
-        "music2": ("music", _music(n, rate, gen)),
-    }
-    for k in range(2):
-        b = _babble(Path(train_dir), n, rate, seed + 17 * (k + 1))
-        if b is not None:
-            signals[f"babble{k + 1}"] = ("babble", b)
-    sources = {}
-    for name, (category, x) in signals.items():
-        x = x * (SOURCE_RMS / (np.sqrt(np.mean(x ** 2)) + 1e-12))
-        path = out_dir / f"{name}.wav"
-        write_wav(str(path), rate, np.clip(x, -32768, 32767).astype(np.float32))
-        sources[name] = (category, str(path))
-    return sources
-
-
 # --- sox pipes -------------------------------------------------------------------------------
+
 
 def _source_cmd(entry: str) -> str:
     """A shell command that writes ``entry``'s audio as wav to stdout."""
@@ -205,50 +93,76 @@ def _source_cmd(entry: str) -> str:
 def noise_entry(entry: str, source: str, gain: float, offset: float, duration: float) -> str:
     """``entry`` mixed with ``source`` × ``gain`` from ``offset`` s (looped to cover it)."""
     repeats = max(0, math.ceil((offset + duration) / SOURCE_SECONDS) - 1)
-    noise = (f"sox -V1 {shlex.quote(source)} -p repeat {repeats} "
-             f"trim {offset:.3f} {duration + 0.05:.3f}")
+    noise = (
+        f"sox -V1 {shlex.quote(source)} -p repeat {repeats} trim {offset:.3f} {duration + 0.05:.3f}"
+    )
     # both halved: head-room against clipping; the level goes with CMVN anyway
-    return (f"{_source_cmd(entry)} | sox -V1 -m -v 0.5 -t wav - -v {0.5 * gain:.6g} "
-            f"{shlex.quote('|' + noise)} -t wav -b 16 - trim 0 {duration:.4f} |")
+    return (
+        f"{_source_cmd(entry)} | sox -V1 -m -v 0.5 -t wav - -v {0.5 * gain:.6g} "
+        f"{shlex.quote('|' + noise)} -t wav -b 16 - trim 0 {duration:.4f} |"
+    )
 
 
-def reverb_entry(entry: str, reverberance: float, damping: float, room: float,
-                 pre_delay: float) -> str:
+def reverb_entry(
+    entry: str, reverberance: float, damping: float, room: float, pre_delay: float
+) -> str:
     """``entry`` through sox's ``reverb`` room (dry signal kept), mono."""
-    return (f"{_source_cmd(entry)} | sox -V1 -t wav - -t wav -b 16 - gain -3 reverb "
-            f"{reverberance:.0f} {damping:.0f} {room:.0f} 100 {pre_delay:.0f} channels 1 |")
+    return (
+        f"{_source_cmd(entry)} | sox -V1 -t wav - -t wav -b 16 - gain -3 reverb "
+        f"{reverberance:.0f} {damping:.0f} {room:.0f} 100 {pre_delay:.0f} channels 1 |"
+    )
 
 
 def telephone_entry(entry: str, rate: int, low: float, high: float) -> str:
     """``entry`` band-limited to ``low``-``high`` Hz, μ-law at 8 kHz, back at ``rate``."""
-    return (f"{_source_cmd(entry)} | sox -V1 -t wav - -t wav -r 8000 -e u-law - "
-            f"sinc {low:.0f}-{high:.0f} | sox -V1 -t wav - -t wav -r {rate} -e signed -b 16 - |")
+    return (
+        f"{_source_cmd(entry)} | sox -V1 -t wav - -t wav -r 8000 -e u-law - "
+        f"sinc {low:.0f}-{high:.0f} | sox -V1 -t wav - -t wav -r {rate} -e signed -b 16 - |"
+    )
 
 
 # --- data dirs -------------------------------------------------------------------------------
 
-def _recording_stats(wav: Dict[str, str], nj: int,
-                     progress: bool) -> Dict[str, Tuple[int, int, float]]:
+
+def _recording_stats(
+    wav: Dict[str, str], nj: int, progress: bool
+) -> Dict[str, Tuple[int, int, float]]:
     """rec → (rate, samples, mean power) of every recording (read once, ``nj`` at a time)."""
+
     def one(rec: str) -> Tuple[str, Tuple[int, int, float]]:
         rate, x = read_audio(wav[rec], rec)
         x = x.astype(np.float64)
-        return rec, (rate, int(x.size), float(np.mean(x ** 2)) if x.size else 0.0)
+        return rec, (rate, int(x.size), float(np.mean(x**2)) if x.size else 0.0)
 
     recs = sorted(wav)
     out = {}
-    with ThreadPoolExecutor(max(1, nj)) as pool, \
-            tqdm(total=len(recs), desc="augment: reading levels", unit="rec",
-                 disable=not (progress and on_terminal()), leave=False) as bar:
+    with (
+        ThreadPoolExecutor(max(1, nj)) as pool,
+        tqdm(
+            total=len(recs),
+            desc="augment: reading levels",
+            unit="rec",
+            disable=not (progress and on_terminal()),
+            leave=False,
+        ) as bar,
+    ):
         for rec, stats in pool.map(one, recs):
             out[rec] = stats
             bar.update()
     return out
 
 
-def augment_data_dir(src: PathLike, dst: PathLike, kinds: Sequence[str], seed: int,
-                     noise_dir: PathLike, fraction: float = 1.0, nj: int = 1,
-                     progress: bool = True, channel: Optional[int] = None) -> Dict[str, int]:
+def augment_data_dir(
+    src: PathLike,
+    dst: PathLike,
+    kinds: Sequence[str],
+    seed: int,
+    noise_dir: PathLike,
+    fraction: float = 1.0,
+    nj: int = 1,
+    progress: bool = True,
+    channel: Optional[int] = None,
+) -> Dict[str, int]:
     """Write the augmented copies of data dir ``src`` (one dir per kind under ``dst``).
 
     Args:
@@ -272,8 +186,10 @@ def augment_data_dir(src: PathLike, dst: PathLike, kinds: Sequence[str], seed: i
     if not 0.0 < fraction <= 1.0:
         raise StnasError(f"augment fraction must be in (0, 1], got {fraction}")
     if channel is not None:
-        raise StnasError("--augment needs mono audio: with --channel, make the wav.scp "
-                         "entries mono pipes (e.g. 'sox FILE -t wav - remix N |') instead")
+        raise StnasError(
+            "--augment needs mono audio: with --channel, make the wav.scp "
+            "entries mono pipes (e.g. 'sox FILE -t wav - remix N |') instead"
+        )
     src, dst = Path(src), Path(dst)
     wav = read_map(src / "wav.scp")
     text = read_map(src / "text")
@@ -290,8 +206,9 @@ def augment_data_dir(src: PathLike, dst: PathLike, kinds: Sequence[str], seed: i
     for kind in kinds:
         rng = _rng(seed, "choose", kind)
         recs = sorted(wav)
-        chosen = set(rng.sample(recs, max(1, round(fraction * len(recs))))
-                     if fraction < 1.0 else recs)
+        chosen = set(
+            rng.sample(recs, max(1, round(fraction * len(recs)))) if fraction < 1.0 else recs
+        )
         p = PREFIX[kind]
         new_wav, info = {}, {}
         for rec in sorted(chosen):
@@ -303,21 +220,28 @@ def augment_data_dir(src: PathLike, dst: PathLike, kinds: Sequence[str], seed: i
                 category, path = sources[name]
                 snr = r.uniform(*SNR_DB[category])
                 if rate != rates[0]:
-                    raise DataError(f"sample rate {rate} differs from the first recording's "
-                                    f"{rates[0]}; augment sets of one rate", src / "wav.scp",
-                                    utt=rec)
-                gain = math.sqrt(power / (source_power[name] * 10 ** (snr / 10.0))) \
-                    if power > 0 else 0.0
+                    raise DataError(
+                        f"sample rate {rate} differs from the first recording's "
+                        f"{rates[0]}; augment sets of one rate",
+                        src / "wav.scp",
+                        utt=rec,
+                    )
+                gain = (
+                    math.sqrt(power / (source_power[name] * 10 ** (snr / 10.0)))
+                    if power > 0
+                    else 0.0
+                )
                 duration = samples / rate
                 offset = r.uniform(0.0, SOURCE_SECONDS - 0.1)
                 new_wav[p + rec] = noise_entry(wav[rec], path, gain, offset, duration)
                 info[p + rec] = f"{name} snr={snr:.1f}dB"
             elif kind == "reverb":
-                room = (r.uniform(30, 90), r.uniform(20, 80), r.uniform(30, 100),
-                        r.uniform(0, 20))
+                room = (r.uniform(30, 90), r.uniform(20, 80), r.uniform(30, 100), r.uniform(0, 20))
                 new_wav[p + rec] = reverb_entry(wav[rec], *room)
-                info[p + rec] = ("reverb reverberance={:.0f} damping={:.0f} room={:.0f} "
-                                 "pre_delay={:.0f}ms".format(*room))
+                info[p + rec] = (
+                    "reverb reverberance={:.0f} damping={:.0f} room={:.0f} "
+                    "pre_delay={:.0f}ms".format(*room)
+                )
             else:
                 low, high = r.uniform(200, 400), r.uniform(3000, 3600)
                 new_wav[p + rec] = telephone_entry(wav[rec], rate, low, high)
@@ -329,8 +253,13 @@ def augment_data_dir(src: PathLike, dst: PathLike, kinds: Sequence[str], seed: i
             utts = sorted(u for u, seg in segments.items() if seg.split()[0] in chosen)
             new_segments = {p + u: p + segments[u] for u in utts}
         part = dst / f".aug_{kind}"
-        write_data_dir(part, new_wav, {p + u: text[u] for u in utts},
-                       {p + u: p + utt2spk[u] for u in utts}, new_segments)
+        write_data_dir(
+            part,
+            new_wav,
+            {p + u: text[u] for u in utts},
+            {p + u: p + utt2spk[u] for u in utts},
+            new_segments,
+        )
         write_map(part / "utt2uniq", {p + u: u for u in utts})
         write_map(part / "reco2augment", info)
         counts[kind] = len(utts)
@@ -347,10 +276,18 @@ def all_prefixes() -> Tuple[str, ...]:
     return tuple(PREFIX[k] for k in KINDS)
 
 
-def augment_training_set(base: PathLike, originals: PathLike, dst: PathLike,
-                         kinds: Sequence[str], seed: int, noise_dir: PathLike,
-                         fraction: float = 1.0, nj: int = 1, progress: bool = True,
-                         channel: Optional[int] = None) -> Dict[str, int]:
+def augment_training_set(
+    base: PathLike,
+    originals: PathLike,
+    dst: PathLike,
+    kinds: Sequence[str],
+    seed: int,
+    noise_dir: PathLike,
+    fraction: float = 1.0,
+    nj: int = 1,
+    progress: bool = True,
+    channel: Optional[int] = None,
+) -> Dict[str, int]:
     """``dst`` = ``base`` (e.g. ``train_sp``) + augmented copies of ``originals`` (``train``).
 
     Returns:
@@ -359,8 +296,9 @@ def augment_training_set(base: PathLike, originals: PathLike, dst: PathLike,
     base, originals, dst = Path(base), Path(originals), Path(dst)
     work = dst.parent / f".{dst.name}_parts"
     shutil.rmtree(work, ignore_errors=True)  # left by an interrupted run
-    counts = augment_data_dir(originals, work, kinds, seed, noise_dir, fraction, nj, progress,
-                              channel)
+    counts = augment_data_dir(
+        originals, work, kinds, seed, noise_dir, fraction, nj, progress, channel
+    )
     # an unperturbed base has no utt2uniq yet: its utterances are their own originals
     first = base if (base / "utt2uniq").is_file() else original_copy(base, work / ".base")
     parts = augmented_copies(work, kinds)

@@ -14,13 +14,21 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from pipeline.errors import DataError
 from pipeline.io import atomic_write_text
+from pipeline.textfile import read_text, text_lines
 
 PathLike = Union[str, Path]
 
 # Files keyed by utterance id; they are filtered together when utterances are removed.
 UTT_FILES = (
-    "text", "utt2spk", "feats.scp", "utt2num_frames", "text_number", "weight",
-    "segments", "utt2dur", "utt2uniq",
+    "text",
+    "utt2spk",
+    "feats.scp",
+    "utt2num_frames",
+    "text_number",
+    "weight",
+    "segments",
+    "utt2dur",
+    "utt2uniq",
 )
 
 
@@ -33,23 +41,23 @@ def read_kv(path: PathLike, allow_empty_value: bool = False) -> List[Tuple[str, 
     """Read a Kaldi ``key value...`` file into (key, rest-of-line) pairs, in file order.
 
     Raises:
-        DataError: a missing file, or a line without a key or (unless allowed) without a value.
+        DataError: a missing file, a byte that is not UTF-8, or a line without a key or
+            (unless allowed) without a value.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", path)
     items: List[Tuple[str, str]] = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            parts = line.strip().split(maxsplit=1)
-            if not parts:
-                raise DataError("empty line", path, n)
-            key = parts[0]
-            value = parts[1].strip() if len(parts) > 1 else ""
-            if not value and not allow_empty_value:
-                raise DataError(f"'{key}' has no value", path, n, utt=key)
-            items.append((key, value))
+    for n, line in enumerate(text_lines(path), 1):
+        line = line.rstrip("\n")
+        parts = line.strip().split(maxsplit=1)
+        if not parts:
+            raise DataError("empty line", path, n)
+        key = parts[0]
+        value = parts[1].strip() if len(parts) > 1 else ""
+        if not value and not allow_empty_value:
+            raise DataError(f"'{key}' has no value", path, n, utt=key)
+        items.append((key, value))
     return items
 
 
@@ -120,7 +128,9 @@ def subset_data_dir(src: PathLike, dst: PathLike, keep: Iterable[str]) -> Path:
     used_recs: Optional[Set[str]] = None
     for name in UTT_FILES:
         if (src / name).is_file():
-            items = [(k, v) for k, v in read_kv(src / name, allow_empty_value=True) if k in keep_set]
+            items = [
+                (k, v) for k, v in read_kv(src / name, allow_empty_value=True) if k in keep_set
+            ]
             if name == "segments":
                 used_recs = {v.split()[0] for _, v in items}
             write_map(dst / name, items)
@@ -161,8 +171,9 @@ def combine_data_dirs(dst: PathLike, srcs: Sequence[PathLike]) -> Path:
 SKIPPED_TEXT = "text.skipped"  # transcripts of dev/test utterances prep --skip-bad left out
 
 
-def drop_utterances(data_dir: PathLike, bad: Mapping[str, str],
-                    keep_reference: bool = False) -> None:
+def drop_utterances(
+    data_dir: PathLike, bad: Mapping[str, str], keep_reference: bool = False
+) -> None:
     """Remove ``bad`` utterances (id → reason) from a data dir, in place: appended to
     ``bad_utts.txt`` with their reason; with ``keep_reference`` (a dev or test set) their
     non-empty transcripts go to ``text.skipped``, so that scoring counts them as deletions
@@ -170,8 +181,11 @@ def drop_utterances(data_dir: PathLike, bad: Mapping[str, str],
     d = Path(data_dir)
     if not bad:
         return
-    old = read_map(d / "bad_utts.txt", allow_empty_value=True) \
-        if (d / "bad_utts.txt").is_file() else {}
+    old = (
+        read_map(d / "bad_utts.txt", allow_empty_value=True)
+        if (d / "bad_utts.txt").is_file()
+        else {}
+    )
     write_map(d / "bad_utts.txt", sorted({**old, **bad}.items(), key=lambda kv: c_sort_key(kv[0])))
     if keep_reference and (d / "text").is_file():
         text = read_map(d / "text", allow_empty_value=True)
@@ -208,8 +222,11 @@ def fix_data_dir(data_dir: PathLike) -> Dict[str, int]:
     for p in d.iterdir():
         if p.is_file():
             shutil.copy2(p, backup / p.name)
-    maps = {name: dict(read_kv(d / name, allow_empty_value=True))
-            for name in UTT_FILES if (d / name).is_file()}
+    maps = {
+        name: dict(read_kv(d / name, allow_empty_value=True))
+        for name in UTT_FILES
+        if (d / name).is_file()
+    }
     wav = dict(read_kv(d / "wav.scp")) if (d / "wav.scp").is_file() else None
     keep: Set[str] = set(maps["utt2spk"])
     for m in maps.values():
@@ -223,8 +240,14 @@ def fix_data_dir(data_dir: PathLike) -> Dict[str, int]:
     return {"kept": len(keep), "removed": before - len(keep)}
 
 
-def copy_data_dir(src: PathLike, dst: PathLike, utt_prefix: str = "", utt_suffix: str = "",
-                  spk_prefix: str = "", spk_suffix: str = "") -> Path:
+def copy_data_dir(
+    src: PathLike,
+    dst: PathLike,
+    utt_prefix: str = "",
+    utt_suffix: str = "",
+    spk_prefix: str = "",
+    spk_suffix: str = "",
+) -> Path:
     """Kaldi's ``copy_data_dir.sh``: a copy with utterance and speaker ids renamed
     (``<prefix>id<suffix>``); recording ids are kept when there are ``segments``, and follow
     the utterance ids when ``wav.scp`` is per utterance."""
@@ -257,20 +280,24 @@ def copy_data_dir(src: PathLike, dst: PathLike, utt_prefix: str = "", utt_suffix
     return dst
 
 
-def subset_by(data_dir: PathLike, dst: PathLike, utt_list: Optional[PathLike] = None,
-              spk_list: Optional[PathLike] = None, first: Optional[int] = None,
-              last: Optional[int] = None, num: Optional[int] = None) -> Path:
+def subset_by(
+    data_dir: PathLike,
+    dst: PathLike,
+    utt_list: Optional[PathLike] = None,
+    spk_list: Optional[PathLike] = None,
+    first: Optional[int] = None,
+    last: Optional[int] = None,
+    num: Optional[int] = None,
+) -> Path:
     """Kaldi's ``subset_data_dir.sh``: the utterances of a list, of listed speakers, the
     first or last N, or N spread evenly over the dir (the default)."""
     d = Path(data_dir)
     utts = utterance_ids(d)
     if utt_list is not None:
-        wanted = {line.split()[0] for line in Path(utt_list).read_text().splitlines()
-                  if line.strip()}
+        wanted = {line.split()[0] for line in read_text(utt_list).splitlines() if line.strip()}
         keep = [u for u in utts if u in wanted]
     elif spk_list is not None:
-        spks = {line.split()[0] for line in Path(spk_list).read_text().splitlines()
-                if line.strip()}
+        spks = {line.split()[0] for line in read_text(spk_list).splitlines() if line.strip()}
         u2s = read_map(d / "utt2spk")
         keep = [u for u in utts if u2s[u] in spks]
     elif first is not None:

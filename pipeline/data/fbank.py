@@ -12,6 +12,7 @@ from typing import Callable, Dict, Optional, Tuple, Union
 import numpy as np
 
 from pipeline.errors import DataError
+from pipeline.textfile import read_text
 
 PathLike = Union[str, Path]
 
@@ -56,7 +57,7 @@ def read_kaldi_conf(path: PathLike) -> Dict[str, str]:
     if not path.is_file():
         raise DataError("feature config not found", path)
     opts: Dict[str, str] = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -124,6 +125,7 @@ class FbankExtractor:
         fb.input_finished()
         n = fb.num_frames_ready
         if n == 0:
-            raise DataError(f"audio too short for one frame ({len(samples)} samples)",
-                            utt=utt or None)
+            raise DataError(
+                f"audio too short for one frame ({len(samples)} samples)", utt=utt or None
+            )
         return np.stack([fb.get_frame(i) for i in range(n)]).astype(np.float32)

@@ -63,8 +63,13 @@ class _AudioSource:
     ``extract-segments --max-overshoot``).
     """
 
-    def __init__(self, wav_scp: Dict[str, str], segments: Optional[Dict[str, str]],
-                 channel: Optional[int] = None, max_overshoot: float = MAX_OVERSHOOT) -> None:
+    def __init__(
+        self,
+        wav_scp: Dict[str, str],
+        segments: Optional[Dict[str, str]],
+        channel: Optional[int] = None,
+        max_overshoot: float = MAX_OVERSHOOT,
+    ) -> None:
         self.wav_scp, self.segments = wav_scp, segments
         self.channel, self.max_overshoot = channel, max_overshoot
         self._rec: Optional[str] = None
@@ -83,13 +88,18 @@ class _AudioSource:
         a, b = int(round(float(start) * rate)), int(round(float(end) * rate))
         length = len(x) / rate
         if a >= len(x):
-            raise DataError(f"segment starts at {start}s after the end of recording {rec} "
-                            f"({length:.2f}s)", utt=utt)
+            raise DataError(
+                f"segment starts at {start}s after the end of recording {rec} ({length:.2f}s)",
+                utt=utt,
+            )
         if float(end) > length + self.max_overshoot:
-            raise DataError(f"segment ends at {end}s, {float(end) - length:.2f}s after the end "
-                            f"of recording {rec} ({length:.2f}s; at most {self.max_overshoot}s "
-                            "is cut silently)", utt=utt)
-        return rate, x[a:min(b, len(x))]
+            raise DataError(
+                f"segment ends at {end}s, {float(end) - length:.2f}s after the end "
+                f"of recording {rec} ({length:.2f}s; at most {self.max_overshoot}s "
+                "is cut silently)",
+                utt=utt,
+            )
+        return rate, x[a : min(b, len(x))]
 
 
 _progress = None  # set in worker processes: a shared counter of finished utterances
@@ -101,16 +111,25 @@ def _init_worker(counter, parent_pid: int) -> None:
     _progress = counter
 
 
-def _run_job(job: FeatureJob, wav_scp: Dict[str, str], segments: Optional[Dict[str, str]],
-             conf: str, skip_bad: bool, order: int, window: int,
-             channel: Optional[int] = None) -> FeatureResult:
+def _run_job(
+    job: FeatureJob,
+    wav_scp: Dict[str, str],
+    segments: Optional[Dict[str, str]],
+    conf: str,
+    skip_bad: bool,
+    order: int,
+    window: int,
+    channel: Optional[int] = None,
+) -> FeatureResult:
     import kaldiio
 
     fbank = FbankExtractor(conf)
     source = _AudioSource(wav_scp, segments, channel)
     result = FeatureResult()
-    with kaldiio.WriteHelper(f"ark,scp:{job.ark},{job.scp}") as feats_out, \
-            kaldiio.WriteHelper(f"ark,scp:{job.cmvn_ark},{job.cmvn_scp}") as cmvn_out:
+    with (
+        kaldiio.WriteHelper(f"ark,scp:{job.ark},{job.scp}") as feats_out,
+        kaldiio.WriteHelper(f"ark,scp:{job.cmvn_ark},{job.cmvn_scp}") as cmvn_out,
+    ):
         for spk, utts in job.speakers:
             raw: Dict[str, np.ndarray] = {}
             for utt in utts:
@@ -192,20 +211,35 @@ def make_features(
     total = sum(len(u) for u in spk2utt.values())
     name = d.name
     jobs = [
-        FeatureJob(j, spks, str(fd / f"feats_{name}.{j + 1}.ark"), str(fd / f"feats_{name}.{j + 1}.scp"),
-                   str(fd / f"cmvn_{name}.{j + 1}.ark"), str(fd / f"cmvn_{name}.{j + 1}.scp"))
+        FeatureJob(
+            j,
+            spks,
+            str(fd / f"feats_{name}.{j + 1}.ark"),
+            str(fd / f"feats_{name}.{j + 1}.scp"),
+            str(fd / f"cmvn_{name}.{j + 1}.ark"),
+            str(fd / f"cmvn_{name}.{j + 1}.scp"),
+        )
         for j, spks in enumerate(_split_speakers(spk2utt, max(1, nj)))
     ]
     args = (wav_scp, segments, str(conf), skip_bad, delta_order, delta_window, channel)
-    bar = tqdm(total=total, desc=f"features {name}", unit="utt",
-               disable=not (progress and on_terminal()), leave=False)
+    bar = tqdm(
+        total=total,
+        desc=f"features {name}",
+        unit="utt",
+        disable=not (progress and on_terminal()),
+        leave=False,
+    )
     if len(jobs) == 1:
         results = [_run_job(jobs[0], *args)]
         bar.update(total)
     else:
         counter = mp.get_context("fork").Value("i", 0)
-        with ProcessPoolExecutor(len(jobs), mp_context=mp.get_context("fork"),
-                                 initializer=_init_worker, initargs=(counter, os.getpid())) as ex:
+        with ProcessPoolExecutor(
+            len(jobs),
+            mp_context=mp.get_context("fork"),
+            initializer=_init_worker,
+            initargs=(counter, os.getpid()),
+        ) as ex:
             futures = [ex.submit(_run_job, job, *args) for job in jobs]
             while not all(f.done() for f in futures):
                 time.sleep(0.2)

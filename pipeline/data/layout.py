@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence, Union
 
-import yaml
-
+from pipeline.config import read_yaml_mapping
 from pipeline.data.augment import parse_kinds
 
 PathLike = Union[str, Path]
@@ -19,7 +18,7 @@ EVAL_SETS = ("dev", "test")
 
 def _prep_options(data_dir: PathLike) -> dict:
     cfg = Path(data_dir) / "config.yaml"
-    return (yaml.safe_load(cfg.read_text()) or {}) if cfg.is_file() else {}
+    return read_yaml_mapping(cfg, "prep config") if cfg.is_file() else {}
 
 
 def corpus_of(data_dir: PathLike) -> str:
@@ -37,5 +36,6 @@ def training_set_of(data_dir: PathLike) -> str:
     """The training set a prepared data dir holds (from its ``config.yaml``; ``train_sp`` when
     there is none yet)."""
     old = _prep_options(data_dir)
-    return train_set_name(bool(old.get("speed_perturb", True)),
-                          parse_kinds(old.get("augment") or []))
+    return train_set_name(
+        bool(old.get("speed_perturb", True)), parse_kinds(old.get("augment") or [])
+    )

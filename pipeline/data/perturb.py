@@ -43,7 +43,9 @@ def speed_perturb_copy(src: PathLike, dst: PathLike, factor: float) -> Path:
         for n, (utt, seg) in enumerate(read_kv(src / "segments"), 1):
             try:
                 rec, start, end = seg.split()
-                segments[p + utt] = f"{p}{rec} {float(start) / factor:.3f} {float(end) / factor:.3f}"
+                segments[p + utt] = (
+                    f"{p}{rec} {float(start) / factor:.3f} {float(end) / factor:.3f}"
+                )
             except ValueError:
                 raise DataError("bad segment line", src / "segments", n, utt=utt) from None
     write_data_dir(dst, wav, text, utt2spk, segments)
@@ -55,9 +57,13 @@ def original_copy(src: PathLike, dst: PathLike) -> Path:
     """``src`` as it is, with ``utt2uniq`` mapping every utterance to itself (the part of a
     combined training set that holds the originals)."""
     src, dst = Path(src), Path(dst)
-    write_data_dir(dst, read_map(src / "wav.scp"), read_map(src / "text"),
-                   read_map(src / "utt2spk"),
-                   read_map(src / "segments") if (src / "segments").is_file() else None)
+    write_data_dir(
+        dst,
+        read_map(src / "wav.scp"),
+        read_map(src / "text"),
+        read_map(src / "utt2spk"),
+        read_map(src / "segments") if (src / "segments").is_file() else None,
+    )
     write_map(dst / "utt2uniq", {k: k for k in read_map(src / "utt2spk")})
     return dst
 

@@ -105,7 +105,9 @@ def validate_data_dir(
             raise DataError(
                 f"utterance id '{utt}' does not start with its speaker id '{spk}' "
                 "(Kaldi needs speaker-prefixed ids so that sorting agrees)",
-                d / "utt2spk", n, utt=utt,
+                d / "utt2spk",
+                n,
+                utt=utt,
             )
 
     spk2utt = _load(d / "spk2utt")
@@ -118,7 +120,8 @@ def validate_data_dir(
         if sorted(utts.split(), key=c_sort_key) != sorted(inverse[spk], key=c_sort_key):
             raise DataError(
                 f"speaker '{spk}' lists other utterances than utt2spk gives it",
-                d / "spk2utt", n,
+                d / "spk2utt",
+                n,
             )
     for spk in inverse:
         if spk not in spk2utt:
@@ -142,8 +145,12 @@ def validate_data_dir(
             except ValueError:
                 ok = False
             if not ok:
-                raise DataError("segment must be '<recording> <start> <end>' with start < end",
-                                d / "segments", n, utt=utt)
+                raise DataError(
+                    "segment must be '<recording> <start> <end>' with start < end",
+                    d / "segments",
+                    n,
+                    utt=utt,
+                )
             if f[0] not in wav:
                 raise DataError(f"recording '{f[0]}' not in wav.scp", d / "segments", n, utt=utt)
     else:
@@ -162,8 +169,9 @@ def validate_data_dir(
                 for n, (utt, ref) in enumerate(m.items(), 1):
                     ark = ref.rsplit(":", 1)[0]
                     if not Path(ark).is_file():
-                        raise DataError(f"feature archive {ark} does not exist",
-                                        d / name, n, utt=utt)
+                        raise DataError(
+                            f"feature archive {ark} does not exist", d / name, n, utt=utt
+                        )
     if (d / "cmvn.scp").is_file():
         cmvn = _load(d / "cmvn.scp")
         _same_keys(d / "spk2utt", spk2utt, d / "cmvn.scp", cmvn)
@@ -181,8 +189,9 @@ def unusable_utterances(data_dir: PathLike) -> Dict[str, str]:
             if not words.strip():
                 bad[utt] = "empty transcript"
     wav = _load(d / "wav.scp")
-    missing = {rec: p for rec, entry in wav.items() for p in audio_paths(entry)
-               if not Path(p).is_file()}
+    missing = {
+        rec: p for rec, entry in wav.items() for p in audio_paths(entry) if not Path(p).is_file()
+    }
     if missing:
         if (d / "segments").is_file():
             for utt, seg in _load(d / "segments").items():

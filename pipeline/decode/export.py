@@ -5,7 +5,9 @@ fbank, per-speaker CMVN and Δ+ΔΔ (see ``<out>.json``) — and ``lengths`` (B,
 ``log_probs`` (B, T', K), blank in column 0, and ``out_lengths`` (B,). A JSON file next to it
 records the architecture, K, the input dimension and where the units and features come from.
 Every export is checked: the exported model is run on random input and its log-probs must
-equal the original's (``max_abs_diff`` in the JSON).
+equal the original's (``max_abs_diff`` in the JSON). The model is a ``.pt`` file or a model
+package (:mod:`pipeline.decode.package`), whose ``units.txt`` and ``features.json`` then
+describe the outputs and inputs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Dict, Union
 
 import torch
 
+from pipeline.decode.package import FEATURES, UNITS, open_package
 from pipeline.errors import StnasError
 from pipeline.io import atomic_path, atomic_write_text
 from pipeline.train.checkpoint import load_model
@@ -30,7 +33,7 @@ def _check(run, net: torch.nn.Module, input_dim: int) -> float:
     lengths = torch.tensor([97, 61])
     with torch.no_grad():
         want, want_len = net(feats, lengths)
-    got, got_len = run(feats, lengths)
+        got, got_len = run(feats, lengths)
     if not torch.equal(torch.as_tensor(got_len), want_len):
         raise StnasError(f"the exported model gives output lengths {got_len} for {want_len}")
     return float((torch.as_tensor(got) - want).abs().max())
@@ -39,17 +42,25 @@ def _check(run, net: torch.nn.Module, input_dim: int) -> float:
 def export_model(
     model: Union[str, Path], out: Union[str, Path], fmt: str = "torchscript", opset: int = 17
 ) -> Dict[str, Any]:
-    """Export ``model`` (a retrained ``best.pt``/``avg.pt``) to ``out``; returns the record.
+    """Export ``model`` (a retrained ``best.pt``/``avg.pt``, or a package dir) to ``out``;
+    returns the record.
 
     Raises:
-        StnasError: an unknown format, ``onnx`` not installed, or an export whose outputs
-            differ from the original's.
+        StnasError: an unknown format, ``onnx`` not installed, a model that cannot be read
+            (unsafe, damaged), or an export whose outputs differ from the original's.
     """
 
     if fmt not in FORMATS:
         raise StnasError(f"unknown export format '{fmt}' (known: {', '.join(FORMATS)})")
     out = Path(out)
-    net, arch, num_units = load_model(Path(model))
+    if Path(model).is_dir():  # a package
+        pkg = open_package(model)
+        net, arch, num_units = pkg.load_network(), pkg.arch, pkg.num_units
+        units, feats = f"{UNITS} of the package", f"{FEATURES} of the package"
+    else:
+        net, arch, num_units = load_model(Path(model))
+        units = "the data dir's lang/units.txt"
+        feats = "the data dir's fbank config; per-speaker CMVN, deltas order 2 window 2"
     net = net.cpu().eval()
     dim = int(arch.net["input_dim"])
     if fmt == "torchscript":
@@ -106,13 +117,11 @@ def export_model(
         "num_units": num_units,
         "input_dim": dim,
         "inputs": {
-            "feats": "(B, T, input_dim) float32: fbank (the data dir's fbank "
-            "config), per-speaker CMVN, deltas order 2 window 2",
+            "feats": f"(B, T, input_dim) float32: fbank, CMVN and deltas as in {feats}",
             "lengths": "(B,) int64 frames",
         },
         "outputs": {
-            "log_probs": "(B, T', num_units) log-softmax, blank = column 0; "
-            "units as in the data dir's lang/units.txt",
+            "log_probs": f"(B, T', num_units) log-softmax, blank = column 0; units as in {units}",
             "out_lengths": "(B,) int64",
         },
         "max_abs_diff": diff,

@@ -14,6 +14,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from pipeline.errors import DataError
 from pipeline.io import atomic_write_text
 from pipeline.lang.phone_lm import BOS, EOS, History, PhoneLm
+from pipeline.textfile import text_lines
 
 PathLike = Union[str, Path]
 _LN10 = math.log(10.0)
@@ -93,37 +94,39 @@ def read_arpa(
         raise DataError("ARPA file not found", path)
     lm = PhoneLm(1, num_units, {}, {})
     order = 0
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if line.startswith("\\") and line.endswith("-grams:"):
-                order = int(line[1:].split("-")[0])
-                lm.order = max(lm.order, order)
-                continue
-            if not line or line.startswith("\\") or order == 0:
-                continue
-            parts = line.split()
-            if len(parts) not in (order + 1, order + 2):
-                raise DataError(f"expected {order} words in a {order}-gram line", path, n)
-            try:
-                ids = tuple(
-                    BOS
-                    if w == "<s>"
-                    else EOS
-                    if w == "</s>"
-                    else (symbol_ids[w] if symbol_ids else int(w))
-                    for w in parts[1 : order + 1]
-                )
-                lp, bow = (
-                    _from_log10(parts[0]),
-                    (_from_log10(parts[-1]) if len(parts) == order + 2 else None),
-                )
-            except (KeyError, ValueError) as e:
-                raise DataError(f"bad ARPA entry ({e})", path, n) from None
-            if ids != (BOS,):
-                lm.prob.setdefault(ids[:-1], {})[ids[-1]] = lp
-            if bow is not None:
-                lm.backoff[ids] = bow
+    for n, line in enumerate(text_lines(path), 1):
+        line = line.strip()
+        if line.startswith("\\") and line.endswith("-grams:"):
+            head = line[1:].split("-")[0]
+            if not head.isdigit() or int(head) < 1:
+                raise DataError(f"bad section header '{line}' (expected \\N-grams:)", path, n)
+            order = int(head)
+            lm.order = max(lm.order, order)
+            continue
+        if not line or line.startswith("\\") or order == 0:
+            continue
+        parts = line.split()
+        if len(parts) not in (order + 1, order + 2):
+            raise DataError(f"expected {order} words in a {order}-gram line", path, n)
+        try:
+            ids = tuple(
+                BOS
+                if w == "<s>"
+                else EOS
+                if w == "</s>"
+                else (symbol_ids[w] if symbol_ids else int(w))
+                for w in parts[1 : order + 1]
+            )
+            lp, bow = (
+                _from_log10(parts[0]),
+                (_from_log10(parts[-1]) if len(parts) == order + 2 else None),
+            )
+        except (KeyError, ValueError) as e:
+            raise DataError(f"bad ARPA entry ({e})", path, n) from None
+        if ids != (BOS,):
+            lm.prob.setdefault(ids[:-1], {})[ids[-1]] = lp
+        if bow is not None:
+            lm.backoff[ids] = bow
     missing = [w for w in lm.vocab if w not in lm.prob.get((), {})]
     if missing:
         raise DataError(f"unigrams missing for tokens {missing[:5]}", path)

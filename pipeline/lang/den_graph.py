@@ -37,6 +37,7 @@ from pipeline.lang.phone_lm import (
 )
 from pipeline.lang.phone_lm_unsmoothed import estimate_unsmoothed_phone_lm
 from pipeline.lang.token_fst import build_token_fst
+from pipeline.textfile import text_lines
 
 PathLike = Union[str, Path]
 log = logging.getLogger(__name__)
@@ -182,19 +183,18 @@ def read_text_number(path: PathLike, num_units: int) -> List[Tuple[str, List[int
     if not path.is_file():
         raise DataError("text_number not found", path)
     out: List[Tuple[str, List[int]]] = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            try:
-                ids = [int(x) for x in parts[1:]]
-            except ValueError:
-                raise DataError("unit ids must be integers", path, n, parts[0]) from None
-            bad = [i for i in ids if not 1 <= i < num_units]
-            if bad:
-                raise DataError(f"unit id {bad[0]} outside 1..{num_units - 1}", path, n, parts[0])
-            out.append((parts[0], ids))
+    for n, line in enumerate(text_lines(path), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            ids = [int(x) for x in parts[1:]]
+        except ValueError:
+            raise DataError("unit ids must be integers", path, n, parts[0]) from None
+        bad = [i for i in ids if not 1 <= i < num_units]
+        if bad:
+            raise DataError(f"unit id {bad[0]} outside 1..{num_units - 1}", path, n, parts[0])
+        out.append((parts[0], ids))
     return out
 
 

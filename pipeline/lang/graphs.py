@@ -45,6 +45,7 @@ from pipeline.errors import DataError, StnasError
 from pipeline.io import atomic_path, atomic_write_text
 from pipeline.lang.lexicon import Lexicon, read_lexicon, read_symbol_table, write_lexicon
 from pipeline.lang.token_fst import build_token_fst
+from pipeline.textfile import text_lines
 
 PathLike = Union[str, Path]
 log = logging.getLogger(__name__)
@@ -255,24 +256,23 @@ def read_arpa_vocabulary(arpa: PathLike) -> Set[str]:
     """The words of an ARPA LM's unigram section (without ``<s>`` and ``</s>``).
 
     Raises:
-        DataError: no ``\\1-grams:`` section.
+        DataError: no ``\\1-grams:`` section, or a byte that is not UTF-8.
     """
     arpa = Path(arpa)
     if not arpa.is_file():
         raise DataError("ARPA LM not found", arpa)
     words: Set[str] = set()
     inside = False
-    with open(arpa, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if line == "\\1-grams:":
-                inside = True
-            elif inside and (line.startswith("\\") or not line and words):
-                break
-            elif inside and line:
-                parts = line.split()
-                if len(parts) >= 2:
-                    words.add(parts[1])
+    for line in text_lines(arpa):
+        line = line.strip()
+        if line == "\\1-grams:":
+            inside = True
+        elif inside and (line.startswith("\\") or not line and words):
+            break
+        elif inside and line:
+            parts = line.split()
+            if len(parts) >= 2:
+                words.add(parts[1])
     if not inside:
         raise DataError("not an ARPA LM (no \\1-grams: section)", arpa)
     return words - {"<s>", "</s>"}

@@ -14,6 +14,7 @@ from typing import Dict, Iterable, List, Mapping, Sequence, Union
 from pipeline.data.datadir import c_sort_key
 from pipeline.errors import DataError
 from pipeline.io import atomic_write_text
+from pipeline.textfile import text_lines
 
 PathLike = Union[str, Path]
 Lexicon = Dict[str, List[List[str]]]
@@ -109,14 +110,13 @@ def read_lexicon(path: PathLike) -> Lexicon:
     if not path.is_file():
         raise DataError("lexicon not found", path)
     lex: Lexicon = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) < 2:
-                raise DataError(f"word '{parts[0]}' has no pronunciation", path, n)
-            add_pron(lex, parts[0], parts[1:])
+    for n, line in enumerate(text_lines(path), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 2:
+            raise DataError(f"word '{parts[0]}' has no pronunciation", path, n)
+        add_pron(lex, parts[0], parts[1:])
     return lex
 
 
@@ -148,18 +148,17 @@ def read_symbol_table(path: PathLike) -> Dict[str, int]:
         raise DataError("symbol table not found", path)
     table: Dict[str, int] = {}
     seen = set()
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                raise DataError("expected '<symbol> <integer id>'", path, n)
-            sym, idx = parts[0], int(parts[1])
-            if sym in table or idx in seen:
-                raise DataError(f"duplicate symbol or id '{line.strip()}'", path, n)
-            table[sym] = idx
-            seen.add(idx)
+    for n, line in enumerate(text_lines(path), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            raise DataError("expected '<symbol> <integer id>'", path, n)
+        sym, idx = parts[0], int(parts[1])
+        if sym in table or idx in seen:
+            raise DataError(f"duplicate symbol or id '{line.strip()}'", path, n)
+        table[sym] = idx
+        seen.add(idx)
     return table
 
 

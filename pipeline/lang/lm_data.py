@@ -41,6 +41,7 @@ from pipeline.errors import DataError
 from pipeline.io import atomic_write_text
 from pipeline.lang.lexicon import read_symbol_table
 from pipeline.lang.word_lm import estimate_word_lm, perplexity, write_arpa
+from pipeline.textfile import read_text
 
 log = logging.getLogger(__name__)
 EVAL_SETS = ("dev", "test")
@@ -158,7 +159,7 @@ def lm_training_text(data_dir: Path) -> Tuple[str, List[List[str]]]:
     """
     lm_text = data_dir / "local" / "lm" / "text"
     if lm_text.is_file():
-        lines = lm_text.read_text(encoding="utf-8").splitlines()
+        lines = read_text(lm_text).splitlines()
         return str(lm_text), [line.split() for line in lines if line.strip()]
     if corpus_of(data_dir) == "tts":
         raise DataError(

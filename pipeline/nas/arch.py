@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+from pipeline.errors import DataError
 from pipeline.io import atomic_write_text
 from pipeline.nas.model import TdnnNet, num_parameters
 from pipeline.nas.ops import OPS, is_op
 from pipeline.nas.space import SearchSpace, SpaceError
+from pipeline.textfile import read_text
 
 ARCH_SCHEMA_VERSION = 1
 PathLike = Union[str, Path]
@@ -133,9 +135,26 @@ class Arch:
             if key not in data:
                 raise bad(f"missing field '{key}'")
         net, ops, cands = data["net"], data["ops"], data["candidates"]
+        if not isinstance(net, dict) or not isinstance(data["space"], dict):
+            raise bad("'net' and 'space' must be JSON objects")
+        if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
+            raise bad("'ops' must be a list of op names")
+        if not isinstance(cands, list) or not all(
+            isinstance(c, list) and all(isinstance(o, str) for o in c) for c in cands
+        ):
+            raise bad("'candidates' must be a list of lists of op names")
         missing = [k for k in _NET_FIELDS if k not in net]
         if missing:
             raise bad(f"'net' lacks {missing}")
+        for key in ("input_dim", "width", "subsample_after"):
+            if not isinstance(net[key], int) or isinstance(net[key], bool) or net[key] < 0:
+                raise bad(f"'net.{key}' must be a non-negative integer, got {net[key]!r}")
+        if net["input_dim"] < 1 or net["width"] < 1:
+            raise bad("'net.input_dim' and 'net.width' must be positive")
+        if not isinstance(net["dropout"], (int, float)) or not 0 <= net["dropout"] < 1:
+            raise bad(f"'net.dropout' must be in [0, 1), got {net['dropout']!r}")
+        if not isinstance(net["subsample_op"], str):
+            raise bad("'net.subsample_op' must be an op name")
         if not isinstance(ops, list) or not ops or len(ops) != len(cands):
             raise bad(f"'ops' must list one op per block ({len(cands)} blocks)")
         for i, op in enumerate(ops + [net["subsample_op"]], 1):
@@ -152,7 +171,14 @@ class Arch:
             raise bad(f"subsample_after {net['subsample_after']} outside 0..{len(ops)}")
         probs = data.get("probabilities")
         if probs is not None and (
-            len(probs) != len(ops) or any(len(p) != len(c) for p, c in zip(probs, cands))
+            not isinstance(probs, list)
+            or len(probs) != len(ops)
+            or any(
+                not isinstance(p, list)
+                or len(p) != len(c)
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in p)
+                for p, c in zip(probs, cands)
+            )
         ):
             raise bad("'probabilities' must have one value per candidate of each block")
         space = data["space"]
@@ -178,9 +204,13 @@ class Arch:
         if not path.is_file():
             raise SpaceError(f"{path}: architecture file not found")
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_text(path))
+        except DataError as e:
+            raise SpaceError(str(e)) from None
         except json.JSONDecodeError as e:
             raise SpaceError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+        except RecursionError:
+            raise SpaceError(f"{path}: JSON nested too deeply") from None
         return cls.from_dict(data, str(path))
 
     def describe(self, num_units: Optional[int] = None) -> str:

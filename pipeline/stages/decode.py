@@ -21,12 +21,14 @@ from pipeline.stages.graphs import lang_test_dir
 from pipeline.stages.record import StageDir
 from pipeline.stages.runner import Stage, StageRun, execute, session
 from pipeline.threads import pin_threads
+from pipeline.train.checkpoint import load_model
 
 
 def run_decode(cfg: DecodeConfig, force: bool = False) -> Dict[str, dict]:
     """Decode every set of ``cfg.sets`` (the tuning set first); per-set info (RTF, paths).
 
     Raises:
+        CheckpointError: the model cannot be read, or is refused (it would run code).
         StaleResultError: a finished decode whose inputs or options changed (without force).
         StnasError: a set other than the tuning set, with no tuning decode to take the setting
             from.
@@ -35,6 +37,7 @@ def run_decode(cfg: DecodeConfig, force: bool = False) -> Dict[str, dict]:
     data_dir, model = Path(cfg.data_dir), Path(cfg.model)
     if not model.is_file():
         raise DataError("model not found (run 'stnas retrain')", model)
+    load_model(model)  # a file that is not a retrained model (or unsafe) fails here, not later
     locks = [
         (data_dir, True),
         (model.parent, True),

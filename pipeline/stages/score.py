@@ -184,13 +184,11 @@ def _score(
                 f" but dev now chooses {setting_name(setting)}: decode it again "
                 "('stnas decode --force')"
             )
-        if setting in hyps:
-            cis[name] = wer_interval(ref(name), hyps[setting])
-        if has_stm(data_dir / name):  # interval of the whole set (text-based alignment)
-            out.update(
-                _score_stm_at(name, hyps, setting, data_dir / name, dirs[name], with_ci(name))
-            )
+        if has_stm(data_dir / name):  # scored against the stm with its glm: no interval here
+            out.update(_score_stm_at(name, hyps, setting, data_dir / name, dirs[name], extra(name)))
         else:
+            if setting in hyps:
+                cis[name] = wer_interval(ref(name), hyps[setting])
             out[name] = score_at_weight(
                 ref(name), hyps, setting, dirs[name], use_sclite, with_ci(name)
             )

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from pipeline.io import atomic_path
+from pipeline.train.checkpoint import load_file
 from pipeline.train.data import BatchStream, make_batches
 from pipeline.train.greedy import greedy_per
 from pipeline.train.hooks import FixedNetwork
@@ -19,8 +20,7 @@ def average_checkpoints(paths: List[Path]) -> Dict[str, Tensor]:
     """Element-wise mean of model state dicts (float64 accumulation)."""
     avg: Dict[str, Tensor] = {}
     for p in paths:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-        for k, v in state.items():
+        for k, v in load_file(p).items():
             avg[k] = avg.get(k, torch.zeros_like(v, dtype=torch.float64)) + v.double()
     return {k: (v / len(paths)).to(torch.float32) for k, v in avg.items()}
 
@@ -38,14 +38,14 @@ def finish_retrain(trainer: Trainer) -> Dict[str, Any]:
             avg = average_checkpoints(epochs)
             trainer.model.load_state_dict(avg)
             loss = trainer.held_out_loss()
-            best = torch.load(d / "best.pt", map_location="cpu", weights_only=False)
+            best = load_file(d / "best.pt")
             best.update({"model": avg, "held_out_loss": loss, "averaged": [p.name for p in epochs]})
             with atomic_path(d / "avg.pt") as tmp:
                 torch.save(best, tmp)
             out["avg_held_out_loss"] = loss
     if trainer.dist.main:
         if not out.get("avg_held_out_loss"):  # no average: the best epoch's weights
-            best = torch.load(d / "best.pt", map_location="cpu", weights_only=False)
+            best = load_file(d / "best.pt")
             trainer.model.load_state_dict(best["model"])
         out["held_out"] = held_out_metrics(trainer)
     return out

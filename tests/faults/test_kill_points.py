@@ -90,7 +90,7 @@ def test_warmup_killed_and_resumed_equals_uninterrupted(tts_data, tmp_path):
     r = subprocess.run(cmd(tmp_path / "killed"), capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0 and "resumed" in r.stdout, r.stderr[-2000:]
     a, b = (
-        torch.load(list_checkpoints(tmp_path / run / "warmup" / "ckpt")[-1], weights_only=False)
+        torch.load(list_checkpoints(tmp_path / run / "warmup" / "ckpt")[-1], weights_only=True)
         for run in ("full", "killed")
     )
     assert a["position"]["step"] == b["position"]["step"]

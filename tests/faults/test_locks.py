@@ -9,9 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from pipeline.locks import LockedError, dir_locks, lock_dir, unlock_dir
+from pipeline.nas.arch import Arch
 from steps_py.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,7 +113,9 @@ def test_stage_commands_refuse_a_dir_in_use(tmp_path):
         reader.wait()
     model = tmp_path / "retrain" / "best.pt"
     model.parent.mkdir()
-    model.write_bytes(b"not used")
+    arch = Arch.from_json(REPO / "conf/arch/tdnn_d_tiny.json")  # a readable model: decode
+    net = arch.build(5)  # reads it before it takes its locks
+    torch.save({"model": net.state_dict(), "arch": arch.to_dict(), "num_units": 5}, model)
     holder = _holder(tmp_path / "retrain" / "decode_test_tg")
     try:
         r = CliRunner().invoke(

@@ -216,7 +216,7 @@ def test_a_new_model_is_never_scored_with_an_old_decode(tts_data, tmp_path):
     model_fp = json.loads((exp / "retrain" / "decode_test_tg" / "stage.json").read_text())
     # another model in place of avg.pt: decode refuses, score refuses the stale decodes
     avg = exp / "retrain" / "avg.pt"
-    state = torch.load(avg, weights_only=False)
+    state = torch.load(avg, weights_only=True)
     state["model"] = {k: v * 0.5 for k, v in state["model"].items()}
     torch.save(state, avg)
     r = CliRunner().invoke(

@@ -89,7 +89,7 @@ def test_debug_recipe_end_to_end(tts_data, warmed, tmp_path):
     assert _run("retrain", tts_data, exp)["up_to_date"]
     with pytest.raises(StaleResultError, match=r"lr: 0.002 → 0.001.*--force"):
         _run("retrain", tts_data, exp, "lr=0.001")
-    warm = torch.load(exp / "warmup" / "best.pt", weights_only=False)
+    warm = torch.load(exp / "warmup" / "best.pt", weights_only=True)
     name = next(iter(warm["model"]))
     warm["model"][name] = warm["model"][name] + 1.0
     torch.save(warm, exp / "warmup" / "best.pt")
@@ -124,7 +124,7 @@ def test_snas_anneals_and_the_arch_comes_from_the_best_held_out_epoch(tts_data, 
         and "| block | op | p | warm-up" in report
         and (exp / "search" / "diagnostics.png").is_file()
     )
-    saved = torch.load(exp / "search" / "best.pt", weights_only=False)
+    saved = torch.load(exp / "search" / "best.pt", weights_only=True)
     probs = [torch.softmax(a, 0).tolist() for a in saved["arch_weights"].values()]
     np.testing.assert_allclose(
         np.concatenate(probs), np.concatenate(best["probabilities"]), atol=1e-6
@@ -187,7 +187,7 @@ def _cli(stage, data, exp, *extra):
 
 
 def _final_state(exp, stage):
-    return torch.load(list_checkpoints(exp / stage / "ckpt")[-1], weights_only=False)
+    return torch.load(list_checkpoints(exp / stage / "ckpt")[-1], weights_only=True)
 
 
 def test_retrain_killed_and_resumed_equals_uninterrupted(tts_data, tmp_path, cpu_hog):
@@ -351,7 +351,48 @@ def test_sigterm_writes_a_checkpoint_and_exits(tts_data, tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    state = torch.load(list_checkpoints(exp / "retrain" / "ckpt")[-1], weights_only=False)
+    state = torch.load(list_checkpoints(exp / "retrain" / "ckpt")[-1], weights_only=True)
     # epoch-end checkpoints have next_batch 0; the one written on the signal is mid-epoch
     assert state["position"]["next_batch"] > 0 and state["position"]["step"] > 0
     assert not (exp / "retrain" / ".done" / "stage").exists()
+
+
+def test_search_under_a_hard_budget_fits_it_or_refuses(tts_data, tmp_path):
+    """A search of tiny_wide under a hard parameter budget derives a network within it and
+    records its costs; an impossible budget is refused before any training."""
+    from pipeline.errors import StnasError
+    from pipeline.nas.cost import CostModel
+    from pipeline.train.loss_parts import num_units_of
+
+    space = load_space("tiny_wide")
+    model = CostModel(space, num_units_of(tts_data))
+    lo, hi = model.extremes("params")
+    target = lo + 0.2 * (hi - lo)
+    exp = tmp_path / "exp"
+    out = _run(
+        "search",
+        tts_data,
+        exp,
+        "space=tiny_wide",
+        "max_epochs=1",
+        f"budget={{params: {target}}}",
+        "budget_form=hard",
+        init="scratch",
+    )
+    arch = Arch.from_json(exp / "search" / "arch.json")
+    params = model.of(space.index_of(arch.ops))["params"]
+    assert params <= target and arch.num_parameters(model.num_units) == params
+    assert arch.costs["fits"] and arch.costs["targets"] == {"params": target}
+    assert out["costs"]["costs"]["params"]["value"] == params
+    report = (exp / "search" / "report.md").read_text()
+    assert "Within the budget: yes" in report and "most probable architecture within" in report
+    with pytest.raises(StnasError, match="below the cheapest architecture"):
+        _run(
+            "search",
+            tts_data,
+            tmp_path / "exp2",
+            "space=tiny_wide",
+            f"budget={{params: {lo - 1}}}",
+            init="scratch",
+        )
+    assert not (tmp_path / "exp2" / "search" / "ckpt").exists()

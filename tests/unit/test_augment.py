@@ -9,12 +9,11 @@ from pipeline.data.audio import read_audio
 from pipeline.data.augment import (
     KINDS,
     PREFIX,
-    SNR_DB,
     augment_data_dir,
     augment_training_set,
-    make_noise_sources,
     parse_kinds,
 )
+from pipeline.data.noise import SNR_DB, make_noise_sources
 from pipeline.data.datadir import read_map
 from pipeline.data.perturb import speed_perturb_data_dir
 from pipeline.data.validate import validate_data_dir

@@ -269,7 +269,7 @@ def test_factorized_probabilities_and_their_cost_gradient():
     strategy.optimizer.param_groups[0]["lr"] = 0.0
     strategy.arch_step(lambda choice: sum(p.sum() for p in choice.probs) * 0.0)
     eps = 1e-6
-    for i, a in enumerate(arch.alphas):
+    for a in arch.alphas:
         for k in range(len(a)):
             with torch.no_grad():
                 a[k] += eps

@@ -121,7 +121,9 @@ def test_render_fills_blocks_from_their_sources(example):
     assert "* DARTS: 1.00" in page and "first comparison" not in page
     assert "| `make demo` | **10 min** |" in page
     assert "wsj" not in page
-    assert "| `wsj` | params | dev93 %WER [95 % CI] |" in (example / "docs" / "results.md").read_text()
+    assert (
+        "| `wsj` | params | dev93 %WER [95 % CI] |" in (example / "docs" / "results.md").read_text()
+    )
 
 
 def test_a_changed_source_number_fails_the_check_until_rendered(example):
