@@ -13,8 +13,8 @@ from pipeline.data.augment import (
     augment_training_set,
     parse_kinds,
 )
-from pipeline.data.noise import SNR_DB, make_noise_sources
 from pipeline.data.datadir import read_map
+from pipeline.data.noise import SNR_DB, make_noise_sources
 from pipeline.data.perturb import speed_perturb_data_dir
 from pipeline.data.validate import validate_data_dir
 from pipeline.errors import StnasError
