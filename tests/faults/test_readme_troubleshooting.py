@@ -396,6 +396,10 @@ ELSEWHERE = {
         "beam: 17.0 → 12.0",
     ),
     "non-finite loss": ("tests/integration/test_train_stages.py", "max_bad_batches=0"),
+    "below the cheapest architecture": (
+        "tests/unit/test_cost_budget.py",
+        'match="below the cheapest architecture"',
+    ),
 }
 INFEASIBLE = {"CUDA out of memory": "needs a GPU"}
 
