@@ -4,14 +4,18 @@
 # Usage: ./run.sh [--corpus tts|wsj|swbd|kaldi] [--conf DIR] [--tag NAME] [--stage N] [--stop-stage M]
 #                 [--nj N] [--corpus-root DIR] [--hours H] [--corpus-opt KEY=VALUE]...
 #                 [--data DIR] [--exp DIR] [--results FILE] [--device cpu|cuda]
-#                 [--arch arch.json]
+#                 [--arch arch.json] [--resample RATE] [--g2p espeak|none] [--lm-arpa FILE]
+#                 [--lm-text-filter auto|none|exact|near]
 #   e.g. ./run.sh --corpus tts                       # the demo (conf/tts)
 #        ./run.sh --corpus tts --conf conf/debug      # CI size
 #        ./run.sh --corpus wsj --corpus-root /export/corpora/LDC --nj 16 --device cuda
 #        ./run.sh --corpus swbd --corpus-root /export/corpora/LDC --arch exp/wsj/st/search/arch.json \
 #                 --tag from_wsj                      # transfer: no warm-up/search, retrain that
-#        ./run.sh --corpus kaldi --corpus-root /data/mine --conf conf/wsj   # your own Kaldi data dirs
+#        ./run.sh --corpus kaldi --corpus-root data/mine_dirs   # your own data (conf/small)
 #   --arch skips stages 1-2 and retrains the given architecture (searched on another corpus).
+#   --corpus kaldi uses conf/small unless --conf is given: the demo's model size, for a few hours
+#   of your own recordings on CPU. --resample, --g2p, --lm-arpa and --lm-text-filter go to
+#   stnas prep (see stnas prep --help).
 # Stages: 0 prep, 1 warmup, 2 search, 3 retrain, 4 decode, 5 score, 6 the same retrain/decode/
 # score for the hand-designed TDNN-D of the space (conf/arch/tdnn_d_<space>.json), as a baseline.
 # A finished stage is skipped while its inputs and options are unchanged; when they changed it
@@ -32,6 +36,7 @@ exp=
 results=RESULTS.md
 device=cpu
 arch=
+extra_prep=()
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -49,6 +54,7 @@ while [ $# -gt 0 ]; do
     --results) results=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
     --arch) arch=$2; shift 2 ;;
+    --resample|--g2p|--lm-arpa|--lm-text-filter) extra_prep+=("$1" "$2"); shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "$0: unknown option $1" >&2; sed -n '2,/^set -euo/p' "$0" | sed '$d' >&2; exit 1 ;;
   esac
@@ -61,9 +67,12 @@ cd "$here"
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [run.sh] $*"; }
 
-conf=${conf:-conf/$corpus}
+if [ -z "$conf" ]; then
+  conf=conf/$corpus
+  [ "$corpus" = kaldi ] && conf=conf/small
+fi
 if [ ! -f "$conf/retrain.yaml" ]; then
-  echo "$0: no stage configs in '$conf' (give --conf conf/wsj, conf/swbd, conf/debug or your own dir)" >&2
+  echo "$0: no stage configs in '$conf' (give --conf conf/small for your own data, conf/wsj, conf/swbd, conf/debug or your own dir)" >&2
   exit 1
 fi
 if [ -n "$arch" ] && [ ! -f "$arch" ]; then
@@ -77,7 +86,7 @@ prep_opts=()
 [ -f "$conf/prep.yaml" ] && prep_opts+=(--config "$conf/prep.yaml")
 [ -n "$corpus_root" ] && prep_opts+=(--corpus-root "$corpus_root")
 [ -n "$hours" ] && prep_opts+=(--hours "$hours")
-prep_opts+=(${corpus_opts[@]+"${corpus_opts[@]}"})
+prep_opts+=(${corpus_opts[@]+"${corpus_opts[@]}"} ${extra_prep[@]+"${extra_prep[@]}"})
 
 # run_stage N NAME COMMAND...: run when N is inside --stage..--stop-stage. The stnas command
 # itself skips a finished stage whose inputs and options are unchanged, and refuses (exit 1,

@@ -12,6 +12,7 @@ from pipeline.threads import disable_dynamic_threads
 
 disable_dynamic_threads()  # before any stage imports torch: see pipeline/threads.py
 
+from steps_py.data import data  # noqa: E402
 from steps_py.decode import decode, score  # noqa: E402
 from steps_py.export import export  # noqa: E402
 from steps_py.package import package  # noqa: E402
@@ -43,6 +44,7 @@ def cli(verbose: int) -> None:
 
 
 for command in (
+    data,
     prep,
     warmup,
     search,

@@ -75,13 +75,45 @@ from steps_py.common import echo_config, options_from_yaml, print_config_option,
     "--fbank-conf",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Kaldi fbank config [default: conf/fbank.conf; conf/fbank_8k.conf for swbd].",
+    help="Kaldi fbank config [default: the one made for the recordings' sample rate: "
+    "conf/fbank.conf at 16 kHz, conf/fbank_8k.conf at 8 kHz].",
+)
+@click.option(
+    "--resample",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="RATE",
+    help="Resample recordings at other rates to RATE Hz with sox as features are made (the "
+    "files are not changed) [default: all recordings must have one rate].",
 )
 @click.option(
     "--lexicon",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
     help="CMUdict-format dictionary [default: Festival's CMU dictionary].",
+)
+@click.option(
+    "--g2p",
+    type=click.Choice(["none", "espeak"]),
+    default="none",
+    show_default=True,
+    help="Pronounce training words outside the dictionary with espeak-ng (mapped to the CMU "
+    "phones), into local/dict/lexicon_g2p.txt: review or edit it, the next prep uses it.",
+)
+@click.option(
+    "--lm-text-filter",
+    type=click.Choice(["auto", "none", "exact", "near"]),
+    default="auto",
+    show_default=True,
+    help="Remove dev/test sentences (exact) and their near-copies (near) from the word LM's "
+    "text, or nothing (none); auto: near for a separate LM text (tts), none for the train "
+    "transcripts.",
+)
+@click.option(
+    "--lm-arpa",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Your own word LM (ARPA), used as the 'tg' LM as it is.",
 )
 @click.option(
     "--keep-stress/--no-stress",
@@ -138,7 +170,11 @@ def prep(
     augment: str,
     augment_fraction: float,
     fbank_conf: Optional[str],
+    resample: Optional[int],
     lexicon: Optional[str],
+    g2p: str,
+    lm_text_filter: str,
+    lm_arpa: Optional[str],
     keep_stress: Optional[bool],
     noise_snr: float,
     corpus_opt: Tuple[str, ...],
@@ -155,7 +191,8 @@ def prep(
       stnas prep --corpus tts --data-dir data/tts --hours 0.05 --nj 2
       stnas prep --corpus wsj --corpus-root /export/LDC --nj 8
       stnas prep --corpus tts --config conf/tts/prep.yaml --nj 2
-      stnas prep --corpus kaldi --corpus-root mydata --augment noise,reverb,telephone
+      stnas prep --corpus kaldi --corpus-root mydata --config conf/small/prep.yaml
+      stnas prep --corpus kaldi --corpus-root mydata --resample 16000 --g2p espeak
     """
     opts = {}
     for item in corpus_opt:
@@ -177,8 +214,12 @@ def prep(
             augment=augment.split(","),
             augment_fraction=augment_fraction,
             fbank_conf=fbank_conf,
+            resample=resample,
             keep_stress=keep_stress,
             lexicon=lexicon,
+            g2p=g2p,
+            lm_text_filter=lm_text_filter,
+            lm_arpa=lm_arpa,
             noise_snr_db=noise_snr,
             skip_bad=skip_bad,
             channel=channel,

@@ -188,7 +188,7 @@ def read_wav_bytes(
     return rate, pick_channel(data.reshape(-1, nchan), channel, where).astype(np.float32)
 
 
-def _parse_sph2pipe(cmd: str) -> Optional[Tuple[str, Optional[int]]]:
+def parse_sph2pipe(cmd: str) -> Optional[Tuple[str, Optional[int]]]:
     """If ``cmd`` is a plain ``sph2pipe ... FILE`` call, return (FILE, channel)."""
     try:
         toks = shlex.split(cmd)
@@ -238,7 +238,7 @@ def read_audio(entry: str, utt: str = "", channel: Optional[int] = None) -> Tupl
             cmd = entry[:-1].strip()
             # "sph2pipe ... FILE [| more commands]": read FILE here unless it needs real sph2pipe
             head, _, rest = cmd.partition("|")
-            sph = _parse_sph2pipe(head)
+            sph = parse_sph2pipe(head)
             stdin = None
             if sph is not None:
                 path, sph_channel = sph

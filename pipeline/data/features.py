@@ -21,11 +21,11 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from pipeline.children import die_with_parent
-from pipeline.data.audio import read_audio
 from pipeline.data.cmvn import apply_cmvn, cmvn_stats
 from pipeline.data.datadir import drop_utterances, read_map, write_map
 from pipeline.data.deltas import add_deltas
 from pipeline.data.fbank import FbankExtractor
+from pipeline.data.rates import read_resampled
 from pipeline.errors import DataError
 from pipeline.progress import on_terminal
 
@@ -69,9 +69,11 @@ class _AudioSource:
         segments: Optional[Dict[str, str]],
         channel: Optional[int] = None,
         max_overshoot: float = MAX_OVERSHOOT,
+        resample: Optional[int] = None,
     ) -> None:
         self.wav_scp, self.segments = wav_scp, segments
         self.channel, self.max_overshoot = channel, max_overshoot
+        self.resample = resample
         self._rec: Optional[str] = None
         self._audio: Tuple[int, np.ndarray] = (0, np.zeros(0, np.float32))
 
@@ -79,10 +81,10 @@ class _AudioSource:
         if self.segments is None:
             if utt not in self.wav_scp:
                 raise DataError("not in wav.scp", utt=utt)
-            return read_audio(self.wav_scp[utt], utt, self.channel)
+            return read_resampled(self.wav_scp[utt], utt, self.resample, self.channel)
         rec, start, end = self.segments[utt].split()
         if rec != self._rec:
-            self._audio = read_audio(self.wav_scp[rec], rec, self.channel)
+            self._audio = read_resampled(self.wav_scp[rec], rec, self.resample, self.channel)
             self._rec = rec
         rate, x = self._audio
         a, b = int(round(float(start) * rate)), int(round(float(end) * rate))
@@ -120,11 +122,12 @@ def _run_job(
     order: int,
     window: int,
     channel: Optional[int] = None,
+    resample: Optional[int] = None,
 ) -> FeatureResult:
     import kaldiio
 
     fbank = FbankExtractor(conf)
-    source = _AudioSource(wav_scp, segments, channel)
+    source = _AudioSource(wav_scp, segments, channel, resample=resample)
     result = FeatureResult()
     with (
         kaldiio.WriteHelper(f"ark,scp:{job.ark},{job.scp}") as feats_out,
@@ -177,6 +180,7 @@ def make_features(
     progress: bool = True,
     channel: Optional[int] = None,
     keep_reference: bool = False,
+    resample: Optional[int] = None,
 ) -> FeatureResult:
     """Compute ``feats.scp``, ``cmvn.scp`` and ``utt2num_frames`` for a data dir.
 
@@ -192,6 +196,8 @@ def make_features(
         channel: 1-based channel of multi-channel audio; None: multi-channel audio is an error.
         keep_reference: a dev/test set: skipped utterances keep their transcripts in
             ``text.skipped`` and are scored as deletions.
+        resample: resample recordings at another rate to this one with sox (never changing
+            the files); None: a recording at another rate than the config's is an error.
 
     Returns:
         FeatureResult with frames per utterance and the skipped utterances.
@@ -221,7 +227,7 @@ def make_features(
         )
         for j, spks in enumerate(_split_speakers(spk2utt, max(1, nj)))
     ]
-    args = (wav_scp, segments, str(conf), skip_bad, delta_order, delta_window, channel)
+    args = (wav_scp, segments, str(conf), skip_bad, delta_order, delta_window, channel, resample)
     bar = tqdm(
         total=total,
         desc=f"features {name}",

@@ -11,9 +11,11 @@ from typing import Sequence, Union
 
 from pipeline.config import read_yaml_mapping
 from pipeline.data.augment import parse_kinds
+from pipeline.errors import StnasError
 
 PathLike = Union[str, Path]
 EVAL_SETS = ("dev", "test")
+FEATS_CONF = Path("conf") / "fbank.conf"  # the fbank config the features were made with
 
 
 def _prep_options(data_dir: PathLike) -> dict:
@@ -21,9 +23,30 @@ def _prep_options(data_dir: PathLike) -> dict:
     return read_yaml_mapping(cfg, "prep config") if cfg.is_file() else {}
 
 
+def prep_option(data_dir: PathLike, key: str, default: object = None) -> object:
+    """One option of the prep run that made ``data_dir`` (its ``config.yaml``)."""
+    return _prep_options(data_dir).get(key, default)
+
+
 def corpus_of(data_dir: PathLike) -> str:
     """The corpus a prepared data dir holds (its ``config.yaml``; else the dir's name)."""
     return str(_prep_options(data_dir).get("corpus", Path(data_dir).name))
+
+
+def fbank_conf_of(data_dir: PathLike) -> Path:
+    """The fbank config the data dir's features were made with: its ``conf/fbank.conf`` (a
+    copy of the config prep chose), else the one its ``config.yaml`` names (older dirs).
+
+    Raises:
+        StnasError: neither is there.
+    """
+    own = Path(data_dir) / FEATS_CONF
+    if own.is_file():
+        return own
+    named = _prep_options(data_dir).get("fbank_conf")
+    if not isinstance(named, str) or not Path(named).is_file():
+        raise StnasError(f"{data_dir}: no {FEATS_CONF}, and its config.yaml names no fbank config")
+    return Path(named)
 
 
 def train_set_name(speed_perturb: bool, augment: Sequence[str]) -> str:

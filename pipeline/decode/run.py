@@ -31,7 +31,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple, cast
+from typing import Dict, Iterator, List, Optional, Tuple, cast
 
 import kaldiio
 import numpy as np
@@ -62,8 +62,12 @@ class DecodeConfig:
         kind="list", factory=lambda: ["dev", "test"], help="sets to decode (the tuning set first)"
     )
     lm: str = option("tg", kind="str", help="word LM name: data/<c>/lang_test_<lm>")
-    lm_order: int = option(
-        3, kind="int", check=positive, allowed=">= 1", help="order of an estimated word LM"
+    lm_order: Optional[int] = option(
+        None,
+        kind="int?",
+        check=positive,
+        allowed=">= 1 or null",
+        help="order of an estimated word LM [by its name: ug 1, bg 2, tg 3, fg 4]",
     )
     lm_weights: List[float] = option(
         kind="list",

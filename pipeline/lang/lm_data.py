@@ -7,14 +7,19 @@ n-gram (:mod:`pipeline.lang.word_lm`) on
 1. ``local/lm/text`` when prep wrote one (``tts`` always does: the fortunes sentence pool),
    else
 2. the ``train`` transcripts (Switchboard, ``--corpus kaldi``), as Kaldi's Switchboard recipe
-   does for its ``sw1_tg``,
+   does for its ``sw1_tg``.
 
-after removing every sentence that is a dev or test sentence, or a near-copy of one
-(:func:`exclude_eval_text`): it contains one or is contained in one ("THE SYSTEM IS GOING TO
-CRASH" goes when test has "AND THE SYSTEM IS GOING TO CRASH"), or it differs from one by at
-most a quarter of that sentence's words (word edit distance: "YOUR MILEAGE MAY VARY" for "YOUR
-OWN MILEAGE MAY VARY"). Near-copies count only for dev/test sentences of at least
+A text pool apart from the transcripts (1.) is filtered (prep's ``lm_text_filter: auto`` is
+``near`` there): every sentence that is a dev or test sentence, or a near-copy of one
+(:func:`exclude_eval_text`), is removed: it contains one or is contained in one ("THE SYSTEM
+IS GOING TO CRASH" goes when test has "AND THE SYSTEM IS GOING TO CRASH"), or it differs from
+one by at most a quarter of that sentence's words (word edit distance: "YOUR MILEAGE MAY VARY"
+for "YOUR OWN MILEAGE MAY VARY"). Near-copies count only for dev/test sentences of at least
 ``min_words`` (4) words, so that common short phrases ("YEAH", "I KNOW") stay in the text.
+Train transcripts (2.) are kept as they are (``auto`` is ``none`` there): on digits, commands
+or prompts read by many speakers every sentence recurs, and removing them would remove the
+task; ``lm_text_filter: exact | near`` filters them too, and a filter that leaves nothing is an
+error naming the option. An LM the user gives (``stnas prep --lm-arpa``) is used as it is.
 The decoding vocabulary is this LM's (:func:`pipeline.lang.graphs.write_lang_test`), so a word
 that occurs only in dev/test can never be recognised.
 
@@ -31,12 +36,12 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import kaldialign
 
 from pipeline.data.datadir import read_map
-from pipeline.data.layout import corpus_of
+from pipeline.data.layout import corpus_of, prep_option
 from pipeline.errors import DataError
 from pipeline.io import atomic_write_text
 from pipeline.lang.lexicon import read_symbol_table
@@ -48,6 +53,10 @@ EVAL_SETS = ("dev", "test")
 # 2: modified-KN n4 counts exactly 4; near-copies of dev/test sentences removed
 # 3: near-copies include sentences within a quarter of the words' edit distance
 LM_BUILD_VERSION = 3
+FILTERS = ("none", "exact", "near")
+_BEFORE = {"filter": "near"}  # what an LM recorded before the option was made with
+GIVEN_ARPA = "--lm-arpa"  # tg.json "source" of an LM the user gave (used as it is)
+LM_ORDERS = {"ug": 1, "bg": 2, "tg": 3, "fg": 4}  # an LM's order by its name (else 3)
 _MAX_POSTINGS = 50  # word bigrams in more dev/test sentences than this do not propose pairs
 Words = Tuple[str, ...]
 
@@ -61,7 +70,10 @@ def _spans(words: Words, min_len: int) -> Iterable[Words]:
 
 
 def exclude_eval_text(
-    sentences: Sequence[Sequence[str]], held: Iterable[Sequence[str]], min_words: int = 4
+    sentences: Sequence[Sequence[str]],
+    held: Iterable[Sequence[str]],
+    min_words: int = 4,
+    mode: str = "near",
 ) -> Tuple[List[List[str]], Dict[str, int]]:
     """LM text without the dev/test sentences and their near-copies (module docstring).
 
@@ -70,12 +82,16 @@ def exclude_eval_text(
         held: the dev/test transcripts.
         min_words: near-copies (containment either way, small edit distance) count only for
             sequences this long or longer; an identical sentence is removed whatever its length.
+        mode: ``near`` (identical sentences and near-copies), ``exact`` (identical ones only)
+            or ``none`` (nothing is removed).
 
     Returns:
         (kept sentences, counts ``{"identical", "contains", "contained", "similar", "kept"}``).
     """
-    held_set: Set[Words] = {tuple(h) for h in held if h}
-    held_long = {h for h in held_set if len(h) >= min_words}
+    if mode not in FILTERS:
+        raise ValueError(f"unknown LM text filter {mode!r} (choose from {', '.join(FILTERS)})")
+    held_set: Set[Words] = {tuple(h) for h in held if h} if mode != "none" else set()
+    held_long = {h for h in held_set if len(h) >= min_words} if mode == "near" else set()
     held_parts: Set[Words] = set()
     by_head: Dict[Words, List[Words]] = {}  # first min_words words -> dev/test sentences
     by_bigram: Dict[Words, List[Words]] = {}
@@ -90,6 +106,8 @@ def exclude_eval_text(
         t = tuple(s)
         if t in held_set:
             counts["identical"] += 1
+        elif mode != "near":
+            kept.append(list(s))
         elif len(t) >= min_words and t in held_parts:
             counts["contained"] += 1
         elif _contains(t, by_head, min_words):
@@ -179,16 +197,28 @@ def lm_training_text(data_dir: Path) -> Tuple[str, List[List[str]]]:
     ]
 
 
-def word_lm_arpa(data_dir: Path, lm: str, order: int = 3) -> Path:
+def text_filter(data_dir: Path, source: str) -> str:
+    """The dev/test filter for the LM text of ``data_dir`` (prep's ``lm_text_filter``): ``auto``
+    is ``near`` for a text pool apart from the transcripts (``local/lm/text``) and ``none`` for
+    the train transcripts, as Kaldi recipes estimate them."""
+    mode = str(prep_option(data_dir, "lm_text_filter", "auto"))
+    if mode == "auto":
+        return "near" if Path(source).parent.name == "lm" else "none"
+    return mode
+
+
+def word_lm_arpa(data_dir: Path, lm: str, order: Optional[int] = None) -> Path:
     """The ARPA file of LM ``lm`` for ``data_dir``, estimated (again) when needed.
 
-    A corpus LM listed by prep (``local/lm/lm_paths.txt``) is returned as it is; an ARPA file
-    at ``local/lm/<lm>.arpa`` without a ``<lm>.json`` record is the user's own and is used as
-    it is (with a warning: nothing shows what it excludes). Otherwise see the module docstring.
+    A corpus LM listed by prep (``local/lm/lm_paths.txt``) is returned as it is, and so is an
+    LM the user gave (``stnas prep --lm-arpa``) or put at ``local/lm/<lm>.arpa`` without a
+    ``<lm>.json`` record (with a warning: nothing shows what it excludes). Otherwise see the
+    module docstring; ``order`` defaults by the name (:data:`LM_ORDERS`: ug 1, bg 2, tg 3, fg 4).
 
     Raises:
         DataError: an unknown or compressed corpus LM, or no text left to estimate one.
     """
+    order = order or LM_ORDERS.get(lm, 3)
     listed = data_dir / "local" / "lm" / "lm_paths.txt"
     if listed.is_file():
         paths = read_map(listed)
@@ -211,24 +241,35 @@ def word_lm_arpa(data_dir: Path, lm: str, order: int = 3) -> Path:
             record.name,
         )
         return arpa
+    if arpa.is_file() and json.loads(read_text(record)).get("source") == GIVEN_ARPA:
+        return arpa
     held = eval_transcripts(data_dir)
     source, text = lm_training_text(data_dir)
+    mode = text_filter(data_dir, source)
     wanted = {
         "version": LM_BUILD_VERSION,
         "source": source,
         "order": order,
-        "excluded_eval_sha256": text_sha256(held),
+        "filter": mode,
+        "excluded_eval_sha256": text_sha256(held) if mode != "none" else None,
     }
     if arpa.is_file():
-        old = json.loads(record.read_text(encoding="utf-8"))
-        changed = [k for k, v in wanted.items() if old.get(k) != v]
+        old = json.loads(read_text(record))
+        changed = [k for k, v in wanted.items() if old.get(k, _BEFORE.get(k)) != v]
         if not changed:
             return arpa
         log.info("word LM %s is estimated again (%s changed)", arpa, ", ".join(changed))
     t0 = time.perf_counter()
-    kept, removed = exclude_eval_text([s for s in text if s], held)
+    kept, removed = exclude_eval_text([s for s in text if s], held, mode=mode)
     if not kept:
-        raise DataError(f"no sentences left to estimate word LM '{lm}' from {source}", arpa)
+        raise DataError(
+            f"no sentences left to estimate word LM '{lm}' from {source}: lm_text_filter "
+            f"'{mode}' removed all {len(text)} as dev/test sentences"
+            + (" or near-copies of them" if mode == "near" else "")
+            + ". On transcripts where sentences recur (digits, commands, read prompts) prepare "
+            "with --lm-text-filter none (or exact), or give your own LM with --lm-arpa FILE",
+            arpa,
+        )
     words_txt = data_dir / "lang" / "words.txt"
     unk = "<UNK>" if words_txt.is_file() and "<UNK>" in read_symbol_table(words_txt) else "<unk>"
     model = estimate_word_lm(kept, order=order, unk=unk)
@@ -253,12 +294,14 @@ def word_lm_arpa(data_dir: Path, lm: str, order: int = 3) -> Path:
         + "\n",
     )
     log.info(
-        "word LM %s: %d sentences of %s (%d dev/test sentences and near-copies removed), "
+        "word LM %s: %d sentences of %s (lm_text_filter %s: %d dev/test sentences%s removed), "
         "dev perplexity %s",
         arpa,
         len(kept),
         source,
+        mode,
         len(text) - len(kept),
+        " and near-copies" if mode == "near" else "",
         ppl.get("perplexity"),
     )
     return arpa

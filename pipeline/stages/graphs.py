@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Dict, Union
+from typing import Dict, Optional, Union
 
 from pipeline.errors import DataError
 from pipeline.lang.graphs import GRAPH_VERSION, write_lang_test
@@ -58,7 +58,7 @@ def build_lang_test(
     return execute(stage, force)
 
 
-def lang_test_dir(data_dir: Path, lm: str, order: int = 3) -> Path:
+def lang_test_dir(data_dir: Path, lm: str, order: Optional[int] = None) -> Path:
     """``data/<c>/lang_test_<lm>`` with its TLG, built when missing or out of date."""
     out = data_dir / f"lang_test_{lm}"
     info = build_lang_test(data_dir / "lang", word_lm_arpa(data_dir, lm, order), out)

@@ -32,6 +32,7 @@ from safetensors.torch import save_file as save_safetensors
 from pipeline import __version__
 from pipeline.config import read_yaml_mapping
 from pipeline.data.fbank import FbankExtractor, read_kaldi_conf
+from pipeline.data.layout import fbank_conf_of
 from pipeline.decode import package as pk
 from pipeline.decode.run import decode_dir_of, read_tuned
 from pipeline.errors import DataError, StaleResultError, StnasError
@@ -180,7 +181,7 @@ def training_facts(model: Path, data_dir: Path) -> Dict[str, Any]:
     frames = data_dir / str(train_set) / "utt2num_frames"
     if train_set and frames.is_file():
         counts = [int(v) for v in read_text(frames).split()[1::2]]
-        shift_ms = float(read_kaldi_conf(prep["fbank_conf"]).get("frame-shift", 10))
+        shift_ms = float(read_kaldi_conf(fbank_conf_of(data_dir)).get("frame-shift", 10))
         facts.update(set=train_set, utterances=len(counts), hours=sum(counts) * shift_ms / 3.6e6)
     return facts
 
@@ -239,7 +240,7 @@ def _gather(cfg: PackageConfig, model: Path, data_dir: Path, input_dim: int) -> 
     model_fp = fingerprint(model)
     decodes = {name: decode_dir_of(model, name, cfg.lm) for name in SETS}
     infos = {name: decode_of(d, model_fp, lang_test) for name, d in decodes.items()}
-    fbank_conf = str(read_yaml_mapping(data_dir / "config.yaml", "prep config").get("fbank_conf"))
+    fbank_conf = str(fbank_conf_of(data_dir))
     graph_info = json.loads(read_text(lang_test / "graph_info.json"))
     return _Inputs(
         copies={

@@ -23,31 +23,34 @@ import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Dict, List, Union
+from types import ModuleType
+from typing import Callable, Dict, List, Tuple, Union
 
 import yaml
 
 from pipeline.data.augment import all_prefixes, augment_training_set
 from pipeline.data.datadir import drop_utterances, read_map
 from pipeline.data.features import make_features
-from pipeline.data.layout import EVAL_SETS, train_set_name
+from pipeline.data.layout import EVAL_SETS, FEATS_CONF, train_set_name
 from pipeline.data.perturb import speed_perturb_data_dir
+from pipeline.data.rates import FBANK_FOR_RATE, choose_fbank_conf, rate_counts, scan_rates
 from pipeline.data.validate import unusable_utterances, validate_data_dir
 from pipeline.errors import DataError, StnasError
-from pipeline.io import fingerprint
+from pipeline.io import atomic_write_text, fingerprint
 from pipeline.lang.den_graph import build_den_graph
+from pipeline.lang.graphs import read_arpa_vocabulary
 from pipeline.lang.labels import make_labels
-from pipeline.lang.lexicon import (
-    read_lexicon,
-    read_symbol_table,
-    units_from_lexicon,
-    write_lexicon,
-    write_units,
-    write_words,
-)
+from pipeline.lang.lexicon import read_lexicon, read_symbol_table
 from pipeline.stages.prep_config import CORPORA, PrepConfig
+from pipeline.stages.prep_lang import (
+    install_arpa,
+    make_lang,
+    redo_lang_if_edited,
+    unpronounced_lm_words,
+)
 from pipeline.stages.record import StageDir
 from pipeline.stages.runner import Stage, StageRun, run_stage
+from pipeline.textfile import read_text
 
 # options every local/<corpus>/prepare.py receives from PrepConfig (not --corpus-opt).
 _COMMON_OPTS = {
@@ -75,10 +78,16 @@ def _changes(cfg: PrepConfig) -> Callable[[StageDir], List[str]]:
             return []
         old = yaml.safe_load(path.read_text()) or {}
         new = asdict(cfg)
+        # the rate options are used from the rates sub-step on: until it is done (a first run
+        # refused for mixed rates) they may change without --force
+        free = () if stage.is_done("rates") else ("resample", "fbank_conf")
         recorded = stage.recorded().get("inputs") or {}
 
         def same(k: str) -> bool:
             rec = recorded.get(k)
+            if k == "fbank_conf" and new[k] is None and isinstance(old.get(k), str):
+                # made before the config was chosen by rate: the default config then
+                return Path(old[k]).name in FBANK_FOR_RATE.values()
             if isinstance(rec, dict) and new[k] and Path(new[k]).is_file():
                 return fingerprint(new[k]) == rec.get("fingerprint")
             return old.get(k, PrepConfig.BEFORE_OPTION.get(k)) == new[k]
@@ -88,7 +97,7 @@ def _changes(cfg: PrepConfig) -> Callable[[StageDir], List[str]]:
             if old.get(k) == new[k]
             else f"{k}: {old.get(k, PrepConfig.BEFORE_OPTION.get(k))!r} → {new[k]!r}"
             for k in new
-            if k not in PrepConfig.RUNTIME_ONLY and not same(k)
+            if k not in PrepConfig.RUNTIME_ONLY and k not in free and not same(k)
         ]
 
     return changes
@@ -111,10 +120,12 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
             done, so a rerun after fixing resumes there.
     """
     cfg.resolve()
-    assert cfg.fbank_conf is not None  # resolve() fills it
+    corpus_module(cfg)  # refuses options of another corpus before anything is written
+    if cfg.lm_arpa:
+        read_arpa_vocabulary(cfg.lm_arpa)  # and an LM that is not one
     d = Path(cfg.data_dir)
     inputs = {
-        "fbank_conf": Path(cfg.fbank_conf),
+        **({"fbank_conf": Path(cfg.fbank_conf)} if cfg.fbank_conf else {}),
         **({"lexicon": Path(cfg.lexicon)} if cfg.lexicon else {}),
     }
     stage = Stage(
@@ -134,7 +145,11 @@ def run_prep(cfg: PrepConfig, force: bool = False, progress: bool = True) -> Dic
         reset=False,
         steps=True,
     )
-    return run_stage(stage, force)
+    summary = run_stage(stage, force)
+    if cfg.lm_arpa:
+        install_arpa(Path(cfg.lm_arpa), d)  # also when it changed after prep finished
+        summary["lm_words_unpronounced"] = len(unpronounced_lm_words(d))
+    return summary
 
 
 def _prep_steps(run: StageRun, cfg: PrepConfig, progress: bool) -> Dict[str, object]:
@@ -143,22 +158,8 @@ def _prep_steps(run: StageRun, cfg: PrepConfig, progress: bool) -> Dict[str, obj
     sets = [train, *EVAL_SETS]
 
     def corpus() -> dict:
-        module = importlib.import_module(CORPORA[cfg.corpus])
+        module, extra = corpus_module(cfg)
         root = Path(cfg.corpus_root) if cfg.corpus_root else None
-        if cfg.corpus != "tts" and root is None:
-            raise DataError(f"--corpus {cfg.corpus} needs --corpus-root (the LDC/corpus directory)")
-        extra = _typed(cfg.corpus_opts)
-        known = [
-            n
-            for n, p in inspect.signature(module.prepare).parameters.items()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _COMMON_OPTS
-        ]
-        unknown = sorted(set(extra) - set(known))
-        if unknown:
-            raise StnasError(
-                f"--corpus-opt not understood by --corpus {cfg.corpus}: "
-                f"{', '.join(unknown)} (it takes: {', '.join(known) or 'none'})"
-            )
         try:
             info = module.prepare(
                 root,
@@ -176,7 +177,7 @@ def _prep_steps(run: StageRun, cfg: PrepConfig, progress: bool) -> Dict[str, obj
         except TypeError as e:
             if extra and "unexpected keyword" in str(e):
                 raise StnasError(
-                    f"--corpus-opt not understood by --corpus {cfg.corpus}: {e}"
+                    f"--corpus-opt not understood by --corpus {cfg.corpus}: {e}{_OWN_CONF}"
                 ) from None
             raise
         for s in ("train", *EVAL_SETS):
@@ -193,13 +194,22 @@ def _prep_steps(run: StageRun, cfg: PrepConfig, progress: bool) -> Dict[str, obj
             validate_data_dir(d / s)
         return json.loads(json.dumps(info, default=str))
 
+    def rates() -> dict:
+        found = scan_rates((d / s for s in ("train", *EVAL_SETS)), cfg.skip_bad)
+        choice = choose_fbank_conf(found, cfg.fbank_conf, cfg.resample)
+        (d / "conf").mkdir(exist_ok=True)
+        atomic_write_text(d / FEATS_CONF, read_text(Path(choice.fbank_conf)))
+        log.info(
+            "sample rates %s: features at %d Hz with %s (%s)",
+            rate_counts(found),
+            choice.rate,
+            choice.fbank_conf,
+            choice.how,
+        )
+        return {**choice.summary(), "recordings": rate_counts(found)}
+
     def lang() -> dict:
-        lex = read_lexicon(d / "local" / "dict" / "lexicon.txt")
-        phones = units_from_lexicon(lex)
-        write_lexicon(d / "lang" / "lexicon.txt", lex)
-        write_units(d / "lang" / "units.txt", phones)
-        write_words(d / "lang" / "words.txt", lex.keys())
-        return {"units": len(phones) + 1, "words": len(lex)}
+        return make_lang(d, cfg, train)
 
     def perturb() -> dict:
         speed_perturb_data_dir(d / "train", d / "train_sp")
@@ -222,16 +232,16 @@ def _prep_steps(run: StageRun, cfg: PrepConfig, progress: bool) -> Dict[str, obj
 
     def feats(s: str) -> Callable[[], dict]:
         def run() -> dict:
-            assert cfg.fbank_conf is not None  # run_prep resolved cfg
             r = make_features(
                 d / s,
                 d / "fbank",
-                cfg.fbank_conf,
+                d / FEATS_CONF,
                 nj=cfg.nj,
                 skip_bad=cfg.skip_bad,
                 progress=progress,
                 channel=cfg.channel,
                 keep_reference=s in EVAL_SETS,
+                resample=cfg.resample,
             )
             frames = sum(r.num_frames.values())
             return {
@@ -277,6 +287,10 @@ def _prep_steps(run: StageRun, cfg: PrepConfig, progress: bool) -> Dict[str, obj
         return {s: validate_data_dir(d / s, need_feats=True) for s in sets}
 
     run.step("corpus", corpus)
+    run.step("rates", rates)
+    if cfg.lm_arpa:  # before lang: with --g2p espeak its words are pronounced too
+        install_arpa(Path(cfg.lm_arpa), d)
+    redo_lang_if_edited(run, d)
     run.step("lang", lang)
     if cfg.speed_perturb:
         run.step("perturb", perturb)
@@ -289,6 +303,43 @@ def _prep_steps(run: StageRun, cfg: PrepConfig, progress: bool) -> Dict[str, obj
     run.step("validate", validate)
     run.step("den", den)
     return _summary(run, sets)
+
+
+_OWN_CONF = (
+    "; a conf/<corpus>/prep.yaml holds options of its own corpus: for your own data use "
+    "--config conf/small/prep.yaml (./run.sh --corpus kaldi does), or a copy of it"
+)
+
+
+def corpus_module(cfg: PrepConfig) -> Tuple[ModuleType, Dict[str, object]]:
+    """The corpus's ``local/<corpus>/prepare.py`` and its ``--corpus-opt`` options, typed.
+
+    Raises:
+        DataError: no ``--corpus-root`` for an external corpus.
+        StnasError: an option that corpus does not take (naming ``conf/small``).
+    """
+    module = importlib.import_module(CORPORA[cfg.corpus])
+    if cfg.corpus != "tts" and not cfg.corpus_root:
+        what = (
+            "a dir of train/, dev/ and test/ Kaldi data dirs: 'stnas data from-files' makes "
+            "them from a folder of recordings"
+            if cfg.corpus == "kaldi"
+            else "the LDC/corpus directory"
+        )
+        raise DataError(f"--corpus {cfg.corpus} needs --corpus-root ({what})")
+    extra = _typed(cfg.corpus_opts)
+    known = [
+        n
+        for n, p in inspect.signature(module.prepare).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _COMMON_OPTS
+    ]
+    unknown = sorted(set(extra) - set(known))
+    if unknown:
+        raise StnasError(
+            f"--corpus-opt not understood by --corpus {cfg.corpus}: "
+            f"{', '.join(unknown)} (it takes: {', '.join(known) or 'none'}){_OWN_CONF}"
+        )
+    return module, extra
 
 
 def _typed(opts: Dict[str, str]) -> Dict[str, object]:

@@ -8,10 +8,9 @@ from typing import Dict, List, Optional
 
 from pipeline.config import non_negative, one_of, option, positive, validate
 from pipeline.data.augment import parse_kinds
+from pipeline.data.rates import CONF_DIR
 from pipeline.decode.defaults import SUBSAMPLING
 from pipeline.errors import StnasError
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 # corpus name → module with prepare(corpus_root, out_dir, **options) (DESIGN §1: local/)
 CORPORA = {
@@ -64,12 +63,44 @@ class PrepConfig:
         help="share of the training recordings each kind copies",
     )
     fbank_conf: Optional[str] = option(
-        None, kind="str?", help="Kaldi fbank config [conf/fbank.conf; conf/fbank_8k.conf for swbd]"
+        None,
+        kind="str?",
+        help="Kaldi fbank config [the one made for the recordings' sample rate: "
+        "conf/fbank.conf at 16 kHz, conf/fbank_8k.conf at 8 kHz]",
+    )
+    resample: Optional[int] = option(
+        None,
+        kind="int?",
+        check=positive,
+        allowed="> 0 or null",
+        unit="Hz",
+        help="resample recordings at other rates to this one with sox as features are made "
+        "(the files are not changed) [null: every recording must have one rate]",
     )
     keep_stress: Optional[bool] = option(
         None, kind="bool?", help="keep vowel stress in units [yes for wsj/swbd, no for tts]"
     )
     lexicon: Optional[str] = option(None, kind="str?", help="CMUdict-format dictionary")
+    g2p: str = option(
+        "none",
+        kind="str",
+        check=one_of("none", "espeak"),
+        allowed="none, espeak",
+        help="pronunciations for words outside the dictionary: espeak (espeak-ng, mapped to "
+        "the CMU phones; written to local/dict/lexicon_g2p.txt, which may be edited) or none",
+    )
+    lm_text_filter: str = option(
+        "auto",
+        kind="str",
+        check=one_of("auto", "none", "exact", "near"),
+        allowed="auto, none, exact, near",
+        help="word LM text: remove dev/test sentences (exact) and their near-copies (near), or "
+        "nothing (none) [auto: near for an LM text pool apart from the transcripts (tts), none "
+        "for the train transcripts]",
+    )
+    lm_arpa: Optional[str] = option(
+        None, kind="str?", help="your own word LM (ARPA), used as the 'tg' LM as it is"
+    )
     subsampling: int = option(
         SUBSAMPLING,
         kind="int",
@@ -124,19 +155,20 @@ class PrepConfig:
         if self.corpus not in CORPORA:
             raise StnasError(f"unknown corpus '{self.corpus}' (choose from {', '.join(CORPORA)})")
         validate(self)
-        if self.fbank_conf is None:
-            self.fbank_conf = str(CONF_DIR / DEFAULT_FBANK_CONF.get(self.corpus, "fbank.conf"))
+        if self.fbank_conf is None and self.corpus in DEFAULT_FBANK_CONF:
+            self.fbank_conf = str(CONF_DIR / DEFAULT_FBANK_CONF[self.corpus])
         if self.keep_stress is None:
             self.keep_stress = DEFAULT_KEEP_STRESS.get(self.corpus, False)
         self.data_dir = str(Path(self.data_dir).resolve())
-        for name in ("corpus_root", "lexicon", "fbank_conf"):
+        for name in ("corpus_root", "lexicon", "fbank_conf", "lm_arpa"):
             v = getattr(self, name)
             if v is not None:
                 setattr(self, name, str(Path(v).resolve()))
         return self
 
     # options that change no output (or only where it is): a rerun with other values resumes
-    RUNTIME_ONLY = ("nj", "data_dir")
+    # (the word LM's text filter and a given ARPA LM are used by decode; prep records them)
+    RUNTIME_ONLY = ("nj", "data_dir", "lm_text_filter", "lm_arpa")
     # what a data dir whose config.yaml predates an option was made with
     BEFORE_OPTION = {
         "lm_type": "witten_bell",
@@ -144,4 +176,6 @@ class PrepConfig:
         "lm_dedup": False,
         "augment": [],
         "augment_fraction": 1.0,
+        "resample": None,
+        "g2p": "none",
     }

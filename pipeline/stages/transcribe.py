@@ -14,7 +14,6 @@ else ``decode_dev_<lm>/tuned.json``), or the given ones.
 from __future__ import annotations
 
 import logging
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,11 +24,13 @@ import numpy as np
 import torch
 
 from pipeline.config import read_yaml_mapping
-from pipeline.data.audio import read_audio, read_wav_bytes, wav_bytes
+from pipeline.data.audio import read_audio
 from pipeline.data.cmvn import apply_cmvn, cmvn_stats
 from pipeline.data.datadir import read_map
 from pipeline.data.deltas import add_deltas
 from pipeline.data.fbank import FbankExtractor
+from pipeline.data.layout import fbank_conf_of
+from pipeline.data.rates import resample as resample_audio
 from pipeline.decode import defaults
 from pipeline.decode.decoder import Decoder, DecoderConfig
 from pipeline.decode.package import FeatureSpec, PackageError, open_package
@@ -166,9 +167,7 @@ def _from_checkpoint(cfg: TranscribeConfig) -> Recogniser:
     net, arch, _ = load_model(model, torch.device(cfg.device))  # first: refuses unsafe files
     lm = cfg.lm or DEFAULT_LM
     data_dir, tuned, from_dev = _model_defaults(model, cfg.data_dir, lm)
-    fbank_conf = read_yaml_mapping(data_dir / "config.yaml", "prep config").get("fbank_conf")
-    if not isinstance(fbank_conf, str) or not Path(fbank_conf).is_file():
-        raise StnasError(f"{data_dir}/config.yaml: fbank config {fbank_conf} not found")
+    fbank_conf = str(fbank_conf_of(data_dir))
     spec = FeatureSpec(
         fbank_conf, FbankExtractor(fbank_conf).sample_rate, int(arch.net["input_dim"])
     )
@@ -201,14 +200,7 @@ def _audio(entry: str, utt: str, rate: int, resample: bool, channel: Optional[in
             utt=utt,
         )
 
-    proc = subprocess.run(
-        ["sox", "-t", "wav", "-", "-t", "wav", "-r", str(rate), "-"],
-        input=wav_bytes(got, x),
-        capture_output=True,
-    )
-    if proc.returncode != 0:
-        raise DataError(f"sox could not resample: {proc.stderr.decode()[-200:]}", utt=utt)
-    return read_wav_bytes(proc.stdout, f"sox resampling of {utt}", check_length=False)[1]
+    return resample_audio(x, got, rate, utt)
 
 
 def features(

@@ -191,7 +191,7 @@ def _empty_text(root):
     "mutate,pattern",
     [
         (_corrupt, r"trainspk0-001.*corrupt"),
-        (_resample, r"devspk1-002.*8000 Hz"),
+        (_resample, r"8000 Hz: 1 recording \(dev/devspk1-002\).*--resample"),
         (_swap_lines("wav.scp"), r"train/wav.scp:2.*not sorted"),
         (_dup, r"test/text:2.*duplicate id 'testspk0-000'"),
         (_speaker, r"dev/utt2spk:2.*does not start with its speaker id"),

@@ -56,7 +56,7 @@ def test_near_copies_of_dev_and_test_sentences_are_removed():
     assert counts == {"identical": 2, "contains": 1, "contained": 1, "similar": 2, "kept": 4}
 
 
-def _corpus(root: Path, train, dev, test, lexicon=None):
+def _corpus(root: Path, train, dev, test, lexicon=None, lm_text_filter="near"):
     d = root / "data"
     for name, lines in {"train": train, "dev": dev, "test": test}.items():
         (d / name).mkdir(parents=True, exist_ok=True)
@@ -66,8 +66,66 @@ def _corpus(root: Path, train, dev, test, lexicon=None):
     write_words(d / "lang" / "words.txt", list(lexicon) + ["<UNK>"])
     phones = sorted({p for prons in lexicon.values() for pr in prons for p in pr})
     write_units(d / "lang" / "units.txt", phones)
-    (d / "config.yaml").write_text("corpus: kaldi\n")
+    (d / "config.yaml").write_text(f"corpus: kaldi\nlm_text_filter: {lm_text_filter}\n")
     return d
+
+
+DIGITS = ["ONE TWO THREE", "FOUR FIVE", "ONE TWO THREE", "SIX SEVEN EIGHT NINE", "FOUR FIVE"]
+
+
+def test_train_transcripts_are_kept_as_they_are_by_default(tmp_path):
+    """A digit-style task: every dev/test sentence is also a training sentence. The default
+    (auto: none for train transcripts) keeps them; exact and near filters empty the text,
+    which is an error naming the option."""
+    d = _corpus(
+        tmp_path,
+        DIGITS,
+        ["ONE TWO THREE", "FOUR FIVE"],
+        ["SIX SEVEN EIGHT NINE"],
+        lm_text_filter="auto",
+    )
+    arpa = word_lm_arpa(d, "tg")
+    info = json.loads(arpa.with_suffix(".json").read_text())
+    assert info["filter"] == "none" and info["sentences"] == 5
+    assert info["removed"] == {
+        "identical": 0,
+        "contains": 0,
+        "contained": 0,
+        "similar": 0,
+        "kept": 5,
+    }
+    assert read_arpa_vocabulary(arpa) >= {"ONE", "NINE", "FIVE"}
+    for mode in ("exact", "near"):
+        (d / "config.yaml").write_text(f"corpus: kaldi\nlm_text_filter: {mode}\n")
+        with pytest.raises(
+            DataError, match=f"lm_text_filter '{mode}' removed all 5.*--lm-text-filter none"
+        ):
+            word_lm_arpa(d, "tg")
+    # exact removes identical sentences only; near also their near-copies
+    kept, counts = exclude_eval_text(
+        _w(["ONE TWO THREE FOUR", "FOUR FIVE"]),
+        _w(["ONE TWO THREE FOUR FIVE", "FOUR FIVE"]),
+        mode="exact",
+    )
+    assert kept == _w(["ONE TWO THREE FOUR"]) and counts["identical"] == 1
+    kept, _ = exclude_eval_text(
+        _w(["ONE TWO THREE FOUR", "FOUR FIVE"]),
+        _w(["ONE TWO THREE FOUR FIVE", "FOUR FIVE"]),
+        mode="near",
+    )
+    assert kept == []
+    with pytest.raises(ValueError, match="unknown LM text filter"):
+        exclude_eval_text([], [], mode="fuzzy")
+
+
+def test_a_closed_vocabulary_lm_by_its_name(tmp_path):
+    """ug is a unigram LM of the train transcripts: every word follows every other."""
+    d = _corpus(tmp_path, DIGITS, ["ONE TWO"], ["NINE"], lm_text_filter="auto")
+    ug = word_lm_arpa(d, "ug")
+    text = ug.read_text()
+    assert "\\1-grams:" in text and "\\2-grams:" not in text
+    assert json.loads(ug.with_suffix(".json").read_text())["order"] == 1
+    assert "\\3-grams:" in word_lm_arpa(d, "tg").read_text()
 
 
 def test_lm_comes_from_train_transcripts_without_dev_test(tmp_path):
