@@ -4,6 +4,7 @@
 # Usage: ./run.sh [--corpus tts|wsj|swbd|kaldi] [--conf DIR] [--tag NAME] [--stage N] [--stop-stage M]
 #                 [--nj N] [--corpus-root DIR] [--hours H] [--corpus-opt KEY=VALUE]...
 #                 [--data DIR] [--exp DIR] [--results FILE] [--device cpu|cuda]
+#                 (--results: RESULTS.md for tts, else next to the exp dir: exp/<corpus>/RESULTS.md)
 #                 [--arch arch.json] [--resample RATE] [--g2p espeak|none] [--lm-arpa FILE]
 #                 [--lm-text-filter auto|none|exact|near]
 #   e.g. ./run.sh --corpus tts                       # the demo (conf/tts)
@@ -33,7 +34,7 @@ conf=
 tag=st
 data=
 exp=
-results=RESULTS.md
+results=
 device=cpu
 arch=
 extra_prep=()
@@ -81,6 +82,11 @@ if [ -n "$arch" ] && [ ! -f "$arch" ]; then
 fi
 data=${data:-data/$corpus}
 exp=${exp:-exp/$corpus/$tag}
+# the demo's table is the repository's RESULTS.md; other corpora get their own, next to exp
+if [ -z "$results" ]; then
+  results=RESULTS.md
+  [ "$corpus" = tts ] || results=$(dirname "$exp")/RESULTS.md
+fi
 # prep options: $conf/prep.yaml (if any), then what is given here.
 prep_opts=()
 [ -f "$conf/prep.yaml" ] && prep_opts+=(--config "$conf/prep.yaml")

@@ -24,8 +24,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# DESIGN §4: Debian packages. festvox voices give the tts corpus its festival speakers.
-debs="sox sctk espeak-ng flite festival festlex-cmu festvox-kallpc16k festvox-kdlpc16k fortunes g++ ninja-build python3-dev"
+# DESIGN §4: Debian packages. festvox voices give the tts corpus its festival speakers;
+# pocketsphinx-testdata (BSD-2) holds the real recorded speech of the tests and bench/.
+debs="sox sctk espeak-ng flite festival festlex-cmu festvox-kallpc16k festvox-kdlpc16k fortunes pocketsphinx-testdata g++ ninja-build python3-dev"
 
 if $do_apt; then
   missing=""

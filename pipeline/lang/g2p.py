@@ -255,8 +255,7 @@ def _read_g2p_file(path: Path, keep_stress: bool) -> Tuple[Lexicon, List[str]]:
             base, digit = m.groups() if m else (phone, "")
             why = ""
             if base not in CMU_PHONES | {"AX"}:
-                why = "is not one of the 39 CMU phones (" + " ".join(sorted(CMU_PHONES)) + ")"
-                why += " or AX"
+                why = "is not a CMU phone (" + " ".join(sorted(CMU_PHONES)) + ", or AX)"
             elif digit and base not in CMU_VOWELS | {"AX"}:
                 why = "is a consonant with a stress digit"
             elif keep_stress and not digit and base in CMU_VOWELS | {"AX"}:

@@ -355,7 +355,7 @@ def _units(tmp, tts_data):
 
 def _run_sh(tmp):
     out = subprocess.run(
-        ["bash", str(REPO / "run.sh"), "--corpus", "kaldi"],
+        ["bash", str(REPO / "run.sh"), "--corpus", "kaldi", "--conf", "conf/kaldi"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -364,7 +364,43 @@ def _run_sh(tmp):
     return out.stderr
 
 
+def _mixed_rates(tmp):
+    from pipeline.data.rates import choose_fbank_conf
+
+    return err(
+        lambda: choose_fbank_conf({16000: ["train/a", "dev/b"], 8000: ["test/c"]}, None, None)
+    )
+
+
+def _conf_rate(tmp):
+    from pipeline.data.rates import choose_fbank_conf
+
+    return err(lambda: choose_fbank_conf({8000: ["train/a"]}, REPO / "conf" / "fbank.conf", None))
+
+
+def _lm_filter(tmp):
+    from pipeline.lang.lm_data import word_lm_arpa
+
+    d = tmp / "digits"
+    for name in ("train", "dev", "test"):
+        (d / name).mkdir(parents=True)
+        (d / name / "text").write_text(f"{name}1 ONE TWO\n")
+    (d / "config.yaml").write_text("corpus: kaldi\nlm_text_filter: exact\n")
+    return err(lambda: word_lm_arpa(d, "tg"))
+
+
+def _g2p_phone(tmp):
+    from pipeline.lang.g2p import g2p_lexicon
+
+    (tmp / "lexicon_g2p.txt").write_text("ZORB Z AO Q B\n")
+    return err(lambda: g2p_lexicon(tmp / "lexicon_g2p.txt", ["ZORB"], False))
+
+
 TRIGGERS = {
+    "different sample rates": _mixed_rates,
+    "is for N Hz": _conf_rate,
+    "no sentences left": _lm_filter,
+    "is not a CMU phone": _g2p_phone,
     "TTS programs missing": _tts_missing,
     "is shorten-compressed": _shorten,
     "expected the LDC": _ldc,
