@@ -35,8 +35,10 @@ bench: install
 	if [ -f exp/tts/st/retrain/avg.pt ]; then \
 	  $(PY) bench/decode.py && $(PY) bench/train_data.py --name augment \
 	    --arch exp/tts/st/search/arch.json --arm none='--augment none' \
-	    --arm augmented='--augment noise,reverb,telephone'; \
-	else echo "bench: decode.py and train_data.py skipped: run 'make demo' first"; fi
+	    --arm augmented='--augment noise,reverb,telephone' && \
+	  $(PY) -m bench.real_speech --model exp/tts/st/retrain/avg.pt \
+	    --name "the demo's searched network (exp/tts/st/retrain/avg.pt)"; \
+	else echo "bench: decode.py, train_data.py and real_speech skipped: run 'make demo' first"; fi
 
 clean:
 	rm -rf build *.egg-info

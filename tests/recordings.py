@@ -42,7 +42,8 @@ def spoken_prompts(folder: Path, rate: int = 8000, voices: List[str] = VOICES) -
                 ["espeak-ng", "-v", voice, "-s", speed, "-w", str(raw), text], check=True
             )
             subprocess.run(
-                ["sox", str(raw), "-r", str(rate), "-b", "16", "-c", "1", str(wav)], check=True
+                ["sox", "-R", str(raw), "-r", str(rate), "-b", "16", "-c", "1", str(wav)],
+                check=True,
             )
             raw.unlink()
             # punctuation and case as people type them; from-files normalises them
@@ -75,7 +76,7 @@ def pocketsphinx_folder(folder: Path, rate: int = 16000) -> Path:
     rows = []
     for wav, text in pocketsphinx_utterances():
         dst = folder / f"{wav.parent.name}-{wav.stem}.wav"
-        subprocess.run(["sox", str(wav), "-r", str(rate), str(dst)], check=True)
+        subprocess.run(["sox", "-R", str(wav), "-r", str(rate), str(dst)], check=True)
         rows.append((dst.name, text, dst.stem))
     table = folder / "transcripts.csv"
     with open(table, "w", newline="") as f:

@@ -15,7 +15,7 @@ Utterance ids are ``<speaker>-<file stem>`` (the stem alone when it already star
 ``<speaker>-``), whitespace in either replaced by ``_``, so that utt2spk and spk2utt sort alike.
 Transcripts are upper-cased, punctuation (but apostrophes inside words) becomes a space and
 whitespace is collapsed. ``.wav`` files of 16-bit PCM are named by absolute path in wav.scp;
-other audio becomes a ``sox PATH -t wav -b 16 - |`` pipe. The user's audio is never rewritten.
+other audio becomes a ``sox -R PATH -t wav -b 16 - |`` pipe (-R: dither, if any, is repeatable). The user's audio is never rewritten.
 Speakers are split between the sets (no speaker in two sets) so that each set's share of the
 utterances comes near the share asked for.
 """
@@ -330,7 +330,7 @@ def from_files(
     summary: Dict[str, Dict[str, object]] = {}
     for s in assignment:
         mine = [u for u in utts if set_of[u.spk] == s]
-        pipe = "sox {} -t wav -b 16 - |"
+        pipe = "sox -R {} -t wav -b 16 - |"
         wav = {u.utt: pipe.format(shlex.quote(str(u.audio))) for u in mine}
         wav.update({u.utt: str(u.audio) for u in mine if infos[u.utt][1]})
         write_data_dir(out / s, wav, {u.utt: u.text for u in mine}, {u.utt: u.spk for u in mine})

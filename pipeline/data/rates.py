@@ -183,7 +183,7 @@ def resample(samples: np.ndarray, rate: int, target: int, what: str) -> np.ndarr
     if rate == target:
         return samples
     proc = subprocess.run(
-        ["sox", "-t", "wav", "-", "-t", "wav", "-r", str(target), "-"],
+        ["sox", "-R", "-t", "wav", "-", "-t", "wav", "-r", str(target), "-"],
         input=wav_bytes(rate, samples),
         capture_output=True,
     )

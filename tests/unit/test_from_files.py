@@ -126,7 +126,7 @@ def test_librispeech_layout(tmp_path):
     assert utt.startswith(u2s["train"][utt] + "-") and utt.count("-") == 2  # LibriSpeech id
     assert text[utt].startswith("HELLO WORLD DON'T ")
     entry = read_map(train / "wav.scp")[utt]
-    assert entry.startswith("sox /") and entry.endswith(".flac -t wav -b 16 - |")
+    assert entry.startswith("sox -R /") and entry.endswith(".flac -t wav -b 16 - |")
     rate, samples = read_audio(entry, utt)
     assert rate == RATE and samples.shape == (int(0.2 * RATE),)
     record = json.loads((tmp_path / "out" / "from_files.json").read_text())
@@ -144,7 +144,7 @@ def test_csv_layout(tmp_path):
     d = next(tmp_path / "out" / s for s in SETS if "spk3-take_0" in u2s[s])
     assert read_map(d / "text")["spk3-take_0"] == "GOOD MORNING 3"
     entry = read_map(d / "wav.scp")["spk3-take_0"]  # whitespace in the path: a quoted pipe
-    assert entry == f"sox '{tmp_path / 'corpus/audio/spk3/take 0.wav'}' -t wav -b 16 - |"
+    assert entry == f"sox -R '{tmp_path / 'corpus/audio/spk3/take 0.wav'}' -t wav -b 16 - |"
     rate, samples = read_audio(entry)
     assert rate == RATE and len(samples) == int(0.2 * RATE)
 
