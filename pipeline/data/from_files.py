@@ -15,7 +15,8 @@ Utterance ids are ``<speaker>-<file stem>`` (the stem alone when it already star
 ``<speaker>-``), whitespace in either replaced by ``_``, so that utt2spk and spk2utt sort alike.
 Transcripts are upper-cased, punctuation (but apostrophes inside words) becomes a space and
 whitespace is collapsed. ``.wav`` files of 16-bit PCM are named by absolute path in wav.scp;
-other audio becomes a ``sox -R PATH -t wav -b 16 - |`` pipe (-R: dither, if any, is repeatable). The user's audio is never rewritten.
+other audio becomes a ``sox -R PATH -t wav -b 16 - |`` pipe (``-R``: any dither is repeatable).
+The user's audio is never rewritten.
 Speakers are split between the sets (no speaker in two sets) so that each set's share of the
 utterances comes near the share asked for.
 """

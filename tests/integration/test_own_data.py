@@ -67,7 +67,7 @@ def test_readme_walkthrough_goes_from_a_folder_to_a_wer_table(walkthrough):
     results = (root / "exp" / "kaldi" / "RESULTS.md").read_text()
     rows = [line for line in results.splitlines() if line.startswith("| kaldi |")]
     assert len(rows) == 4, results  # searched net and TDNN-D, dev and test
-    wers = [float(x) for x in re.findall(r"\| (\d+\.\d+) \[", "\n".join(rows))]
+    wers = [float(x) for x in re.findall(r"\| (\d+\.\d+) \| \[", "\n".join(rows))]
     assert len(wers) == 4 and all(0.0 <= w <= 200.0 for w in wers), rows
     printed = [line for line in outs[1].splitlines() if line.startswith("| kaldi |")]
     assert printed == rows  # run.sh ends with the table
