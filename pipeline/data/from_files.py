@@ -11,7 +11,7 @@ Two layouts are understood:
   and optionally ``speaker`` (other columns are ignored); relative paths are relative to the
   table's folder. Without a ``speaker`` column, each file's parent folder name is its speaker.
 
-Utterance ids are ``<speaker>-<file stem>`` (the stem alone when it already starts with
+Utterance ids are ``<speaker>-<file stem>`` (the stem alone when it is the speaker or starts with
 ``<speaker>-``), whitespace in either replaced by ``_``, so that utt2spk and spk2utt sort alike.
 Transcripts are upper-cased, punctuation (but apostrophes inside words) becomes a space and
 whitespace is collapsed. ``.wav`` files of 16-bit PCM are named by absolute path in wav.scp;
@@ -114,7 +114,7 @@ class _Collector:
     def add(self, spk: str, audio: Path, words: str, src: Path, line: int) -> None:
         spk = _clean(spk)
         stem = _clean(audio.name[: -len(audio.suffix)] if audio.suffix else audio.name)
-        utt = stem if stem.startswith(spk + "-") else f"{spk}-{stem}"
+        utt = stem if stem == spk or stem.startswith(spk + "-") else f"{spk}-{stem}"
         text = normalize_transcript(words)
         if not text:
             raise DataError(f"empty transcript for {audio.name}", src, line, utt=utt)

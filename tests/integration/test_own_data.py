@@ -79,7 +79,9 @@ def _invoke(*args):
 
 
 @pytest.mark.parametrize("rate", [16000, 8000])
-def test_real_speech_through_from_files_prep_and_transcribe(walkthrough, tmp_path, rate):
+def test_real_speech_through_from_files_prep_and_transcribe(
+    walkthrough, tmp_path, rate, monkeypatch
+):
     root, _ = walkthrough
     table = pocketsphinx_folder(tmp_path / "recordings", rate)
     dirs, data = tmp_path / "dirs", tmp_path / "data"
@@ -110,7 +112,9 @@ def test_real_speech_through_from_files_prep_and_transcribe(walkthrough, tmp_pat
     oov = (data / "local" / "oov.txt").read_text()
     assert oov.startswith("#")  # listed with counts, whatever the split left in train
 
-    # the walkthrough's model is an 8 kHz model: 16 kHz audio needs --resample, named
+    # the walkthrough's model is an 8 kHz model: 16 kHz audio needs --resample, named.
+    # Run from the recipe dir, as the user would: the model's data dir is recorded from there.
+    monkeypatch.chdir(root)
     model = root / "exp" / "kaldi" / "st" / "retrain" / "avg.pt"
     wav_scp = dirs / "test" / "wav.scp"
     out = tmp_path / "out"

@@ -306,3 +306,18 @@ def test_refuses_to_overwrite_without_force(tmp_path):
     with pytest.raises(DataError, match="holds input files"):
         from_files(inside.parent, inside.parent, force=True)
     assert len(list(inside.rglob("*.wav"))) == 3
+
+
+def test_a_stem_that_is_its_speaker_is_the_utterance_id(tmp_path):
+    """One recording per speaker, named as the speaker (as when each file is its own speaker):
+    the id is the stem itself, not ``cards-001-cards-001``."""
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    rows = ["path,text,speaker"]
+    for n in range(1, 4):
+        write_wav(str(audio / f"cards-00{n}.wav"), 16000, tone(0.5, 16000, seed=n))
+        rows.append(f"cards-00{n}.wav,ten of clubs,cards-00{n}")
+    (audio / "t.csv").write_text("\n".join(rows) + "\n")
+    from_files(audio, tmp_path / "out", audio / "t.csv", split="train=0.34,dev=0.33,test=0.33")
+    ids = [u for s in ("train", "dev", "test") for u in read_map(tmp_path / "out" / s / "utt2spk")]
+    assert sorted(ids) == ["cards-001", "cards-002", "cards-003"]
