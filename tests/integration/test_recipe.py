@@ -130,14 +130,29 @@ def test_debug_recipe_through_run_sh(tmp_path):
         line for line in (tmp_path / "R2.md").read_text().splitlines() if line.startswith("| tts |")
     ]
     assert len(rows) == 2 and all("| transfer |" in r for r in rows)
-    bad = subprocess.run(
-        ["bash", str(REPO / "run.sh"), "--corpus", "kaldi"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert bad.returncode == 1 and "no stage configs in 'conf/kaldi'" in bad.stderr
+    # --corpus kaldi runs with conf/small; without its data it stops at prep, saying what to
+    # give, and writes nothing; a --conf without stage configs is refused by run.sh itself
+    for extra, message in (
+        ([], "--corpus kaldi needs --corpus-root (a dir of train/, dev/ and test/"),
+        (["--conf", "conf/kaldi"], "no stage configs in 'conf/kaldi'"),
+    ):
+        bad = subprocess.run(
+            [
+                "bash",
+                str(REPO / "run.sh"),
+                "--corpus",
+                "kaldi",
+                "--data",
+                str(tmp_path / "k"),
+                *extra,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert bad.returncode == 1 and message in bad.stderr, bad.stderr
+        assert not (tmp_path / "k").exists()
 
 
 def _check_transcribe(tmp_path, env):
