@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import List, Tuple
 
-POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")
+from bench.real_speech import utterances  # the recordings and their transcripts
+
 PROMPTS = [
     "one two three",
     "four five six",
@@ -48,24 +49,7 @@ def spoken_prompts(folder: Path, rate: int = 8000, voices: List[str] = VOICES) -
             raw.unlink()
             # punctuation and case as people type them; from-files normalises them
             rows.append((f"{spk}/{n:02d}.wav", text.capitalize() + ".", spk))
-    table = folder / "transcripts.csv"
-    with open(table, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "text", "speaker"])
-        w.writerows(rows)
-    return table
-
-
-def pocketsphinx_utterances() -> List[Tuple[Path, str]]:
-    """(wav, transcript) of the transcribed 16 kHz recordings of pocketsphinx-testdata: five
-    LibriVox sentences (one reader) and five card names (another)."""
-    out = []
-    for sub, listing in (("librivox", "transcription"), ("cards", "cards.transcription")):
-        for line in (POCKETSPHINX / sub / listing).read_text().splitlines():
-            words, _, utt = line.rpartition("(")
-            text = " ".join(w for w in words.split() if w not in ("<s>", "</s>"))
-            out.append((POCKETSPHINX / sub / f"{utt.strip(') ')}.wav", text))
-    return out
+    return _write_table(folder / "transcripts.csv", rows)
 
 
 def pocketsphinx_folder(folder: Path, rate: int = 16000) -> Path:
@@ -74,11 +58,15 @@ def pocketsphinx_folder(folder: Path, rate: int = 16000) -> Path:
     Returns the CSV."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for wav, text in pocketsphinx_utterances():
-        dst = folder / f"{wav.parent.name}-{wav.stem}.wav"
+    for utt, _, wav, text in utterances():
+        dst = folder / f"{utt}.wav"
         subprocess.run(["sox", "-R", str(wav), "-r", str(rate), str(dst)], check=True)
-        rows.append((dst.name, text, dst.stem))
-    table = folder / "transcripts.csv"
+        rows.append((dst.name, text, utt))
+    return _write_table(folder / "transcripts.csv", rows)
+
+
+def _write_table(table: Path, rows: List[Tuple[str, str, str]]) -> Path:
+    """``table``: a CSV of (path, text, speaker) rows under its header."""
     with open(table, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "text", "speaker"])

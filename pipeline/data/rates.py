@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import subprocess
 import wave
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple, Union
@@ -195,7 +194,7 @@ def resample(samples: np.ndarray, rate: int, target: int, what: str) -> np.ndarr
 
 def rate_counts(rates: Dict[int, List[str]]) -> Dict[str, int]:
     """``{"16000": n, ...}``: recordings per rate, for summaries."""
-    return {str(r): n for r, n in sorted(Counter({r: len(v) for r, v in rates.items()}).items())}
+    return {str(r): len(recs) for r, recs in sorted(rates.items())}
 
 
 def read_resampled(

@@ -12,7 +12,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Set
+from typing import Dict, List, Set
 
 from pipeline.data.layout import EVAL_SETS
 from pipeline.io import atomic_write_text
@@ -26,11 +26,9 @@ from pipeline.lang.lexicon import (
     write_words,
 )
 from pipeline.lang.lm_data import GIVEN_ARPA
+from pipeline.stages.prep_config import PrepConfig
 from pipeline.stages.runner import StageRun
 from pipeline.textfile import read_text
-
-if TYPE_CHECKING:
-    from pipeline.stages.prep_config import PrepConfig
 
 log = logging.getLogger(__name__)
 G2P_LEXICON = Path("local") / "dict" / "lexicon_g2p.txt"
@@ -56,7 +54,7 @@ def _lm_words(d: Path) -> Set[str]:
     return {w for w in words if not (w.startswith("<") and w.endswith(">"))}
 
 
-def make_lang(d: Path, cfg: "PrepConfig", train: str) -> Dict[str, object]:
+def make_lang(d: Path, cfg: PrepConfig, train: str) -> Dict[str, object]:
     """``lang/{lexicon.txt, units.txt, words.txt}`` from ``local/dict/lexicon.txt``, listing
     the words of train/dev/test outside it in ``local/oov.txt`` and, with ``g2p: espeak``,
     adding pronunciations for those of train and of the LM's text."""
@@ -121,13 +119,13 @@ def install_arpa(arpa: Path, d: Path) -> Path:
     Raises:
         DataError: not an ARPA file.
     """
-    vocab = read_arpa_vocabulary(arpa)  # refuses anything that is not an ARPA LM
     out = d / "local" / "lm" / "tg.arpa"
     record = out.with_suffix(".json")
     sha = _sha256(arpa)
     if out.is_file() and record.is_file():
         if json.loads(read_text(record)).get("sha256") == sha:
-            return out
+            return out  # installed already
+    vocab = read_arpa_vocabulary(arpa)  # refuses anything that is not an ARPA LM
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     shutil.copyfile(arpa, tmp)
